@@ -1,0 +1,44 @@
+# deep-storage: developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export SPARK_LOCAL_IP ?= 127.0.0.1
+
+SPARK_IMAGE_NAME ?= ghcr.io/ldamasio/rbs-spark
+SPARK_IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+.PHONY: help install jars lint format test test-unit test-integration demo clean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+install: $(BIN)/python jars  ## venv with the project and its dev tools, plus the manifest's JARs
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+jars:  ## fetch spark_image/jars.lock's JARs into .cache/jars, verified by sha256
+	$(PY) spark_image/fetch_jars.py
+
+lint:  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:  ## ruff fix and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test:  ## every test: unit, then integration on real PostgreSQL, S3 (SeaweedFS) and Spark
+	$(BIN)/pytest -m "unit or not unit" -q
+
+test-unit:  ## fast tests only (no services)
+	$(BIN)/pytest -m unit -q
+
+test-integration:  ## tests that start the services
+	$(BIN)/pytest -m "not unit" -q
+
+clean:  ## remove caches and local lakes (not the venv)
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info local_lake demo_lake spark-warehouse

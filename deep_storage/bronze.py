@@ -1,0 +1,192 @@
+"""Bronze ingest: stop_events -> bronze/events/date=D/, one committed folder per UTC day.
+
+extract (Spark JDBC, one read of the day's half-open window) -> conform (pure) -> load (the
+commit protocol of lake.py). The seal check runs before the read, so every row it allowed for
+is committed by the time the read's snapshot is taken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark.sql import functions as F
+
+from deep_storage import schemas, session, source, store
+from deep_storage.config import SourceConfig, SparkSettings, StoreConfig
+from deep_storage.dates import DayRange, window
+from deep_storage.lake import BRONZE_EVENTS, LakeFS, Manifest
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEAL_MARGIN = dt.timedelta(minutes=5)
+DEFAULT_READ_PARTITIONS = 2
+
+
+@dataclass(frozen=True)
+class DayResult:
+    date: str
+    rows: int
+    sealed: bool
+    reason: str | None
+
+
+@dataclass
+class BronzeResult:
+    lake: str
+    run_id: str
+    days: list[DayResult] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(d.rows for d in self.days)
+
+    @property
+    def unsealed(self) -> list[str]:
+        return [d.date for d in self.days if not d.sealed]
+
+    def to_dict(self) -> dict:
+        return {
+            "lake": self.lake,
+            "run_id": self.run_id,
+            "rows": self.rows,
+            "days": [asdict(d) for d in self.days],
+        }
+
+
+def extract(
+    spark: SparkSession, src: SourceConfig, day: dt.date, partitions: int = DEFAULT_READ_PARTITIONS
+) -> DataFrame:
+    """The source rows of the UTC window [day, day+1), read once.
+
+    Spark's JDBC source cannot bind parameters; the bounds reach PostgreSQL as typed timestamp
+    filters that Spark renders itself, in a JVM and session pinned to UTC (session.py), never as
+    text built from user input.
+    """
+    start, end = window(day)
+    fmt = "%Y-%m-%d %H:%M:%S"
+    frame = (
+        spark.read.format("jdbc")
+        .options(**session.jdbc_options(src))
+        .option("dbtable", f'"{src.table}"')
+        .option("partitionColumn", "occurred_at")
+        .option("lowerBound", start.strftime(fmt))
+        .option("upperBound", end.strftime(fmt))
+        .option("numPartitions", str(partitions))
+        .load()
+    )
+    return frame.where((F.col("occurred_at") >= F.lit(start)) & (F.col("occurred_at") < F.lit(end)))
+
+
+def conform(frame: DataFrame) -> DataFrame:
+    """Exactly the contract's columns, names, order and types; event_id lower-case canonical."""
+    columns = []
+    for f in schemas.BRONZE_EVENTS.fields:
+        col = F.col(f.name)
+        if f.name == "event_id":
+            col = F.lower(col.cast("string"))
+        columns.append(col.cast(f.dataType).alias(f.name))
+    return frame.select(*columns)
+
+
+def load(
+    fs: LakeFS, frame: DataFrame, day: dt.date, check: source.SealCheck, run_id: str
+) -> Manifest:
+    """Replace the day: manifest removed first, files written through the S3A committer,
+    manifest written last with the row count read back from what landed."""
+    folder = fs.begin_day(BRONZE_EVENTS, day)
+    frame.sortWithinPartitions("occurred_at", "event_id").write.mode("overwrite").parquet(folder)
+    files = fs.data_files(folder)
+    spark = frame.sparkSession
+    rows = (
+        spark.read.schema(schemas.BRONZE_EVENTS).parquet(*[f"{folder}/{n}" for n in files]).count()
+        if files
+        else 0
+    )
+    start, end = window(day)
+    manifest = Manifest(
+        date=day.isoformat(),
+        rows=rows,
+        sealed=check.sealed,
+        files=files,
+        run_id=run_id,
+        written_at=dt.datetime.now(dt.UTC).isoformat(),
+        table=BRONZE_EVENTS,
+        details={
+            "window": [start.isoformat(), end.isoformat()],
+            "checked_at": check.checked_at.isoformat(),
+            "snapshot_xmin": check.snapshot_xmin,
+            "unsealed_reason": check.reason,
+        },
+    )
+    fs.commit_day(manifest)
+    return manifest
+
+
+def plan_days(fs: LakeFS, conn, src: SourceConfig) -> DayRange | None:
+    """Days to ingest when no --date is given: from the oldest day that is unsealed or was
+    interrupted (or the day after the newest sealed one) up to the source's today."""
+    today = source.server_now(conn).date()
+    pending, sealed = [], []
+    for day in fs.day_folders(BRONZE_EVENTS):
+        m = fs.manifest(BRONZE_EVENTS, day)
+        (sealed if m is not None and m.sealed else pending).append(day)
+    candidates = list(pending)
+    if sealed:
+        candidates.append(max(sealed) + dt.timedelta(days=1))
+    if not candidates:
+        oldest = source.oldest_event_day(conn, src)
+        candidates.append(oldest if oldest is not None else today)
+    first = min(candidates)
+    return DayRange(first, today) if first <= today else None
+
+
+def run(
+    days: DayRange | None,
+    lake: str,
+    *,
+    src: SourceConfig | None = None,
+    store_config: StoreConfig | None = None,
+    spark: SparkSession | None = None,
+    seal_margin: dt.timedelta = DEFAULT_SEAL_MARGIN,
+    read_partitions: int = DEFAULT_READ_PARTITIONS,
+    run_id: str | None = None,
+) -> BronzeResult:
+    """Ingest `days` (or, when None, every day from the oldest unsealed one up to today).
+
+    Checks the database and the bucket before Spark starts or anything is written.
+    """
+    src = src or SourceConfig.from_env()
+    run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
+    with source.connect(src) as conn:
+        source.check_table(conn, src)
+        if lake.startswith("s3a://"):
+            store_config = store_config or StoreConfig.from_env()
+            store.preflight(store_config, lake)
+        spark = spark or session.build("bronze", store_config, SparkSettings.from_env())
+        if store_config is not None:
+            session.build("bronze", store_config)  # applies the S3A settings to a running session
+        fs = LakeFS(spark, lake)
+        days = days or plan_days(fs, conn, src)
+        result = BronzeResult(lake=lake, run_id=run_id)
+        if days is None:
+            log.info("bronze: nothing to ingest")
+            return result
+        log.info("bronze: ingesting %s into %s", days, lake)
+        for day in days.days():
+            check = source.seal_check(conn, src, day, seal_margin)
+            frame = conform(extract(spark, src, day, read_partitions))
+            manifest = load(fs, frame, day, check, run_id)
+            state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
+            log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
+            result.days.append(
+                DayResult(day.isoformat(), manifest.rows, manifest.sealed, check.reason)
+            )
+        return result

@@ -1,0 +1,146 @@
+"""`deep-storage`: every step, the same way on a laptop, in CI and inside the image.
+
+Errors become one line on stderr and an exit code (errors.py); `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+
+import click
+
+from deep_storage import __version__
+from deep_storage.config import redact, resolve_lake
+from deep_storage.dates import DayRange
+from deep_storage.errors import DeepStorageError
+
+log = logging.getLogger("deep_storage")
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("py4j", "botocore", "urllib3", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _days(date: str | None, until: str | None) -> DayRange | None:
+    if date is None:
+        if until is not None:
+            raise click.UsageError("--until needs --date")
+        return None
+    return DayRange.parse(date, until)
+
+
+date_option = click.option(
+    "--date", "date", metavar="YYYY-MM-DD", help="First UTC day (window [D 00:00Z, D+1 00:00Z))."
+)
+until_option = click.option(
+    "--until", "until", metavar="YYYY-MM-DD", help="Last UTC day, inclusive (default: --date)."
+)
+lake_option = click.option(
+    "--lake",
+    "lake",
+    metavar="URI",
+    help="s3a://BUCKET[/prefix] or file:///abs/path (default s3a://$S3_BUCKET).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deep-storage")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Stop-events lake: bronze ingest, silver transform and quality gates."""
+    ctx.obj = {"debug": debug}
+    _setup_logging(debug)
+
+
+@cli.command()
+@date_option
+@until_option
+@lake_option
+@click.option(
+    "--seal-margin",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="Clock-skew margin before a day can seal.",
+)
+@click.option(
+    "--read-partitions",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Parallel JDBC range reads per day.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def bronze(date, until, lake, seal_margin, read_partitions, as_json) -> None:
+    """Ingest stop_events into bronze/events/date=D/.
+
+    Without --date: every day from the oldest unsealed one up to today.
+    """
+    from deep_storage import bronze as step
+
+    days = _days(date, until)
+    result = step.run(
+        days,
+        resolve_lake(lake),
+        seal_margin=dt.timedelta(seconds=seal_margin),
+        read_partitions=read_partitions,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for d in result.days:
+            state = "sealed" if d.sealed else "unsealed"
+            click.echo(f"bronze {d.date}: {d.rows} rows, {state}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="deep-storage", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("deep-storage: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except DeepStorageError as exc:
+        if debug:
+            raise
+        click.echo(f"deep-storage: error: {redact(str(exc))}", err=True)
+        return exc.exit_code
+    except Exception as exc:  # Spark/JVM failures and the unexpected: one line, no secret
+        if debug:
+            raise
+        message = _java_message(exc) or f"{type(exc).__name__}: {exc}"
+        first = redact(message.strip().splitlines()[0] if message.strip() else type(exc).__name__)
+        click.echo(
+            f"deep-storage: error: {first[:500]} (rerun with --debug for the traceback)", err=True
+        )
+        return 1
+    return 0
+
+
+def _java_message(exc: Exception) -> str | None:
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return None
+    try:
+        return f"{java.getClass().getName()}: {java.getMessage()}"
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

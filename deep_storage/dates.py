@@ -1,0 +1,73 @@
+"""UTC days and their half-open windows. Every window in the project comes from here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from deep_storage.errors import InputError
+
+UTC = dt.UTC
+MAX_RANGE_DAYS = 3660
+
+
+def parse_day(value: str, *, name: str = "--date") -> dt.date:
+    """`YYYY-MM-DD` -> date, or an InputError that says what was expected."""
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{name} {value!r} is not a calendar date: expected YYYY-MM-DD, e.g. 2025-12-28"
+        ) from None
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """Inclusive range of UTC days [first, last]."""
+
+    first: dt.date
+    last: dt.date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise InputError(
+                f"--until {self.last} is before --date {self.first}: "
+                "expected --until on or after --date"
+            )
+        if (self.last - self.first).days >= MAX_RANGE_DAYS:
+            raise InputError(
+                f"range {self.first}..{self.last} spans more than {MAX_RANGE_DAYS} days: split it"
+            )
+
+    @classmethod
+    def parse(cls, date: str, until: str | None = None) -> DayRange:
+        first = parse_day(date, name="--date")
+        last = parse_day(until, name="--until") if until else first
+        return cls(first, last)
+
+    def days(self) -> Iterator[dt.date]:
+        day = self.first
+        while day <= self.last:
+            yield day
+            day += dt.timedelta(days=1)
+
+    def __len__(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
+
+
+def window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The half-open UTC window [day 00:00Z, day+1 00:00Z) as aware datetimes."""
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def utc_day_of(instant: dt.datetime) -> dt.date:
+    if instant.tzinfo is None:
+        raise ValueError("naive datetime: expected an aware UTC instant")
+    return instant.astimezone(UTC).date()

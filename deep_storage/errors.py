@@ -1,0 +1,43 @@
+"""Exceptions that `deep-storage` turns into one line on stderr and an exit code.
+
+Messages name the value, what was expected and the fix. They never carry a secret: the CLI
+additionally passes every message through `config.redact` before printing it.
+"""
+
+from __future__ import annotations
+
+
+class DeepStorageError(Exception):
+    """Base class: a failure the user can act on. `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class InputError(DeepStorageError):
+    """A bad argument or setting (date, range, URI, missing env var)."""
+
+    exit_code = 2
+
+
+class SourceError(DeepStorageError):
+    """The PostgreSQL source could not be reached, refused the login or lacks the table."""
+
+    exit_code = 3
+
+
+class StoreError(DeepStorageError):
+    """Object storage could not be reached, refused the credentials or lacks the bucket."""
+
+    exit_code = 4
+
+
+class LakeStateError(DeepStorageError):
+    """The lake is not in the state a step needs (a day missing or interrupted)."""
+
+    exit_code = 5
+
+
+class QualityGateError(DeepStorageError):
+    """A data-quality rule of level `fail` broke."""
+
+    exit_code = 6

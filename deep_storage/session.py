@@ -1,0 +1,150 @@
+"""The only place a SparkSession is built and every Spark, S3A and JDBC setting lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deep_storage.config import SparkSettings, StoreConfig
+from deep_storage.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_REPO_JARS = Path(__file__).resolve().parent.parent / ".cache" / "jars"
+_LOG4J = Path(__file__).resolve().parent / "log4j2.properties"
+# The classes the manifest's JARs must provide; the image bakes them into $SPARK_HOME/jars.
+_REQUIRED_JARS = ("hadoop-aws-", "aws-java-sdk-bundle-", "spark-hadoop-cloud_", "postgresql-")
+
+# UTC everywhere: the JVM's default zone decides how the PostgreSQL JDBC driver sets the session
+# TimeZone and how Spark renders pushed-down timestamp literals, so a pod with TZ=America/Sao_Paulo
+# would otherwise read a different window.
+_JAVA_OPTS = f"-Duser.timezone=UTC -Dlog4j.configurationFile={_LOG4J}"
+
+
+def _find_jars(settings: SparkSettings) -> list[str]:
+    """The manifest's JARs for spark.jars, or [] when they are baked into $SPARK_HOME/jars."""
+    folder = Path(settings.jars_dir) if settings.jars_dir else _REPO_JARS
+    found = sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
+    if all(any(Path(j).name.startswith(r) for j in found) for r in _REQUIRED_JARS):
+        return found
+    spark_home = os.environ.get("SPARK_HOME")
+    if spark_home:
+        baked = [p.name for p in (Path(spark_home) / "jars").glob("*.jar")]
+        if all(any(b.startswith(r) for b in baked) for r in _REQUIRED_JARS):
+            return []
+    missing = [
+        r.rstrip("-_") for r in _REQUIRED_JARS if not any(Path(j).name.startswith(r) for j in found)
+    ]
+    raise InputError(
+        f"JARs {', '.join(missing)} not found in {folder}: run `make jars` "
+        "(or set DEEP_STORAGE_JARS_DIR to the folder holding spark_image/jars.lock's JARs)"
+    )
+
+
+def s3a_options(store: StoreConfig) -> dict[str, str]:
+    """Hadoop settings for the S3A connector, path-style, with short retries so a dead endpoint
+    fails in seconds rather than minutes."""
+    options = {
+        "fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "fs.s3a.access.key": store.access_key,
+        "fs.s3a.secret.key": store.secret_key,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.endpoint.region": store.region,
+        "fs.s3a.connection.ssl.enabled": str(store.ssl).lower(),
+        "fs.s3a.attempts.maximum": "3",
+        "fs.s3a.retry.limit": "3",
+        "fs.s3a.retry.interval": "250ms",
+        "fs.s3a.connection.establish.timeout": "5000",
+        "fs.s3a.connection.timeout": "30000",
+        # S3A committers, bound through spark-hadoop-cloud (the Hadoop "committers" docs):
+        # the directory staging committer uploads task output at job commit, so nothing half-written
+        # is ever visible under the destination; "replace" clears the destination at job commit.
+        "mapreduce.outputcommitter.factory.scheme.s3a": (
+            "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
+        ),
+        "fs.s3a.committer.name": "directory",
+        "fs.s3a.committer.staging.conflict-mode": "replace",
+        "fs.s3a.committer.abort.pending.uploads": "true",
+    }
+    if store.endpoint_url:
+        options["fs.s3a.endpoint"] = store.endpoint_url
+    return options
+
+
+def build(
+    app: str, store: StoreConfig | None = None, settings: SparkSettings | None = None
+) -> SparkSession:
+    """Return the process's SparkSession, built once with every project setting.
+
+    A second call reuses the running session (JVM options are fixed by then) and applies the
+    S3A settings of `store` to it.
+    """
+    from pyspark.sql import SparkSession
+
+    settings = settings or SparkSettings.from_env()
+    active = SparkSession.getActiveSession()
+    if active is None:
+        if settings.master.startswith("local"):
+            # The host name resolves to a non-loopback address on these machines and in pods.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        jars = _find_jars(settings)
+        builder = (
+            SparkSession.builder.appName(f"deep-storage-{app}")
+            .master(settings.master)
+            .config("spark.driver.memory", settings.driver_memory)
+            .config("spark.driver.extraJavaOptions", _JAVA_OPTS)
+            .config("spark.executor.extraJavaOptions", _JAVA_OPTS)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+            .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+            .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
+            .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+            .config("spark.sql.sources.partitionOverwriteMode", "static")
+            .config(
+                "spark.sql.sources.commitProtocolClass",
+                "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol",
+            )
+            .config(
+                "spark.sql.parquet.output.committer.class",
+                "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
+            )
+            .config("spark.sql.ansi.enabled", "true")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        )
+        if settings.master.startswith("local"):
+            builder = builder.config("spark.driver.host", "127.0.0.1").config(
+                "spark.driver.bindAddress", "127.0.0.1"
+            )
+        if jars:
+            builder = builder.config("spark.jars", ",".join(jars))
+        if settings.local_dir:
+            builder = builder.config("spark.local.dir", settings.local_dir)
+        if store is not None:
+            for key, value in s3a_options(store).items():
+                builder = builder.config(f"spark.hadoop.{key}", value)
+        active = builder.getOrCreate()
+        active.sparkContext.setLogLevel("WARN")
+    elif store is not None:
+        conf = active.sparkContext._jsc.hadoopConfiguration()
+        for key, value in s3a_options(store).items():
+            conf.set(key, value)
+    return active
+
+
+def jdbc_options(source) -> dict[str, str]:
+    """Options for spark.read.format("jdbc"): explicit driver, credentials as properties."""
+    return {
+        "url": source.jdbc_url,
+        "user": source.user,
+        "password": source.password,
+        "driver": "org.postgresql.Driver",
+        "fetchsize": "20000",
+        "connectTimeout": str(source.connect_timeout_s),
+        # Read-only, UTC: the window is the same instant whatever the server's TimeZone.
+        "sessionInitStatement": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    }

@@ -1,0 +1,58 @@
+"""Object-storage preflight: reach the endpoint, check the credentials and the bucket in about a
+second, before Spark starts and before anything is written."""
+
+from __future__ import annotations
+
+from deep_storage.config import StoreConfig, lake_bucket, redact
+from deep_storage.errors import StoreError
+
+
+def preflight(store: StoreConfig, lake: str) -> None:
+    bucket = lake_bucket(lake)
+    if bucket is None:
+        return  # a file:// lake needs no object storage
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    where = store.endpoint_url or "the default AWS endpoint"
+    client = boto3.client(
+        "s3",
+        endpoint_url=store.endpoint_url,
+        region_name=store.region,
+        aws_access_key_id=store.access_key,
+        aws_secret_access_key=store.secret_key,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 2},
+            connect_timeout=5,
+            read_timeout=20,
+        ),
+    )
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("404", "NoSuchBucket") or status == 404:
+            raise StoreError(
+                f"bucket {bucket!r} does not exist at {where}: create it, or fix S3_BUCKET / --lake"
+            ) from None
+        if (
+            code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+            or status == 403
+        ):
+            raise StoreError(
+                f"object storage at {where} refused access to bucket {bucket!r} (HTTP 403): "
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from None
+        raise StoreError(f"object storage at {where}: {redact(str(exc))[:300]}") from None
+    except EndpointConnectionError:
+        raise StoreError(
+            f"cannot reach object storage at {where}: check AWS_ENDPOINT and that the network "
+            "policy allows egress to it"
+        ) from None
+    except BotoCoreError as exc:
+        raise StoreError(
+            f"cannot reach object storage at {where}: {redact(str(exc))[:300]}"
+        ) from None

@@ -1,0 +1,120 @@
+"""Service fixtures: a real PostgreSQL, a real S3 server (SeaweedFS) and one SparkSession.
+
+The whole run happens in hostile time zones on purpose: the test process (and every JVM and CLI
+it starts) in America/Sao_Paulo, the PostgreSQL server in Asia/Tokyo. The lake must not notice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ["TZ"] = "America/Sao_Paulo"
+time.tzset()
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from deep_storage import schemas  # noqa: E402
+from deep_storage.config import SourceConfig, StoreConfig  # noqa: E402
+from deep_storage.local_services import PostgresServer, SeaweedS3Server  # noqa: E402
+
+# Every character that broke a shell-escaped secret before: ! $ ' " @ : /
+APP_PASSWORD = "s3cr!t$'\"@:/pw"
+APP_USER = "django"
+APP_DB = "trading"
+BUCKET = "lake"
+CLI = str(Path(sys.executable).parent / "deep-storage")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    with PostgresServer(timezone="Asia/Tokyo") as server:
+        server.create_app_database(APP_DB, APP_USER, APP_PASSWORD)
+        with server.connect(APP_DB, APP_USER, APP_PASSWORD) as conn:
+            conn.execute(schemas.SOURCE_DDL)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3():
+    with SeaweedS3Server() as server:
+        server.create_bucket(BUCKET)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def service_env(pg, s3):
+    """The secrets' keys, as the pods get them; set for this process and its subprocesses."""
+    env = {
+        "DJANGO_DB_HOST": "127.0.0.1",
+        "DJANGO_DB_PORT": str(pg.port),
+        "DJANGO_DB_NAME": APP_DB,
+        "DJANGO_DB_USER": APP_USER,
+        "DJANGO_DB_PASSWORD": APP_PASSWORD,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_ENDPOINT": s3.endpoint,
+        "AWS_REGION": s3.region,
+        "S3_BUCKET": BUCKET,
+        "DEEP_STORAGE_DRIVER_MEMORY": "1g",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def source_config(service_env) -> SourceConfig:
+    return SourceConfig.from_env()
+
+
+@pytest.fixture(scope="session")
+def store_config(service_env) -> StoreConfig:
+    return StoreConfig.from_env()
+
+
+@pytest.fixture(scope="session")
+def spark(store_config):
+    from deep_storage import session
+
+    spark = session.build("tests", store_config)
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture()
+def db(pg):
+    """A connection as the app's user, on an empty stop_events table."""
+    with pg.connect(APP_DB, APP_USER, APP_PASSWORD) as conn:
+        conn.execute("TRUNCATE stop_events")
+        yield conn
+
+
+@pytest.fixture()
+def lake(service_env) -> str:
+    """A fresh lake prefix in the test bucket."""
+    return f"s3a://{BUCKET}/t-{uuid.uuid4().hex[:12]}"
+
+
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,293 @@
+"""Bronze ingest on the real services: window, exactness, sealing, re-runs, kills, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import signal
+import subprocess
+import time
+from decimal import Decimal
+
+import pyarrow.parquet as pq
+import pytest
+
+from deep_storage import bronze
+from deep_storage.dates import DayRange
+from deep_storage.lake import BRONZE_EVENTS, LakeFS
+from tests.conftest import APP_PASSWORD, BUCKET, CLI, run_cli
+from tests.events import event, insert, utc
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2025, 6, 1)
+
+
+def committed_rows(spark, lake: str, day: dt.date) -> list:
+    found = LakeFS(spark, lake).committed_files(BRONZE_EVENTS, day)
+    assert found is not None, f"day {day} has no manifest"
+    _, files = found
+    if not files:
+        return []
+    return spark.read.parquet(*files).orderBy("occurred_at", "event_id").collect()
+
+
+def manifest(spark, lake: str, day: dt.date):
+    return LakeFS(spark, lake).manifest(BRONZE_EVENTS, day)
+
+
+def keys(s3, lake: str) -> list[str]:
+    prefix = lake.split(f"s3a://{BUCKET}/", 1)[1]
+    resp = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return sorted(o["Key"] for o in resp.get("Contents", []))
+
+
+def test_day_window_is_half_open_utc_whatever_the_time_zones(db, spark, lake, s3):
+    insert(
+        db,
+        [
+            event("2025-05-31 23:59:59.999999", event_id="00000000-0000-0000-0000-000000000001"),
+            event("2025-06-01 00:00:00", event_id="00000000-0000-0000-0000-000000000002"),
+            event("2025-06-01 23:59:59.999999", event_id="00000000-0000-0000-0000-000000000003"),
+            event("2025-06-02 00:00:00", event_id="00000000-0000-0000-0000-000000000004"),
+        ],
+    )
+    assert db.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+    assert os.environ["TZ"] == "America/Sao_Paulo"
+    bronze.run(DayRange(dt.date(2025, 5, 31), dt.date(2025, 6, 2)), lake, spark=spark)
+
+    def ids(day):
+        return [r.event_id[-1] for r in committed_rows(spark, lake, day)]
+
+    assert ids(dt.date(2025, 5, 31)) == ["1"]
+    assert ids(D) == ["2", "3"]
+    assert ids(dt.date(2025, 6, 2)) == ["4"]
+    rows = committed_rows(spark, lake, D)
+    assert rows[1].occurred_at.astimezone(dt.UTC) == utc("2025-06-01 23:59:59.999999")
+
+
+def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, s3):
+    payload = '{"pnl": "12.345678901234567890", "fee": "0.00000001", "b": [1, 2.50]}'
+    insert(
+        db,
+        [
+            event(
+                "2025-06-01 12:00:00.123456",
+                event_type="EXECUTED",
+                event_id="A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11".lower(),
+                trigger_price=Decimal("99999999999.99999999"),
+                quantity=Decimal("0.00000001"),
+                fill_price=Decimal("64001.00000001"),
+                slippage_pct=Decimal("123456.7891"),
+                exchange_order_id="X-1",
+                payload_json=payload,
+                event_seq=None,
+                retry_count=3,
+            )
+        ],
+    )
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    (row,) = committed_rows(spark, lake, D)
+    assert row.trigger_price == Decimal("99999999999.99999999")
+    assert row.quantity == Decimal("0.00000001")
+    assert row.slippage_pct == Decimal("123456.7891")
+    assert row.event_id == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    # The jsonb text exactly as PostgreSQL renders it, never re-serialised.
+    assert (
+        row.payload_json == db.execute("SELECT payload_json::text FROM stop_events").fetchone()[0]
+    )
+    assert row.event_seq is None and row.retry_count == 3
+
+    m = manifest(spark, lake, D)
+    key = f"{lake.split(BUCKET + '/', 1)[1]}/bronze/events/date=2025-06-01/{m.files[0]}"
+    body = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    schema = pq.read_schema(io.BytesIO(body))
+    assert [f.name for f in schema] == list(bronze.schemas.BRONZE_EVENTS.fieldNames())
+    assert str(schema.field("occurred_at").type) == "timestamp[us, tz=UTC]"
+    assert str(schema.field("fill_price").type) == "decimal128(20, 8)"
+    assert str(schema.field("slippage_pct").type) == "decimal128(10, 4)"
+    assert str(schema.field("retry_count").type) == "int32"
+
+
+def test_empty_day_gets_a_folder_and_a_zero_row_manifest(db, spark, lake):
+    result = bronze.run(DayRange(D, D), lake, spark=spark)
+    assert result.days[0].rows == 0
+    m = manifest(spark, lake, D)
+    assert (m.rows, m.sealed, m.date) == (0, True, "2025-06-01")
+    assert committed_rows(spark, lake, D) == []
+
+
+def test_rerunning_a_day_replaces_it_with_the_same_rows(db, spark, lake, s3):
+    insert(db, [event(f"2025-06-01 10:00:{s:02d}") for s in range(30)])
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    first = committed_rows(spark, lake, D)
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    second = committed_rows(spark, lake, D)
+    assert len(first) == 30
+    assert first == second
+    assert manifest(spark, lake, D).rows == 30
+    data = [k for k in keys(s3, lake) if k.endswith(".parquet")]
+    assert len(data) == len(manifest(spark, lake, D).files), "old files left behind"
+
+
+def test_open_transaction_keeps_the_day_unsealed_until_it_commits(pg, db, spark, lake):
+    now = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC)
+    day = now.date() - dt.timedelta(days=1)
+    _, window_end = (
+        dt.datetime.combine(day, dt.time(), dt.UTC),
+        dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC),
+    )
+    insert(db, [event(dt.datetime.combine(day, dt.time(12), dt.UTC))])
+    late = event(dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC), event_type="EXECUTED")
+    with pg.connect("trading", "django", APP_PASSWORD, autocommit=False) as writer:
+        insert(writer, [late])  # holds its write lock, uncommitted
+        started = writer.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC)
+        # The margin makes the writer one that began before the window closed for late commits
+        # (as a transaction open at 23:59:59 would), without waiting for a real midnight.
+        margin = started - window_end + dt.timedelta(seconds=1)
+        while writer.execute("SELECT clock_timestamp()").fetchone()[0] < window_end + margin:
+            time.sleep(0.1)
+        first = bronze.run(DayRange(day, day), lake, spark=spark, seal_margin=margin)
+        assert first.days[0].sealed is False
+        assert "write lock" in first.days[0].reason
+        assert first.days[0].rows == 1
+        writer.commit()
+    second = bronze.run(None, lake, spark=spark, seal_margin=margin)
+    assert second.days[0].date == day.isoformat(), "the unsealed day is re-ingested first"
+    rows = committed_rows(spark, lake, day)
+    assert [r.event_id for r in rows].count(late["event_id"]) == 1
+    assert len(rows) == 2
+    m = manifest(spark, lake, day)
+    assert m.sealed is True and m.rows == 2
+
+
+def test_without_date_starts_at_the_oldest_source_day_on_an_empty_lake(db, spark, lake):
+    today = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC).date()
+    oldest = today - dt.timedelta(days=2)
+    insert(db, [event(dt.datetime.combine(oldest, dt.time(5), dt.UTC))])
+    result = bronze.run(None, lake, spark=spark)
+    assert [d.date for d in result.days] == [
+        (oldest + dt.timedelta(days=i)).isoformat() for i in range(3)
+    ]
+    assert result.days[-1].sealed is False  # today can still change
+    assert result.days[0].sealed is True
+
+
+@pytest.mark.slow
+def test_run_killed_mid_write_is_repaired_by_the_next_run(pg, db, spark, lake, s3):
+    rows = [
+        event(dt.datetime(2025, 6, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i * 0.4))
+        for i in range(60_000)
+    ]
+    insert(db, rows)
+    assert run_cli("bronze", "--date", "2025-06-01", "--lake", lake).returncode == 0
+    manifest_key = f"{lake.split(BUCKET + '/', 1)[1]}/bronze/events/date=2025-06-01/_MANIFEST.json"
+    client = s3.client()
+
+    proc = subprocess.Popen(
+        [CLI, "bronze", "--date", "2025-06-01", "--lake", lake],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    # Kill the moment the day is un-committed, i.e. while its files are being replaced.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if client.list_objects_v2(Bucket=BUCKET, Prefix=manifest_key).get("KeyCount", 0) == 0:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the second run never removed the manifest")
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert manifest(spark, lake, D) is None, "an interrupted day must not look committed"
+    done = run_cli("bronze", "--date", "2025-06-01", "--lake", lake)
+    assert done.returncode == 0, done.stderr
+    got = committed_rows(spark, lake, D)
+    assert len(got) == 60_000
+    assert len({r.event_id for r in got}) == 60_000
+    assert manifest(spark, lake, D).sealed is True
+
+
+# --- bad input: one line, non-zero exit, nothing written, no secret --------------------------
+
+
+def _assert_clean_failure(result, lake, s3, expect: str):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expect in lines[0], lines[0]
+    for secret in (APP_PASSWORD, s3.secret_key, "s3cr!t"):
+        assert secret not in result.stderr + result.stdout
+    if lake.startswith(f"s3a://{BUCKET}/"):
+        assert keys(s3, lake) == []
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--date", "2025-02-30"], "is not a calendar date"),
+        (["--date", "20250601"], "expected YYYY-MM-DD"),
+        (["--date", "2025-06-02", "--until", "2025-06-01"], "before --date"),
+    ],
+)
+def test_bad_dates_are_refused(service_env, lake, s3, args, expect):
+    _assert_clean_failure(run_cli("bronze", *args, "--lake", lake), lake, s3, expect)
+
+
+def test_wrong_password_is_refused_without_echoing_it(service_env, lake, s3):
+    result = run_cli(
+        "bronze",
+        "--date",
+        "2025-06-01",
+        "--lake",
+        lake,
+        env={"DJANGO_DB_PASSWORD": "wrong!pa$$word"},
+    )
+    _assert_clean_failure(result, lake, s3, "login refused")
+    assert "wrong!pa$$word" not in result.stderr
+
+
+def test_unreachable_database_is_named(service_env, lake, s3):
+    from deep_storage.local_services import free_port
+
+    result = run_cli(
+        "bronze", "--date", "2025-06-01", "--lake", lake, env={"DJANGO_DB_PORT": str(free_port())}
+    )
+    _assert_clean_failure(result, lake, s3, "cannot reach PostgreSQL")
+
+
+def test_missing_bucket_is_named(service_env, s3):
+    result = run_cli("bronze", "--date", "2025-06-01", "--lake", "s3a://no-such-bucket")
+    _assert_clean_failure(
+        result, "s3a://no-such-bucket", s3, "bucket 'no-such-bucket' does not exist"
+    )
+
+
+def test_unreachable_object_storage_is_named(service_env, lake, s3):
+    from deep_storage.local_services import free_port
+
+    result = run_cli(
+        "bronze",
+        "--date",
+        "2025-06-01",
+        "--lake",
+        lake,
+        env={"AWS_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
+    )
+    _assert_clean_failure(result, lake, s3, "cannot reach object storage")
+
+
+def test_wrong_object_storage_key_is_refused(service_env, lake, s3):
+    result = run_cli(
+        "bronze",
+        "--date",
+        "2025-06-01",
+        "--lake",
+        lake,
+        env={"AWS_SECRET_ACCESS_KEY": "not-the-key!"},
+    )
+    _assert_clean_failure(result, lake, s3, "refused access")

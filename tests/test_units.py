@@ -1,0 +1,99 @@
+"""Fast tests of the pure pieces: dates, settings, the seal decision. No services."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from deep_storage.config import SourceConfig, StoreConfig, redact, resolve_lake
+from deep_storage.dates import DayRange, parse_day, window
+from deep_storage.errors import InputError
+from deep_storage.source import Writer, decide_seal
+
+pytestmark = pytest.mark.unit
+
+UTC = dt.UTC
+D = dt.date(2025, 6, 1)
+END = dt.datetime(2025, 6, 2, tzinfo=UTC)
+MARGIN = dt.timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("text", ["2025-02-29", "2025-13-01", "20250601", "2025-6-1", "", "x"])
+def test_bad_dates_name_the_value_and_the_format(text):
+    with pytest.raises(InputError, match="expected YYYY-MM-DD"):
+        parse_day(text)
+
+
+def test_window_is_half_open_midnight_to_midnight_utc():
+    assert window(D) == (dt.datetime(2025, 6, 1, tzinfo=UTC), END)
+
+
+def test_range_is_inclusive_and_refuses_reversed_bounds():
+    assert [str(d) for d in DayRange.parse("2025-06-30", "2025-07-01").days()] == [
+        "2025-06-30",
+        "2025-07-01",
+    ]
+    with pytest.raises(InputError, match="before --date"):
+        DayRange.parse("2025-06-02", "2025-06-01")
+
+
+def test_lake_uri_defaults_to_the_bucket_and_rejects_relative_paths():
+    assert resolve_lake(None, {"S3_BUCKET": "rbs"}) == "s3a://rbs"
+    assert resolve_lake("s3://rbs/lake/", {}) == "s3a://rbs/lake"
+    assert resolve_lake("file:///tmp/lake", {}) == "file:///tmp/lake"
+    with pytest.raises(InputError, match="no lake given"):
+        resolve_lake(None, {})
+    with pytest.raises(InputError, match="unsupported scheme"):
+        resolve_lake("gs://x", {})
+
+
+def test_endpoint_bare_host_means_https_and_url_keeps_its_scheme():
+    bare = StoreConfig("a", "secret-1", endpoint="eu2.contabostorage.com")
+    assert (bare.endpoint_url, bare.ssl) == ("https://eu2.contabostorage.com", True)
+    local = StoreConfig("a", "secret-1", endpoint="http://127.0.0.1:8333")
+    assert (local.endpoint_url, local.ssl) == ("http://127.0.0.1:8333", False)
+
+
+def test_settings_come_from_the_secret_keys_and_secrets_are_redacted():
+    env = {
+        "DJANGO_DB_HOST": "db",
+        "DJANGO_DB_NAME": "robson",
+        "DJANGO_DB_USER": "app",
+        "DJANGO_DB_PASSWORD": "pa!ss$word",
+    }
+    cfg = SourceConfig.from_env(env)
+    assert (cfg.port, cfg.jdbc_url) == (5432, "jdbc:postgresql://db:5432/robson")
+    assert "pa!ss$word" not in repr(cfg) and "pa!ss$word" not in cfg.jdbc_url
+    assert redact("login pa!ss$word failed") == "login *** failed"
+    with pytest.raises(InputError, match="DJANGO_DB_PASSWORD is not set"):
+        SourceConfig.from_env({k: v for k, v in env.items() if k != "DJANGO_DB_PASSWORD"})
+    with pytest.raises(InputError, match="not a TCP port"):
+        SourceConfig.from_env({**env, "DJANGO_DB_PORT": "54x"})
+
+
+def test_a_day_cannot_seal_before_its_window_closed_plus_the_margin():
+    sealed, reason = decide_seal(D, END + MARGIN - dt.timedelta(microseconds=1), [], MARGIN)
+    assert not sealed and "closes for late commits" in reason
+    assert decide_seal(D, END + MARGIN, [], MARGIN) == (True, None)
+
+
+def test_a_writer_that_began_before_the_horizon_keeps_the_day_open():
+    old = Writer(pid=42, xact_start=END - dt.timedelta(seconds=1), prepared=False)
+    sealed, reason = decide_seal(D, END + dt.timedelta(hours=1), [old], MARGIN)
+    assert not sealed and "pid 42" in reason
+
+
+def test_a_writer_that_began_after_the_horizon_cannot_write_into_the_day():
+    young = Writer(pid=43, xact_start=END + MARGIN + dt.timedelta(seconds=1), prepared=False)
+    assert decide_seal(D, END + dt.timedelta(hours=1), [young], MARGIN) == (True, None)
+
+
+@pytest.mark.parametrize(
+    "writer",
+    [Writer(None, None, prepared=True), Writer(pid=44, xact_start=None, prepared=False)],
+    ids=["prepared", "start-not-visible"],
+)
+def test_writers_we_cannot_date_keep_every_day_open(writer):
+    sealed, _ = decide_seal(D, END + dt.timedelta(days=30), [writer], MARGIN)
+    assert not sealed
