@@ -105,6 +105,45 @@ def bronze(date, until, lake, seal_margin, read_partitions, as_json) -> None:
             click.echo(f"bronze {d.date}: {d.rows} rows, {state}")
 
 
+@cli.command()
+@click.option("--date", "date", required=True, metavar="YYYY-MM-DD", help="First UTC day.")
+@until_option
+@lake_option
+@click.option(
+    "--lookback-days",
+    type=click.IntRange(0, 60),
+    default=7,
+    show_default=True,
+    help="How many days an execution may span.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def silver(date, until, lake, lookback_days, as_json) -> None:
+    """Rebuild silver/stop_executions for the executions of --date .. --until."""
+    from deep_storage import silver as step
+
+    result = step.run(_days(date, until), resolve_lake(lake), lookback_days=lookback_days)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(result.by_status.items()))
+    click.echo(
+        f"silver {result.days}: {result.executions} executions ({statuses}); "
+        f"{result.partitions_written} partitions written"
+    )
+    if result.missing_lookback_days:
+        click.echo(
+            "warning: look-back bronze days never ingested (read as empty): "
+            + ", ".join(result.missing_lookback_days),
+            err=True,
+        )
+    if result.unsealed_days:
+        click.echo(
+            "note: unsealed bronze days (silver will change when they do): "
+            + ", ".join(result.unsealed_days),
+            err=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

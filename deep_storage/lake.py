@@ -114,6 +114,15 @@ class LakeFS:
 
         return self._call(f"list {uri}", listing)
 
+    def glob(self, pattern: str) -> list[str]:
+        """Full URIs matching a Hadoop glob (`*`, `{a,b}`), sorted; [] when nothing matches."""
+
+        def globbing():
+            found = self._fs.globStatus(self._Path(pattern))
+            return sorted(str(s.getPath().toString()) for s in (found or []))
+
+        return self._call(f"list {pattern}", globbing)
+
     # --- days and manifests -------------------------------------------------------------
 
     def manifest(self, table: str, day: dt.date) -> Manifest | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import signal
 import subprocess
@@ -127,6 +128,8 @@ def test_rerunning_a_day_replaces_it_with_the_same_rows(db, spark, lake, s3):
     assert len(first) == 30
     assert first == second
     assert manifest(spark, lake, D).rows == 30
+    success = LakeFS(spark, lake).read_text(f"{lake}/bronze/events/date=2025-06-01/_SUCCESS")
+    assert json.loads(success)["committer"] == "directory", "not written by an S3A committer"
     data = [k for k in keys(s3, lake) if k.endswith(".parquet")]
     assert len(data) == len(manifest(spark, lake, D).files), "old files left behind"
 

@@ -1,0 +1,196 @@
+"""Silver on the real services: midnight-spanning executions, tenants apart, idempotent re-runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from deep_storage import bronze, silver
+from deep_storage.dates import DayRange
+from deep_storage.errors import LakeStateError
+from deep_storage.lake import BRONZE_EVENTS, MANIFEST, SILVER_EXECUTIONS, LakeFS
+from tests.conftest import BUCKET, run_cli
+from tests.events import event, insert, utc
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2025, 6, 1)
+D1 = dt.date(2025, 6, 2)
+
+
+def ingest(spark, lake, first, last=None):
+    bronze.run(DayRange(first, last or first), lake, spark=spark)
+
+
+def silver_rows(spark, lake, dates):
+    return {r.execution_token: r for r in silver.read_committed(spark, lake, dates).collect()}
+
+
+def snapshot(spark, lake):
+    """Every committed silver partition -> its rows, as sorted tuples."""
+    fs = LakeFS(spark, lake)
+    root = f"{lake}/{SILVER_EXECUTIONS}"
+    out = {}
+    for m in fs.glob(f"{root}/client_id=*/date=*/{MANIFEST}"):
+        folder = m.rsplit("/", 1)[0]
+        rows = spark.read.parquet(*[f"{folder}/{n}" for n in fs.data_files(folder)]).collect()
+        out[folder.split(SILVER_EXECUTIONS + "/", 1)[1]] = sorted(tuple(r) for r in rows)
+    return out
+
+
+def test_execution_across_midnight_is_one_row_in_its_first_day(db, spark, lake):
+    token = "101:64000.12345678:1748822399500"
+    insert(
+        db,
+        [
+            event("2025-06-01 23:59:59.5", "STOP_TRIGGERED", execution_token=token),
+            event("2025-06-01 23:59:59.7", "EXECUTION_SUBMITTED", execution_token=token),
+            event(
+                "2025-06-02 00:00:00.5",
+                "EXECUTED",
+                execution_token=token,
+                exchange_order_id="EX-9",
+                fill_price=Decimal("63990.50000000"),
+            ),
+        ],
+    )
+    ingest(spark, lake, D)
+    silver.run(DayRange(D, D), lake, spark=spark)
+    (row,) = silver_rows(spark, lake, [D, D1]).values()
+    assert (row.status, row.date) == ("SUBMITTED", D)
+    assert row.executed_at is None
+
+    ingest(spark, lake, D1)
+    silver.run(DayRange(D1, D1), lake, spark=spark)
+    rows = silver_rows(spark, lake, [D, D1])
+    assert list(rows) == [token]
+    row = rows[token]
+    assert (row.status, row.date, row.exchange_order_id) == ("EXECUTED", D, "EX-9")
+    assert row.triggered_at.astimezone(dt.UTC) == utc("2025-06-01 23:59:59.5")
+    assert row.executed_at.astimezone(dt.UTC) == utc("2025-06-02 00:00:00.5")
+    fs = LakeFS(spark, lake)
+    assert fs.glob(f"{lake}/{SILVER_EXECUTIONS}/client_id=*/date=2025-06-02") == []
+
+    before = snapshot(spark, lake)
+    silver.run(DayRange(D, D), lake, spark=spark)  # re-running the older day rolls nothing back
+    assert snapshot(spark, lake) == before
+
+
+def test_two_clients_reusing_operation_ids_stay_apart(db, spark, lake):
+    insert(
+        db,
+        [
+            event(
+                "2025-06-01 10:00:00",
+                "STOP_TRIGGERED",
+                client_id=1,
+                operation_id=5,
+                execution_token="5:100:1",
+            ),
+            event(
+                "2025-06-01 10:00:01",
+                "EXECUTED",
+                client_id=1,
+                operation_id=5,
+                execution_token="5:100:1",
+            ),
+            event(
+                "2025-06-01 11:00:00",
+                "STOP_TRIGGERED",
+                client_id=2,
+                operation_id=5,
+                execution_token="5:100:1",
+            ),
+            event(
+                "2025-06-01 12:00:00", "FAILED", client_id=1, operation_id=6, execution_token=None
+            ),
+            event(
+                "2025-06-01 12:00:00",
+                "STOP_TRIGGERED",
+                client_id=2,
+                operation_id=6,
+                execution_token=None,
+            ),
+        ],
+    )
+    ingest(spark, lake, D)
+    silver.run(DayRange(D, D), lake, spark=spark)
+    rows = sorted(
+        (r.client_id, r.operation_id, r.status)
+        for r in silver.read_committed(spark, lake, [D]).collect()
+    )
+    assert rows == [(1, 5, "EXECUTED"), (1, 6, "FAILED"), (2, 5, "PENDING"), (2, 6, "PENDING")]
+    assert set(snapshot(spark, lake)) == {
+        "client_id=1/date=2025-06-01",
+        "client_id=2/date=2025-06-01",
+    }
+
+
+def test_rerun_changes_nothing_and_untouched_partitions_keep_their_files(db, spark, lake, s3):
+    insert(
+        db,
+        [
+            event("2025-05-31 09:00:00", "STOP_TRIGGERED", client_id=9, execution_token="9:1:1"),
+            event("2025-05-31 09:00:01", "EXECUTED", client_id=9, execution_token="9:1:1"),
+            *[
+                event(
+                    f"2025-06-01 0{h}:00:00",
+                    "STOP_TRIGGERED",
+                    client_id=c,
+                    execution_token=f"{c}:{h}:1",
+                )
+                for c in (1, 2, 3)
+                for h in range(5)
+            ],
+        ],
+    )
+    ingest(spark, lake, dt.date(2025, 5, 31), D)
+    silver.run(DayRange(dt.date(2025, 5, 31), D), lake, spark=spark)
+    prefix = lake.split(f"s3a://{BUCKET}/", 1)[1] + f"/{SILVER_EXECUTIONS}/client_id=9/"
+    listing = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+    untouched = sorted((o["Key"], o["ETag"], o["LastModified"]) for o in listing)
+    before = snapshot(spark, lake)
+    assert len(before) == 4
+
+    silver.run(DayRange(D, D), lake, spark=spark)
+    assert snapshot(spark, lake) == before
+    # The S3A partitioned committer did the write (its _SUCCESS is a JSON summary naming it).
+    success = LakeFS(spark, lake).read_text(f"{lake}/{SILVER_EXECUTIONS}/_SUCCESS")
+    assert json.loads(success)["committer"] == "partitioned"
+    listing = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+    assert sorted((o["Key"], o["ETag"], o["LastModified"]) for o in listing) == untouched
+
+
+def test_missing_or_interrupted_bronze_days_are_named_with_the_fix(db, spark, lake):
+    insert(db, [event("2025-06-01 10:00:00")])
+    with pytest.raises(
+        LakeStateError,
+        match=r"bronze day 2025-06-01 was never ingested: "
+        r"run `deep-storage bronze --date 2025-06-01`",
+    ):
+        silver.run(DayRange(D, D), lake, spark=spark)
+
+    ingest(spark, lake, dt.date(2025, 5, 30), D)
+    LakeFS(spark, lake).begin_day(BRONZE_EVENTS, dt.date(2025, 5, 30))  # as a killed run leaves it
+    with pytest.raises(LakeStateError, match="look-back bronze day 2025-05-30 was interrupted"):
+        silver.run(DayRange(D, D), lake, spark=spark)
+
+    ingest(spark, lake, dt.date(2025, 5, 30))
+    result = silver.run(DayRange(D, D), lake, spark=spark)
+    assert "2025-05-25" in result.missing_lookback_days
+    assert "2025-05-30" not in result.missing_lookback_days
+    assert result.executions == 1
+
+
+def test_cli_names_unsealed_days_and_missing_lookback(db, spark, lake):
+    today = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC).date()
+    insert(db, [event(dt.datetime.combine(today, dt.time(0, 0, 1), dt.UTC))])
+    ingest(spark, lake, today)
+    done = run_cli("silver", "--date", today.isoformat(), "--lake", lake)
+    assert done.returncode == 0, done.stderr
+    assert "1 executions (PENDING 1)" in done.stdout
+    assert f"unsealed bronze days (silver will change when they do): {today}" in done.stderr
+    assert "look-back bronze days never ingested" in done.stderr
