@@ -15,7 +15,7 @@ import click
 from deep_storage import __version__
 from deep_storage.config import redact, resolve_lake
 from deep_storage.dates import DayRange
-from deep_storage.errors import DeepStorageError
+from deep_storage.errors import DeepStorageError, InputError, QualityGateError
 
 log = logging.getLogger("deep_storage")
 
@@ -141,6 +141,71 @@ def silver(date, until, lake, lookback_days, as_json) -> None:
             "note: unsealed bronze days (silver will change when they do): "
             + ", ".join(result.unsealed_days),
             err=True,
+        )
+
+
+@cli.command()
+@click.option("--date", "date", required=True, metavar="YYYY-MM-DD", help="UTC day to check.")
+@lake_option
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(["bronze", "silver"]),
+    help="Check only these tables (default both).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="ISO-8601",
+    help="The run's scheduled time, for freshness (default now).",
+)
+@click.option(
+    "--volume-k",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Warn when the day's rows fall outside mean ± k·stdev of 14 days.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
+def validate(date, lake, tables, as_of, volume_k, as_json) -> None:
+    """Quality gate for one day: exits non-zero when a `fail` rule breaks."""
+    from deep_storage.dates import parse_day
+    from deep_storage.quality import validate as step
+
+    day = parse_day(date)
+    when = None
+    if as_of:
+        try:
+            when = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(
+                f"--as-of {as_of!r} is not a time: expected ISO-8601, e.g. 2025-06-02T01:00:00Z"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+    report = step.run(
+        day,
+        resolve_lake(lake),
+        as_of=when,
+        volume_k=volume_k,
+        tables=tuple(tables) or ("bronze", "silver"),
+        raise_on_failure=False,
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {**report.metrics(), "failed": report.failed, "warned": report.warned}, indent=2
+            )
+        )
+    else:
+        click.echo(report.markdown())
+    for name in report.warned:
+        click.echo(f"warning: rule {name} broke (level warn)", err=True)
+    if report.failed:
+        raise QualityGateError(
+            f"quality gate failed for {day}: {', '.join(report.failed)} "
+            f"(reports under {report.lake}/_quality/)"
         )
 
 

@@ -28,7 +28,15 @@ from deep_storage import projection, schemas, session, store
 from deep_storage.config import SparkSettings, StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import LakeStateError
-from deep_storage.lake import BRONZE_EVENTS, MANIFEST, SILVER_EXECUTIONS, LakeFS, Manifest
+from deep_storage.lake import (
+    BRONZE_EVENTS,
+    MANIFEST,
+    QUARANTINE,
+    SILVER_EXECUTIONS,
+    LakeFS,
+    Manifest,
+)
+from deep_storage.quality import helpers, rules
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -122,6 +130,35 @@ def overlapping(days: DayRange):
     return keep
 
 
+def with_fail_reasons(events: DataFrame, projected: DataFrame) -> DataFrame:
+    """Adds `_reasons` to each execution: the fail-level rules broken by one of its events
+    (bronze row rules) or by its own row (silver row rules). Executions with reasons are left
+    out of silver.
+    Their events stay in bronze; `deep-storage validate` reports and quarantines them."""
+    bronze_fail = [r for r in rules.BRONZE_ROW_RULES if r.level == rules.FAIL]
+    silver_fail = [r for r in rules.SILVER_ROW_RULES if r.level == rules.FAIL]
+    bad_events = (
+        events.transform(helpers.bronze_helpers)
+        .withColumn("_reasons", helpers.reasons(bronze_fail))
+        .where(F.size("_reasons") > 0)
+        .transform(projection.with_execution_key)
+        .groupBy("execution_id")
+        .agg(F.array_distinct(F.flatten(F.collect_list("_reasons"))).alias("_event_reasons"))
+    )
+    return (
+        projected.transform(helpers.silver_helpers)
+        .withColumn("_reasons", helpers.reasons(silver_fail))
+        .join(F.broadcast(bad_events), "execution_id", "left")
+        .withColumn(
+            "_reasons",
+            F.concat(
+                "_reasons", F.coalesce(F.col("_event_reasons"), F.array().cast("array<string>"))
+            ),
+        )
+        .drop("_event_reasons", *helpers.SILVER_HELPERS)
+    )
+
+
 def _date_glob(days: list[dt.date]) -> str:
     return "{" + ",".join(d.isoformat() for d in days) + "}"
 
@@ -196,12 +233,20 @@ def run(
             "silver: bronze days still unsealed (may change): %s", ", ".join(result.unsealed_days)
         )
 
-    new = (
-        read_events(spark, bronze_in.files)
-        .transform(projection.executions)
-        .transform(overlapping(days))
-        .cache()
-    )
+    events = read_events(spark, bronze_in.files)
+    projected = events.transform(projection.executions).transform(overlapping(days))
+    checked = with_fail_reasons(events, projected).cache()
+    new = checked.where(F.size("_reasons") == 0).drop("_reasons")
+    left_out = checked.where(F.size("_reasons") > 0)
+    result.left_out = left_out.count()
+    if result.left_out:
+        where = f"{lake}/{QUARANTINE}/silver_left_out/run_id={run_id}"
+        left_out.coalesce(1).write.mode("overwrite").parquet(where)
+        log.warning(
+            "silver: left out %d executions that break fail-level rules (rows in %s)",
+            result.left_out,
+            where,
+        )
     first = days.first.isoformat()
     old_files = (
         [
@@ -219,7 +264,8 @@ def run(
             .parquet(*old_files)
             .withColumn("date", F.col("date").cast("date"))
         )
-        moved = old.join(new.select("execution_id"), "execution_id", "left_semi")
+        # Rows of re-projected executions (kept or left out) in look-back partitions go away.
+        moved = old.join(checked.select("execution_id"), "execution_id", "left_semi")
     else:
         old = moved = None
 
@@ -244,7 +290,7 @@ def run(
     if old is not None and lookback_targets:
         targets = spark.createDataFrame(lookback_targets, "client_id long, date date")
         kept = (
-            old.join(new.select("execution_id"), "execution_id", "left_anti")
+            old.join(checked.select("execution_id"), "execution_id", "left_anti")
             .join(F.broadcast(targets), ["client_id", "date"], "left_semi")
             .select(*columns)
         )
@@ -302,7 +348,7 @@ def run(
     result.by_status = {r.status: r["count"] for r in new.groupBy("status").count().collect()}
     result.partitions_written = len(written)
     result.partitions_removed = len(rewrite) - len(written)
-    new.unpersist()
+    checked.unpersist()
     final.unpersist()
     log.info(
         "silver %s: %d executions re-projected, %d partitions written, %d removed",

@@ -1,0 +1,1 @@
+"""Data-quality rules, their Great Expectations suites, quarantine and reports."""

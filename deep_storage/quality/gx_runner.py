@@ -1,0 +1,170 @@
+"""Great Expectations (GX Core 1.x, ephemeral context, Spark dataframe source): suites built from
+rules.py, run on a cached frame, rendered to one self-contained HTML page."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deep_storage.quality.rules import FAIL, RowRule, TableRule
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    name: str
+    level: str
+    success: bool
+    description: str
+    observed: Any = None
+
+    @property
+    def outcome(self) -> str:
+        if self.success:
+            return "passed"
+        return "failed" if self.level == FAIL else "warned"
+
+
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def unexpected_rows(rule: RowRule) -> str:
+    """The rows breaking a row rule; NULL counts as broken, as in the quarantine."""
+    return f"SELECT * FROM {{batch}} WHERE NOT coalesce(({rule.ok}), false)"
+
+
+def _expectations(schema: StructType, extras: list[str], row_rules, table_rules):
+    import great_expectations.expectations as gxe
+
+    def meta(name: str, level: str) -> dict:
+        return {"rule": name, "level": level}
+
+    out = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=[*schema.fieldNames(), *extras],
+            exact_match=True,
+            meta=meta("contract_columns", FAIL),
+            description="exactly the contract's columns (plus the validator's _ helpers)",
+        )
+    ]
+    for field in schema.fields:
+        out.append(
+            gxe.ExpectColumnValuesToBeOfType(
+                column=field.name,
+                type_=type(field.dataType).__name__,
+                meta=meta("contract_types", FAIL),
+                description=f"{field.name} is {field.dataType.simpleString()}",
+            )
+        )
+    for rule in row_rules:
+        out.append(
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=unexpected_rows(rule),
+                description=f"{rule.name} ({rule.level}): {rule.description}",
+                meta=meta(rule.name, rule.level),
+            )
+        )
+    for rule in table_rules:
+        out.append(
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=rule.unexpected,
+                description=f"{rule.name} ({rule.level}): {rule.description}",
+                meta=meta(rule.name, rule.level),
+            )
+        )
+    return out
+
+
+def validate(
+    frame: DataFrame,
+    suite_name: str,
+    schema: StructType,
+    extras: list[str],
+    row_rules: tuple[RowRule, ...],
+    table_rules: list[TableRule],
+):
+    """Run the suite on `frame` (cache it first). Returns (GX result, [RuleResult])."""
+    import great_expectations as gx
+
+    context = _context()
+    asset = context.data_sources.add_spark(name="lake").add_dataframe_asset(name=suite_name)
+    batch = asset.add_batch_definition_whole_dataframe("day")
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+    for expectation in _expectations(schema, extras, row_rules, table_rules):
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    # GX returns results in no particular order: fold them by the rule named in their meta.
+    folded: dict[str, RuleResult] = {}
+    descriptions = {r.name: r.description for r in (*row_rules, *table_rules)}
+    for r in result.results:
+        m = r.expectation_config.meta or {}
+        name, level = m.get("rule", r.expectation_config.type), m.get("level", FAIL)
+        observed = (r.result or {}).get("observed_value")
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            observed = f"error: {r.exception_info.get('exception_message')}"
+        prior = folded.get(name)
+        success = bool(r.success) and (prior.success if prior else True)
+        if prior and not prior.success:
+            observed = prior.observed
+        elif not r.success and name == "contract_types":
+            observed = f"{r.expectation_config.kwargs.get('column')} is {observed}"
+        folded[name] = RuleResult(
+            name,
+            level,
+            success,
+            descriptions.get(name, r.expectation_config.description or ""),
+            observed,
+        )
+    if "contract_types" in folded:
+        folded["contract_types"] = RuleResult(
+            "contract_types",
+            FAIL,
+            folded["contract_types"].success,
+            "every column has the contract's type",
+            folded["contract_types"].observed,
+        )
+    if "contract_columns" in folded:
+        c = folded["contract_columns"]
+        folded["contract_columns"] = RuleResult(
+            c.name, c.level, c.success, "exactly the contract's columns", c.observed
+        )
+    return result, list(folded.values())
+
+
+def render_html(result, title: str) -> str:
+    """GX's validation page as ONE file: its own CSS inlined, links to CDNs removed (the
+    Kubeflow UI shows it in a sandboxed frame, and the cluster may have no internet)."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    html = re.sub(r"<link[^>]*>", "", html)
+    html = re.sub(r"<script[^>]*\bsrc=[^>]*>\s*</script>", "", html)
+    import great_expectations.render.view as view
+
+    styles = Path(view.__file__).parent / "static" / "styles" / "data_docs_default_styles.css"
+    css = styles.read_text() if styles.exists() else ""
+    css += (
+        "body{font-family:system-ui,sans-serif;margin:1rem}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top}"
+        ".text-danger{color:#b00020}.text-success{color:#1b7f3b}"
+    )
+    head = f"<title>{title}</title><style>{css}</style>"
+    return html.replace("<head>", f"<head>{head}", 1) if "<head>" in html else head + html

@@ -1,0 +1,177 @@
+"""Every data-quality rule, in one readable place: a suite per table.
+
+A rule has a level: `fail` stops the pipeline, `warn` is printed and recorded. Row rules are a
+Spark SQL expression that is TRUE for a good row; the same text drives the Great Expectations
+check (an UnexpectedRowsExpectation) and the quarantine, so the report and the quarantined rows
+can never disagree. Table rules are a query over `{batch}` that returns a row when the rule
+breaks. Columns starting with `_` are helpers the validator adds (helpers.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+FAIL = "fail"
+WARN = "warn"
+
+KNOWN_EVENT_TYPES = (
+    "STOP_TRIGGERED", "EXECUTION_SUBMITTED", "EXECUTED", "FAILED", "BLOCKED",
+    "STALE_PRICE", "KILL_SWITCH", "SLIPPAGE_BREACH", "CIRCUIT_BREAKER",
+)  # fmt: skip
+STATUSES = ("PENDING", "SUBMITTED", "EXECUTED", "FAILED", "BLOCKED")
+BRONZE_REQUIRED = (
+    "event_id", "occurred_at", "operation_id", "client_id", "symbol", "event_type",
+    "payload_json", "source", "retry_count",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RowRule:
+    name: str
+    level: str
+    ok: str  # Spark SQL, TRUE for a good row; NULL counts as broken
+    description: str
+
+
+@dataclass(frozen=True)
+class TableRule:
+    name: str
+    level: str
+    unexpected: str  # a query over {batch} that returns a row when the rule breaks
+    description: str
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _ts(instant: dt.datetime) -> str:
+    return f"TIMESTAMP'{instant.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
+
+
+BRONZE_ROW_RULES = (
+    RowRule(
+        "event_id_unique",
+        FAIL,
+        "event_id IS NOT NULL AND _event_id_count = 1",
+        "event_id is present and appears once in the day",
+    ),
+    RowRule(
+        "required_not_null",
+        FAIL,
+        " AND ".join(f"{c} IS NOT NULL" for c in BRONZE_REQUIRED),
+        "columns NOT NULL at the source are present: " + ", ".join(BRONZE_REQUIRED),
+    ),
+    RowRule(
+        "event_type_known",
+        WARN,
+        f"event_type IN ({_quoted(KNOWN_EVENT_TYPES)})",
+        "event_type is one the projection understands (unknown types are kept, never dropped)",
+    ),
+    RowRule(
+        "side_buy_sell",
+        FAIL,
+        "side IS NULL OR side IN ('BUY', 'SELL')",
+        "side is BUY or SELL where present",
+    ),
+    RowRule(
+        "prices_positive",
+        FAIL,
+        " AND ".join(
+            f"coalesce({c} > 0, true)"
+            for c in ("trigger_price", "stop_price", "quantity", "fill_price")
+        ),
+        "trigger_price, stop_price, quantity and fill_price are > 0 where present",
+    ),
+    RowRule(
+        "slippage_in_range",
+        WARN,
+        "slippage_pct IS NULL OR slippage_pct BETWEEN 0 AND 50",
+        "slippage_pct lies within [0, 50] where present",
+    ),
+    RowRule(
+        "token_single_tenant",
+        FAIL,
+        "execution_token IS NULL OR _token_tenants = 1",
+        "all events of one execution_token share client_id, operation_id and symbol",
+    ),
+)
+
+SILVER_ROW_RULES = (
+    RowRule(
+        "execution_id_unique",
+        FAIL,
+        "execution_id IS NOT NULL AND _execution_id_count = 1",
+        "execution_id is present and unique",
+    ),
+    RowRule(
+        "one_row_per_execution",
+        FAIL,
+        "execution_token IS NULL OR _token_count = 1",
+        "one row per (client_id, execution_token)",
+    ),
+    RowRule(
+        "status_known",
+        FAIL,
+        f"status IN ({_quoted(STATUSES)})",
+        "status is one of " + ", ".join(STATUSES),
+    ),
+    RowRule(
+        "executed_is_complete",
+        FAIL,
+        "status <> 'EXECUTED' OR (executed_at IS NOT NULL AND fill_price IS NOT NULL "
+        "AND exchange_order_id IS NOT NULL)",
+        "EXECUTED implies executed_at, fill_price and exchange_order_id",
+    ),
+    RowRule(
+        "failed_has_failed_at",
+        FAIL,
+        "status <> 'FAILED' OR failed_at IS NOT NULL",
+        "FAILED implies failed_at",
+    ),
+    RowRule(
+        "timestamps_ordered",
+        FAIL,
+        "coalesce(triggered_at <= submitted_at, true) AND "
+        "coalesce(submitted_at <= executed_at, true) AND "
+        "coalesce(triggered_at <= executed_at, true)",
+        "triggered_at <= submitted_at <= executed_at where present",
+    ),
+)
+
+
+def source_count_rule(expected: int) -> TableRule:
+    return TableRule(
+        "rows_match_source",
+        FAIL,
+        f"SELECT count(*) AS lake_rows, {expected} AS source_rows FROM {{batch}} "
+        f"HAVING count(*) <> {expected}",
+        f"a sealed day holds exactly the source's {expected} rows of its window",
+    )
+
+
+def volume_rule(history: list[int], k: float) -> TableRule | None:
+    """Row count against the previous days' mean ± k·stdev; None with under 3 days of history."""
+    if len(history) < 3:
+        return None
+    mean = sum(history) / len(history)
+    std = (sum((h - mean) ** 2 for h in history) / (len(history) - 1)) ** 0.5
+    low, high = max(0, int(mean - k * std)), int(mean + k * std + 0.999999)
+    return TableRule(
+        "volume_within_history",
+        WARN,
+        f"SELECT count(*) AS rows FROM {{batch}} HAVING count(*) < {low} OR count(*) > {high}",
+        f"row count within mean ± {k:g}·stdev of the previous {len(history)} days [{low}, {high}]",
+    )
+
+
+def freshness_rule(column: str, as_of: dt.datetime, sla: dt.timedelta) -> TableRule:
+    oldest_ok = as_of - sla
+    return TableRule(
+        "fresh_within_sla",
+        WARN,
+        f"SELECT max({column}) AS newest FROM {{batch}} "
+        f"HAVING max({column}) IS NULL OR max({column}) < {_ts(oldest_ok)}",
+        f"newest {column} is at most {sla} older than the run's time {as_of.isoformat()}",
+    )

@@ -1,0 +1,334 @@
+"""`deep-storage validate --date D`: the quality gate for one day of bronze and silver.
+
+Per table: read the committed day, add the helper columns, cache, run the GX suite once,
+quarantine the rows that break row rules (they stay where they are: nothing is lost), write the
+reports under {lake}/_quality/<table>/date=D/, and fail only when a `fail` rule broke.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark.sql import functions as F
+
+from deep_storage import schemas, session, source, store
+from deep_storage.config import SourceConfig, SparkSettings, StoreConfig
+from deep_storage.dates import window
+from deep_storage.errors import InputError, LakeStateError, QualityGateError
+from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, LakeFS
+from deep_storage.quality import gx_runner, helpers, rules
+from deep_storage.quality.gx_runner import RuleResult
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+BRONZE_TABLE = "bronze_events"
+SILVER_TABLE = "silver_stop_executions"
+BRONZE_SLA = dt.timedelta(hours=2)
+SILVER_SLA = dt.timedelta(hours=24)
+HISTORY_DAYS = 14
+SILVER_NEWEST = "greatest(triggered_at, submitted_at, executed_at, failed_at)"
+
+
+@dataclass
+class TableReport:
+    table: str
+    date: str
+    rows: int
+    results: list[RuleResult]
+    quarantined: int
+    notes: list[str] = field(default_factory=list)
+    html: str = ""
+    results_json: str = ""
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "failed"]
+
+    @property
+    def warned(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "warned"]
+
+    @property
+    def passed(self) -> list[RuleResult]:
+        return [r for r in self.results if r.success]
+
+    def markdown(self) -> str:
+        lines = [
+            f"### {self.table} {self.date}",
+            "",
+            f"{self.rows} rows checked; rules: {len(self.passed)} passed, "
+            f"{len(self.failed)} failed, {len(self.warned)} warned; "
+            f"{self.quarantined} rows quarantined.",
+            "",
+            "| rule | level | result | observed |",
+            "| --- | --- | --- | --- |",
+        ]
+        order = {"failed": 0, "warned": 1, "passed": 2}
+        for r in sorted(self.results, key=lambda r: (order[r.outcome], r.name)):
+            observed = "" if r.success else str(r.observed)[:120].replace("|", "\\|")
+            lines.append(f"| {r.name} | {r.level} | **{r.outcome}** | {observed} |")
+        lines += [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ValidationReport:
+    date: str
+    lake: str
+    run_id: str
+    tables: list[TableReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [f"{t.table}.{r.name}" for t in self.tables for r in t.failed]
+
+    @property
+    def warned(self) -> list[str]:
+        return [f"{t.table}.{r.name}" for t in self.tables for r in t.warned]
+
+    def metrics(self) -> dict[str, int]:
+        return {
+            "rows_checked": sum(t.rows for t in self.tables),
+            "rules_passed": sum(len(t.passed) for t in self.tables),
+            "rules_failed": sum(len(t.failed) for t in self.tables),
+            "rules_warned": sum(len(t.warned) for t in self.tables),
+            "rows_quarantined": sum(t.quarantined for t in self.tables),
+        }
+
+    def markdown(self) -> str:
+        m = self.metrics()
+        verdict = "FAILED" if self.failed else "passed"
+        head = (
+            f"## Data quality {self.date}: {verdict}\n\n"
+            f"{m['rows_checked']} rows checked; {m['rules_passed']} rules passed, "
+            f"{m['rules_failed']} failed, {m['rules_warned']} warned; "
+            f"{m['rows_quarantined']} rows quarantined.\n\n"
+        )
+        return head + "\n".join(t.markdown() for t in self.tables)
+
+    def html(self) -> str:
+        parts = [f"<h1>Data quality {self.date}</h1><pre>{json.dumps(self.metrics())}</pre>"]
+        parts += [f"<h2>{t.table}</h2>{_body(t.html)}" for t in self.tables]
+        css = "body{font-family:system-ui,sans-serif;margin:1rem}"
+        head = self.tables[0].html.split("</head>")[0] if self.tables else f"<style>{css}</style>"
+        return f"{head}</head><body>{''.join(parts)}</body></html>"
+
+
+def _body(html: str) -> str:
+    if "<body" not in html:
+        return html
+    return html.split("<body", 1)[1].split(">", 1)[1].rsplit("</body>", 1)[0]
+
+
+def _write_report(fs: LakeFS, report: TableReport) -> None:
+    folder = f"{fs.lake}/{QUALITY}/{report.table}/date={report.date}"
+    fs.write_text(f"{folder}/results.json", report.results_json)
+    fs.write_text(f"{folder}/report.html", report.html)
+    fs.write_text(f"{folder}/summary.md", report.markdown())
+
+
+def _quarantine(
+    fs: LakeFS, frame: DataFrame, table: str, day: dt.date, row_rules, drop: list[str], run_id: str
+) -> int:
+    """Rows breaking a row rule -> {lake}/quarantine/<table>/date=D/ with `_reasons`.
+    The folder is replaced on every run, so re-validating a fixed day empties it."""
+    folder = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}"
+    bad = (
+        frame.withColumn("_reasons", helpers.reasons(row_rules))
+        .where(F.size("_reasons") > 0)
+        .drop(*drop)
+        .withColumn("_run_id", F.lit(run_id))
+        .withColumn("_quarantined_at", F.current_timestamp())
+    )
+    bad = bad.cache()
+    count = bad.count()
+    fs.delete(folder, True)
+    if count:
+        bad.coalesce(1).write.mode("overwrite").parquet(folder)
+    bad.unpersist()
+    return count
+
+
+def _freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> bool:
+    start, end = window(day)
+    return start <= as_of < end + sla
+
+
+def _source_count(src: SourceConfig | None, day: dt.date) -> int | None:
+    if src is None:
+        return None
+    start, end = window(day)
+    with source.connect(src) as conn:
+        from psycopg import sql
+
+        query = sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s")
+        return conn.execute(query.format(sql.Identifier(src.table)), (start, end)).fetchone()[0]
+
+
+def _check(
+    frame: DataFrame,
+    table: str,
+    day: dt.date,
+    schema,
+    extras,
+    row_rules,
+    table_rules,
+    fs: LakeFS,
+    run_id: str,
+    notes: list[str],
+) -> TableReport:
+    augmented = frame.cache()
+    rows = augmented.count()
+    gx_result, results = gx_runner.validate(
+        augmented, table, schema, extras, row_rules, table_rules
+    )
+    quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id)
+    augmented.unpersist()
+    report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
+    report.html = gx_runner.render_html(gx_result, f"{table} {day}")
+    report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
+    _write_report(fs, report)
+    for r in report.failed + report.warned:
+        log.warning(
+            "%s %s: rule %s %s (%s): %s", table, day, r.name, r.outcome, r.level, r.observed
+        )
+    return report
+
+
+def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
+    found = fs.committed_files(BRONZE_EVENTS, day)
+    if found is None:
+        raise LakeStateError(
+            f"bronze day {day} is not committed (no manifest): "
+            f"run `deep-storage bronze --date {day}` first"
+        )
+    manifest, files = found
+    frame = (
+        spark.read.parquet(*files) if files else spark.createDataFrame([], schemas.BRONZE_EVENTS)
+    )
+    notes: list[str] = []
+    table_rules: list[rules.TableRule] = []
+    if manifest.sealed:
+        expected = _source_count(src, day)
+        if expected is None:
+            notes.append("rows_match_source not checked: no source database configured")
+        else:
+            table_rules.append(rules.source_count_rule(expected))
+    else:
+        notes.append("rows_match_source not checked: the day is not sealed yet")
+    history = []
+    for i in range(1, HISTORY_DAYS + 1):
+        m = fs.manifest(BRONZE_EVENTS, day - dt.timedelta(days=i))
+        if m is not None:
+            history.append(m.rows)
+    volume = rules.volume_rule(history, volume_k)
+    if volume:
+        table_rules.append(volume)
+    else:
+        notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
+    if _freshness_applies(day, as_of, BRONZE_SLA):
+        table_rules.append(rules.freshness_rule("occurred_at", as_of, BRONZE_SLA))
+    else:
+        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    return _check(
+        frame.transform(helpers.bronze_helpers),
+        BRONZE_TABLE,
+        day,
+        schemas.BRONZE_EVENTS,
+        helpers.BRONZE_HELPERS,
+        rules.BRONZE_ROW_RULES,
+        table_rules,
+        fs,
+        run_id,
+        notes,
+    )
+
+
+def _silver_report(spark, fs, day, as_of, volume_k, run_id) -> TableReport:
+    from deep_storage import silver
+
+    frame = silver.read_committed(spark, fs.lake, [day]).drop("date")
+    notes: list[str] = []
+    table_rules: list[rules.TableRule] = []
+    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    counts = {
+        r.date: r["count"]
+        for r in silver.read_committed(spark, fs.lake, earlier).groupBy("date").count().collect()
+    }
+    history = [counts[d] for d in earlier if d in counts]
+    volume = rules.volume_rule(history, volume_k)
+    if volume:
+        table_rules.append(volume)
+    else:
+        notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
+    if _freshness_applies(day, as_of, SILVER_SLA):
+        table_rules.append(rules.freshness_rule(SILVER_NEWEST, as_of, SILVER_SLA))
+    else:
+        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    return _check(
+        frame.transform(helpers.silver_helpers),
+        SILVER_TABLE,
+        day,
+        schemas.SILVER_EXECUTIONS,
+        helpers.SILVER_HELPERS,
+        rules.SILVER_ROW_RULES,
+        table_rules,
+        fs,
+        run_id,
+        notes,
+    )
+
+
+def run(
+    day: dt.date,
+    lake: str,
+    *,
+    spark: SparkSession | None = None,
+    store_config: StoreConfig | None = None,
+    src: SourceConfig | None = None,
+    as_of: dt.datetime | None = None,
+    volume_k: float = 3.0,
+    tables: tuple[str, ...] = ("bronze", "silver"),
+    run_id: str | None = None,
+    raise_on_failure: bool = True,
+) -> ValidationReport:
+    """Validate one day. Raises QualityGateError (after writing every report) when a `fail`
+    rule broke, unless raise_on_failure is False."""
+    unknown = set(tables) - {"bronze", "silver"}
+    if unknown:
+        raise InputError(f"unknown table(s) {sorted(unknown)}: expected bronze and/or silver")
+    run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
+    as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    if src is None and "bronze" in tables:
+        try:
+            src = SourceConfig.from_env()
+        except InputError:
+            src = None
+    if lake.startswith("s3a://"):
+        store_config = store_config or StoreConfig.from_env()
+        store.preflight(store_config, lake)
+    spark = spark or session.build("validate", store_config, SparkSettings.from_env())
+    if store_config is not None:
+        session.build("validate", store_config)
+    fs = LakeFS(spark, lake)
+    report = ValidationReport(day.isoformat(), lake, run_id)
+    if "bronze" in tables:
+        report.tables.append(_bronze_report(spark, fs, day, as_of, volume_k, src, run_id))
+    if "silver" in tables:
+        report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id))
+    fs.write_text(f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown())
+    if report.failed and raise_on_failure:
+        raise QualityGateError(
+            f"quality gate failed for {day}: {', '.join(report.failed)} "
+            f"(report: {lake}/{QUALITY}/<table>/date={day}/report.html)"
+        )
+    return report

@@ -1,0 +1,273 @@
+"""The quality gate on the real services: every rule caught, quarantine, warn vs fail, reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from deep_storage import bronze, silver, synthetic
+from deep_storage.dates import DayRange
+from deep_storage.errors import QualityGateError
+from deep_storage.lake import BRONZE_EVENTS, LakeFS
+from deep_storage.quality import validate
+from tests.conftest import run_cli
+from tests.events import event
+from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2025, 6, 1)
+AS_OF = dt.datetime(2025, 6, 20, tzinfo=dt.UTC)  # a backfill: freshness does not apply
+
+
+def outcomes(report, table):
+    (t,) = [t for t in report.tables if t.table == table]
+    return {r.name: r.outcome for r in t.results}
+
+
+def quarantined(spark, lake, table):
+    rows = spark.read.parquet(f"{lake}/quarantine/{table}/date={D}").collect()
+    return rows
+
+
+def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake):
+    good = event(
+        "2025-06-01 09:00:00",
+        event_id="00000000-0000-0000-0000-00000000000a",
+        execution_token="101:1:1",
+    )
+    bad = {
+        "event_id_unique": [
+            event("2025-06-01 10:00:00", event_id="dup", execution_token="d:1"),
+            event("2025-06-01 10:00:01", event_id="dup", execution_token="d:2"),
+        ],
+        "required_not_null": [event("2025-06-01 11:00:00", symbol=None, execution_token="n:1")],
+        "side_buy_sell": [event("2025-06-01 12:00:00", side="HOLD", execution_token="s:1")],
+        "prices_positive": [
+            event("2025-06-01 13:00:00", stop_price=Decimal("-1.00000000"), execution_token="p:1")
+        ],
+        "token_single_tenant": [
+            event("2025-06-01 14:00:00", client_id=1, execution_token="shared:1"),
+            event("2025-06-01 14:00:01", client_id=2, execution_token="shared:1"),
+        ],
+        "event_type_known": [
+            event("2025-06-01 15:00:00", event_type="PRICE_REFRESHED", execution_token="u:1")
+        ],
+        "slippage_in_range": [
+            event(
+                "2025-06-01 16:00:00",
+                event_type="EXECUTED",
+                slippage_pct=Decimal("75.0000"),
+                execution_token="x:1",
+            )
+        ],
+    }
+    rows = [good] + [r for rs in bad.values() for r in rs]
+    write_bronze_day(spark, lake, D, rows)
+
+    report = validate.run(
+        D, lake, spark=spark, tables=("bronze",), as_of=AS_OF, raise_on_failure=False
+    )
+    got = outcomes(report, "bronze_events")
+    expected_fail = {
+        "event_id_unique",
+        "required_not_null",
+        "side_buy_sell",
+        "prices_positive",
+        "token_single_tenant",
+    }
+    assert {n for n, o in got.items() if o == "failed"} == expected_fail
+    assert {n for n, o in got.items() if o == "warned"} == {"event_type_known", "slippage_in_range"}
+    assert got["contract_columns"] == got["contract_types"] == "passed"
+
+    q = {
+        (r.event_id, r.execution_token): set(r._reasons)
+        for r in quarantined(spark, lake, "bronze_events")
+    }
+    for rule, broken in bad.items():
+        for r in broken:
+            assert q[(r["event_id"], r["execution_token"])] == {rule}, rule
+    assert len(q) == len(rows) - 1, "the good row is not quarantined"
+    # Nothing is lost: the bronze day still holds every row.
+    _, files = LakeFS(spark, lake).committed_files(BRONZE_EVENTS, D)
+    assert spark.read.parquet(*files).count() == len(rows)
+    with pytest.raises(QualityGateError, match=r"bronze_events\.event_id_unique"):
+        validate.run(D, lake, spark=spark, tables=("bronze",), as_of=AS_OF)
+
+
+def test_each_silver_rule_is_caught_by_a_crafted_row(spark, lake):
+    t = dt.datetime(2025, 6, 1, 10, tzinfo=dt.UTC)
+    rows = [
+        silver_row(execution_id="ok", execution_token="t:ok"),
+        silver_row(execution_id="dup", execution_token="t:d1"),
+        silver_row(execution_id="dup", execution_token="t:d2"),
+        silver_row(execution_id="two-a", execution_token="t:two"),
+        silver_row(execution_id="two-b", execution_token="t:two"),
+        silver_row(execution_id="status", execution_token="t:s", status="DONE"),
+        silver_row(
+            execution_id="exec",
+            execution_token="t:e",
+            status="EXECUTED",
+            executed_at=t,
+            exchange_order_id="X",
+        ),
+        silver_row(execution_id="failed", execution_token="t:f", status="FAILED"),
+        silver_row(
+            execution_id="order",
+            execution_token="t:o",
+            status="SUBMITTED",
+            submitted_at=t - dt.timedelta(seconds=5),
+        ),
+    ]
+    write_silver_day(spark, lake, D, rows)
+    report = validate.run(
+        D, lake, spark=spark, tables=("silver",), as_of=AS_OF, raise_on_failure=False
+    )
+    got = outcomes(report, "silver_stop_executions")
+    assert {n for n, o in got.items() if o == "failed"} == {
+        "execution_id_unique",
+        "one_row_per_execution",
+        "status_known",
+        "executed_is_complete",
+        "failed_has_failed_at",
+        "timestamps_ordered",
+    }
+    q = {
+        r.execution_token: set(r._reasons)
+        for r in quarantined(spark, lake, "silver_stop_executions")
+    }
+    assert q == {
+        "t:d1": {"execution_id_unique"},
+        "t:d2": {"execution_id_unique"},
+        "t:two": {"one_row_per_execution"},
+        "t:s": {"status_known"},
+        "t:e": {"executed_is_complete"},
+        "t:f": {"failed_has_failed_at"},
+        "t:o": {"timestamps_ordered"},
+    }
+
+
+def test_a_clean_realistic_day_passes_and_writes_its_reports(db, spark, lake, s3):
+    synthetic.copy_into(db, synthetic.generate(D, 3000, seed=7, clients=20, spill_minutes=0))
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    silver.run(DayRange(D, D), lake, spark=spark)
+    report = validate.run(D, lake, spark=spark, as_of=AS_OF)
+    assert report.failed == []
+    assert "bronze_events.event_type_known" not in report.failed
+    m = report.metrics()
+    assert m["rows_checked"] > 3000 and m["rules_failed"] == 0
+    bronze_results = outcomes(report, "bronze_events")
+    assert bronze_results["rows_match_source"] == "passed"
+    fs = LakeFS(spark, lake)
+    html = fs.read_text(f"{lake}/_quality/bronze_events/date={D}/report.html")
+    assert "rows_match_source" in html and "<link" not in html
+    summary = fs.read_text(f"{lake}/_quality/silver_stop_executions/date={D}/summary.md")
+    assert "| status_known | fail | **passed** |" in summary
+    results = json.loads(fs.read_text(f"{lake}/_quality/bronze_events/date={D}/results.json"))
+    assert results["statistics"]["evaluated_expectations"] > 20
+
+
+def test_a_sealed_day_missing_a_source_row_fails_the_gate(db, spark, lake):
+    from tests.events import insert
+
+    insert(db, [event(f"2025-06-01 10:00:0{i}") for i in range(3)])
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    insert(db, [event("2025-06-01 10:00:09")])  # appeared at the source after sealing
+    report = validate.run(
+        D, lake, spark=spark, tables=("bronze",), as_of=AS_OF, raise_on_failure=False
+    )
+    assert outcomes(report, "bronze_events")["rows_match_source"] == "failed"
+    assert report.failed == ["bronze_events.rows_match_source"]
+
+
+def test_warnings_only_exit_zero_and_are_recorded(db, spark, lake):
+    history = [dt.date(2025, 5, d) for d in (27, 28, 29, 30, 31)]
+    for i, day in enumerate(history):
+        write_bronze_day(
+            spark,
+            lake,
+            day,
+            [event(dt.datetime.combine(day, dt.time(10, 0, s), dt.UTC)) for s in range(20 + i)],
+        )
+    write_bronze_day(
+        spark,
+        lake,
+        D,
+        [
+            event("2025-06-01 10:00:00", event_type="KILL_SWITCH_V2"),
+            event("2025-06-01 23:00:00", event_type="EXECUTED", slippage_pct=Decimal("51.0000")),
+        ],
+    )
+    done = run_cli(
+        "validate",
+        "--date",
+        "2025-06-01",
+        "--lake",
+        lake,
+        "--table",
+        "bronze",
+        "--as-of",
+        "2025-06-02T00:30:00Z",
+    )
+    assert done.returncode == 0, done.stderr
+    for rule in ("event_type_known", "slippage_in_range", "volume_within_history"):
+        assert f"warning: rule bronze_events.{rule} broke (level warn)" in done.stderr
+    # Freshness: the newest event (23:00) is within 2 h of 00:30 the next day.
+    assert "| fresh_within_sla | warn | **passed** |" in done.stdout
+    summary = LakeFS(spark, lake).read_text(f"{lake}/_quality/bronze_events/date={D}/summary.md")
+    assert "| volume_within_history | warn | **warned** |" in summary
+
+    stale = run_cli(
+        "validate",
+        "--date",
+        "2025-06-01",
+        "--lake",
+        lake,
+        "--table",
+        "bronze",
+        "--as-of",
+        "2025-06-02T01:00:00.5Z",
+    )
+    assert "warning: rule bronze_events.fresh_within_sla broke" in stale.stderr
+    assert stale.returncode == 0
+
+
+def test_a_fail_rule_exits_non_zero_with_one_reason(spark, lake):
+    write_bronze_day(spark, lake, D, [event("2025-06-01 10:00:00", side="HOLD")])
+    done = run_cli("validate", "--date", "2025-06-01", "--lake", lake, "--table", "bronze")
+    assert done.returncode == 6
+    errors = [line for line in done.stderr.splitlines() if line.startswith("deep-storage: error")]
+    assert errors == [
+        f"deep-storage: error: quality gate failed for 2025-06-01: "
+        f"bronze_events.side_buy_sell (reports under {lake}/_quality/)"
+    ]
+
+
+def test_silver_leaves_out_executions_that_break_fail_rules(spark, lake):
+    write_bronze_day(
+        spark,
+        lake,
+        D,
+        [
+            event("2025-06-01 10:00:00", execution_token="good:1"),
+            event("2025-06-01 10:00:01", execution_token="bad:1", side="HOLD"),
+            event(
+                "2025-06-01 10:00:02",
+                execution_token="bad:1",
+                event_type="EXECUTED",
+                fill_price=Decimal("64000.00000000"),
+                exchange_order_id="X-7",
+            ),
+        ],
+        sealed=True,
+    )
+    result = silver.run(DayRange(D, D), lake, spark=spark, lookback_days=0)
+    assert result.left_out == 1 and result.executions == 1
+    assert [r.execution_token for r in silver.read_committed(spark, lake, [D]).collect()] == [
+        "good:1"
+    ]
+    (left,) = spark.read.parquet(f"{lake}/quarantine/silver_left_out").collect()
+    assert (left.execution_token, list(left._reasons)) == ("bad:1", ["side_buy_sell"])
