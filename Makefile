@@ -42,3 +42,14 @@ test-integration:  ## tests that start the services
 
 clean:  ## remove caches and local lakes (not the venv)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info local_lake demo_lake spark-warehouse
+
+.PHONY: compile compile-check readme demo run-local
+
+compile:  ## regenerate compiled/ from pipelines/ and components/
+	$(BIN)/deep-storage compile
+
+compile-check:  ## fail when compiled/ is stale
+	$(BIN)/deep-storage compile --check
+
+demo:  ## the whole pipeline locally: throwaway PostgreSQL, generated day, local lake, kfp.local
+	$(BIN)/python -m pipelines.demo

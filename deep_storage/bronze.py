@@ -130,7 +130,9 @@ def load(
     return manifest
 
 
-def plan_days(fs: LakeFS, conn, src: SourceConfig) -> DayRange | None:
+def plan_days(
+    fs: LakeFS, conn, src: SourceConfig, *, empty_lake_from_source: bool = True
+) -> DayRange | None:
     """Days to ingest when no --date is given: from the oldest day that is unsealed or was
     interrupted (or the day after the newest sealed one) up to the source's today."""
     today = source.server_now(conn).date()
@@ -141,6 +143,8 @@ def plan_days(fs: LakeFS, conn, src: SourceConfig) -> DayRange | None:
     candidates = list(pending)
     if sealed:
         candidates.append(max(sealed) + dt.timedelta(days=1))
+    if not candidates and not empty_lake_from_source:
+        return None
     if not candidates:
         oldest = source.oldest_event_day(conn, src)
         candidates.append(oldest if oldest is not None else today)
@@ -158,8 +162,12 @@ def run(
     seal_margin: dt.timedelta = DEFAULT_SEAL_MARGIN,
     read_partitions: int = DEFAULT_READ_PARTITIONS,
     run_id: str | None = None,
+    catch_up: bool = False,
 ) -> BronzeResult:
     """Ingest `days` (or, when None, every day from the oldest unsealed one up to today).
+
+    With `catch_up`, the range starts earlier when an older day is unsealed or was interrupted,
+    so a scheduled run also repairs what missed or failed runs left behind.
 
     Checks the database and the bucket before Spark starts or anything is written.
     """
@@ -174,7 +182,13 @@ def run(
         if store_config is not None:
             session.build("bronze", store_config)  # applies the S3A settings to a running session
         fs = LakeFS(spark, lake)
-        days = days or plan_days(fs, conn, src)
+        if days is None:
+            days = plan_days(fs, conn, src)
+        elif catch_up:
+            pending = plan_days(fs, conn, src, empty_lake_from_source=False)
+            if pending is not None and pending.first < days.first:
+                log.info("bronze: catching up from %s (oldest unsealed day)", pending.first)
+                days = DayRange(pending.first, days.last)
         result = BronzeResult(lake=lake, run_id=run_id)
         if days is None:
             log.info("bronze: nothing to ingest")

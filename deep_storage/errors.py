@@ -41,3 +41,9 @@ class QualityGateError(DeepStorageError):
     """A data-quality rule of level `fail` broke."""
 
     exit_code = 6
+
+
+class PlatformError(DeepStorageError):
+    """The Kubeflow Pipelines API could not be reached, refused the token or rejected a request."""
+
+    exit_code = 7

@@ -35,6 +35,9 @@ class RuleResult:
 
 def _context():
     import great_expectations as gx
+
+    # GX logs every expectation's defaults at INFO; the KFP executor runs the root logger at INFO.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

@@ -1,0 +1,3 @@
+from components.bronze_ingest.component import bronze_ingest
+
+__all__ = ["bronze_ingest"]

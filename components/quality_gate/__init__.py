@@ -1,0 +1,3 @@
+from components.quality_gate.component import quality_gate
+
+__all__ = ["quality_gate"]

@@ -1,0 +1,60 @@
+"""compiled/: the pipeline's and each component's YAML, generated here and nowhere else."""
+
+from __future__ import annotations
+
+import difflib
+import tempfile
+from pathlib import Path
+
+from kfp import compiler
+
+import components
+from pipelines.deep_storage_pipeline import deep_storage_pipeline
+
+REPO = Path(__file__).resolve().parent.parent
+COMPILED = REPO / "compiled"
+PIPELINE_FILE = "deep_storage_pipeline.yaml"
+
+
+def _targets():
+    yield PIPELINE_FILE, deep_storage_pipeline
+    for name in components.__all__:
+        yield f"components/{name}.yaml", getattr(components, name)
+
+
+def compile_all(out_dir: Path = COMPILED) -> list[Path]:
+    written = []
+    for rel, func in _targets():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compiler.Compiler().compile(func, str(path))
+        written.append(path)
+    return written
+
+
+def _comparable(text: str) -> list[str]:
+    # The SDK version is stamped into the spec; a patch release of kfp is not a change of ours.
+    return [line for line in text.splitlines() if "sdkVersion:" not in line]
+
+
+def stale(out_dir: Path = COMPILED) -> list[str]:
+    """Files of compiled/ that differ from a fresh compile, with a short diff each."""
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fresh in compile_all(Path(tmp)):
+            rel = fresh.relative_to(tmp)
+            current = out_dir / rel
+            if not current.exists():
+                problems.append(f"{rel}: missing")
+                continue
+            diff = list(
+                difflib.unified_diff(
+                    _comparable(current.read_text()),
+                    _comparable(fresh.read_text()),
+                    lineterm="",
+                    n=0,
+                )
+            )
+            if diff:
+                problems.append(f"{rel}: differs ({'; '.join(diff[2:5])[:200]})")
+    return problems
