@@ -53,3 +53,10 @@ compile-check:  ## fail when compiled/ is stale
 
 demo:  ## the whole pipeline locally: throwaway PostgreSQL, generated day, local lake, kfp.local
 	$(BIN)/python -m pipelines.demo
+
+readme:  ## regenerate components/*/README.md from the components
+	$(BIN)/python -m pipelines.readmes
+
+N ?= 100000
+bench:  ## benchmarks: make bench N=1000000 (ratios against references measured in the same run)
+	$(BIN)/python -m benchmarks.run --events $(N)

@@ -60,12 +60,211 @@ def run_local(date, until, lake, lookback_days, pipeline_root) -> None:
         pipeline_root.resolve(),
         lookback_days,
     )
+    labels = {"report": "HTML report", "summary": "Markdown summary"}
     click.echo(f"pipeline run finished: {result.root}")
     for name, path in result.outputs.items():
-        click.echo(f"  {name}: {path}")
+        click.echo(f"  {labels.get(name, name)}: {path}")
     for task, metrics in result.metrics.items():
         shown = ", ".join(f"{k} {v:g}" for k, v in metrics.items())
         click.echo(f"  {task} metrics: {shown}")
+
+
+def _kfp_options(func):
+    options = [
+        click.option(
+            "--host",
+            envvar="KFP_HOST",
+            required=True,
+            help="KFP API endpoint, e.g. http://127.0.0.1:8888 (env KFP_HOST).",
+        ),
+        click.option(
+            "--token",
+            envvar="KFP_TOKEN",
+            default=None,
+            help="Bearer token (env KFP_TOKEN); never printed.",
+        ),
+        click.option("--namespace", default="kubeflow", show_default=True),
+        click.option("--experiment", default="deep-storage", show_default=True),
+        click.option(
+            "--package",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Compiled pipeline YAML (default compiled/deep_storage_pipeline.yaml).",
+        ),
+        click.option(
+            "--lake",
+            "lake",
+            default="",
+            help="lake_uri parameter (default: the bucket from the S3 secret).",
+        ),
+        click.option("--lookback-days", type=click.IntRange(0, 60), default=7, show_default=True),
+        click.option("--db-secret", default="django-db-credentials", show_default=True),
+        click.option("--s3-secret", default="contabo-s3-credentials", show_default=True),
+        click.option("--service-account", default=None, help="Run the pods as this account."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _package(path: Path | None) -> Path:
+    from pipelines import compile as compiling
+
+    return path or compiling.COMPILED / compiling.PIPELINE_FILE
+
+
+def _params(lake, lookback_days, db_secret, s3_secret, **extra) -> dict:
+    return {
+        "lake_uri": lake,
+        "lookback_days": lookback_days,
+        "db_secret": db_secret,
+        "s3_secret": s3_secret,
+        **extra,
+    }
+
+
+def _show(result, as_json: bool, text: str) -> None:
+    import json
+
+    click.echo(json.dumps(result, indent=2, default=str) if as_json else text)
+
+
+@cli.command()
+@_kfp_options
+@click.option(
+    "--date",
+    "run_date",
+    default="",
+    metavar="YYYY-MM-DD",
+    help="run_date (default: the run's creation date).",
+)
+@click.option("--until", "until_date", default="", metavar="YYYY-MM-DD")
+def submit(
+    host,
+    token,
+    namespace,
+    experiment,
+    package,
+    lake,
+    lookback_days,
+    db_secret,
+    s3_secret,
+    service_account,
+    as_json,
+    run_date,
+    until_date,
+) -> None:
+    """Create one run of the pipeline on a KFP API server."""
+    from pipelines import client
+
+    kfp = client.connect(host, token, namespace)
+    result = client.submit(
+        kfp,
+        _package(package),
+        _params(
+            lake, lookback_days, db_secret, s3_secret, run_date=run_date, until_date=until_date
+        ),
+        experiment=experiment,
+        service_account=service_account,
+    )
+    _show(result, as_json, f"run {result['run_id']} created ({result['run_name']})")
+
+
+@cli.command()
+@_kfp_options
+@click.option(
+    "--name",
+    default="deep-storage-daily",
+    show_default=True,
+    help="Recurring run name: the key that makes this idempotent.",
+)
+@click.option(
+    "--cron",
+    default="0 15 1 * * *",
+    show_default=True,
+    help="KFP's 6-field cron, seconds first, in UTC.",
+)
+@click.option("--max-concurrency", type=click.IntRange(1, 10), default=1, show_default=True)
+@click.option(
+    "--catchup/--no-catchup",
+    default=False,
+    show_default=True,
+    help="Let KFP start missed runs (bronze already re-ingests unsealed days).",
+)
+def schedule(
+    host,
+    token,
+    namespace,
+    experiment,
+    package,
+    lake,
+    lookback_days,
+    db_secret,
+    s3_secret,
+    service_account,
+    as_json,
+    name,
+    cron,
+    max_concurrency,
+    catchup,
+) -> None:
+    """Create or update the recurring run, idempotently by name."""
+    from pipelines import client
+
+    kfp = client.connect(host, token, namespace)
+    result = client.schedule(
+        kfp,
+        _package(package),
+        name=name,
+        cron=cron,
+        params=_params(lake, lookback_days, db_secret, s3_secret),
+        experiment=experiment,
+        max_concurrency=max_concurrency,
+        catchup=catchup,
+        service_account=service_account,
+    )
+    _show(
+        result,
+        as_json,
+        f"recurring run {name!r} {result['action']} ({result['recurring_run_id']}, {cron})",
+    )
+
+
+@cli.command()
+@_kfp_options
+@click.option("--from", "first", required=True, metavar="YYYY-MM-DD")
+@click.option("--to", "last", required=True, metavar="YYYY-MM-DD")
+def backfill(
+    host,
+    token,
+    namespace,
+    experiment,
+    package,
+    lake,
+    lookback_days,
+    db_secret,
+    s3_secret,
+    service_account,
+    as_json,
+    first,
+    last,
+) -> None:
+    """Submit one run per UTC day from --from to --to."""
+    from pipelines import client
+
+    days = DayRange.parse(first, last)
+    kfp = client.connect(host, token, namespace)
+    runs = client.backfill(
+        kfp,
+        _package(package),
+        days.first,
+        days.last,
+        _params(lake, lookback_days, db_secret, s3_secret),
+        experiment=experiment,
+        service_account=service_account,
+    )
+    _show(runs, as_json, f"{len(runs)} runs created for {days}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Run the compiled pipeline on a Kubeflow Pipelines API server: connect, submit, schedule, backfill.
+"""Runs the compiled pipeline on a KFP API server: connect, submit, schedule, backfill.
 
 Everything goes through `kfp.Client` (KFP v2beta1 REST API). Failures become one-line
 `PlatformError`s that name the host, what went wrong and the fix; bad arguments become
@@ -170,17 +170,15 @@ def _server_message(exc: kfp_server_api.ApiException) -> str:
 
 def _reason(exc: urllib3.exceptions.HTTPError) -> str:
     reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return "the host name does not resolve"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError too
+        return _one_line(str(reason).split("Failed to establish a new connection: ")[-1])
     if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
         return f"no answer within {_CONNECT_TIMEOUT_S} s"
     if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
         return f"no response within {_READ_TIMEOUT_S} s"
-    if isinstance(reason, urllib3.exceptions.NameResolutionError):
-        return "the host name does not resolve"
-    text = str(reason)
-    marker = "Failed to establish a new connection: "
-    if marker in text:
-        text = text.split(marker, 1)[1]
-    return _one_line(text)
+    return _one_line(str(reason))
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -389,10 +387,8 @@ def backfill(
                 service_account,
             )
         except PlatformError as exc:
-            done = (
-                f"runs for {first}..{day - dt.timedelta(days=1)} were started"
-                if runs
-                else ("no run was started")
+            done = {0: "no run was started", 1: f"the run for {first} was started"}.get(
+                len(runs), f"runs for {first}..{day - dt.timedelta(days=1)} were started"
             )
             raise PlatformError(
                 f"backfill stopped at {day}: {exc}; {done}: rerun with first day {day}"

@@ -61,6 +61,12 @@ def event(occurred_at: dt.datetime | str, event_type: str = "STOP_TRIGGERED", **
         "error_message": None,
         "retry_count": 0,
     }
+    if event_type == "EXECUTED":  # as the app writes it: the fill comes with the event
+        row.update(
+            exchange_order_id="EX-" + row["event_id"][:8],
+            fill_price=Decimal("64005.5"),
+            slippage_pct=Decimal("0.0070"),
+        )
     row.update(kw)
     return row
 

@@ -17,8 +17,8 @@ import pytest
 from deep_storage import bronze
 from deep_storage.dates import DayRange
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
-from tests.conftest import APP_PASSWORD, BUCKET, CLI, run_cli
 from tests.events import event, insert, utc
+from tests.fixtures import APP_PASSWORD, BUCKET, CLI, run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from deep_storage.dates import DayRange
 from deep_storage.errors import QualityGateError
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
 from deep_storage.quality import validate
-from tests.conftest import run_cli
 from tests.events import event
+from tests.fixtures import run_cli
 from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from deep_storage import bronze, silver
 from deep_storage.dates import DayRange
 from deep_storage.errors import LakeStateError
 from deep_storage.lake import BRONZE_EVENTS, MANIFEST, SILVER_EXECUTIONS, LakeFS
-from tests.conftest import BUCKET, run_cli
 from tests.events import event, insert, utc
+from tests.fixtures import BUCKET, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_two_clients_reusing_operation_ids_stay_apart(db, spark, lake):
                 "STOP_TRIGGERED",
                 client_id=2,
                 operation_id=5,
-                execution_token="5:100:1",
+                execution_token="5:100:2",
             ),
             event(
                 "2025-06-01 12:00:00", "FAILED", client_id=1, operation_id=6, execution_token=None

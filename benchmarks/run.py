@@ -1,0 +1,183 @@
+"""Speed and memory of each step, as ratios against references measured in the same run.
+
+    python -m benchmarks.run --events N [--json PATH]     (make bench N=...)
+
+Starts its own PostgreSQL and SeaweedFS S3 on loopback, loads N generated events for one UTC day
+(about 200 clients, full lifecycles, executions across midnight) with COPY, then times, each as a
+fresh `deep-storage` process exactly as a user runs it:
+  reference  psql \\copy (SELECT ... window) TO '/dev/null' WITH (FORMAT binary)
+  bronze     deep-storage bronze --date D      -> ratio: reference / bronze (throughput share)
+  silver     deep-storage silver --date D
+  validate   deep-storage validate --date D    -> ratio: validate / (bronze + silver)
+and samples the resident memory of each step's whole process tree (Python + JVM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from deep_storage import schemas, synthetic
+from deep_storage.local_services import PostgresServer, SeaweedS3Server
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).parent / "deep-storage")
+DAY = dt.date(2025, 6, 2)
+PASSWORD = "bench-pa$$!"
+LIMITS_GIB = {"bronze": 4, "silver": 8, "validate": 8}  # pipelines/platform.py memory limits
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/status") as fh:
+                kib = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = kib
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def timed(cmd: list[str], env: dict) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of the command's process tree."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss_kib(proc.pid))
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed: {err.strip().splitlines()[-1:]}")
+    return elapsed, peak // 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/latest.json")
+    args = parser.parse_args(argv)
+
+    results: dict = {
+        "events": args.events,
+        "day": DAY.isoformat(),
+        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}",
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    with PostgresServer() as pg, SeaweedS3Server() as s3:
+        pg.create_app_database("trading", "django", PASSWORD)
+        s3.create_bucket("bench")
+        print(f"loading {args.events} events ...", file=sys.stderr, flush=True)
+        with pg.connect("trading", "django", PASSWORD) as conn:
+            conn.execute(schemas.SOURCE_DDL)
+            loaded = synthetic.copy_into(
+                conn, synthetic.generate(DAY, args.events, seed=1, clients=args.clients)
+            )
+            conn.execute("VACUUM ANALYZE stop_events")
+        env = {
+            **os.environ,
+            "DJANGO_DB_HOST": "127.0.0.1",
+            "DJANGO_DB_PORT": str(pg.port),
+            "DJANGO_DB_NAME": "trading",
+            "DJANGO_DB_USER": "django",
+            "DJANGO_DB_PASSWORD": PASSWORD,
+            "PGPASSWORD": PASSWORD,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_ENDPOINT": s3.endpoint,
+            "AWS_REGION": s3.region,
+            "S3_BUCKET": "bench",
+        }
+        lake = "s3a://bench/lake"
+        start, end = DAY.isoformat(), (DAY + dt.timedelta(days=1)).isoformat()
+        copy = (
+            f"\\copy (SELECT * FROM stop_events WHERE occurred_at >= '{start}T00:00:00Z' "
+            f"AND occurred_at < '{end}T00:00:00Z') TO '/dev/null' WITH (FORMAT binary)"
+        )
+        steps = {
+            "reference_copy": [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(pg.port),
+                "-U",
+                "django",
+                "-d",
+                "trading",
+                "-q",
+                "-c",
+                copy,
+            ],
+            "bronze": [CLI, "bronze", "--date", start, "--lake", lake],
+            "silver": [CLI, "silver", "--date", start, "--lake", lake],
+            "validate": [CLI, "validate", "--date", start, "--lake", lake, "--json"],
+        }
+        for name, cmd in steps.items():
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            seconds, peak = timed(cmd, env)
+            results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
+        with pg.connect("trading", "django", PASSWORD) as conn:
+            results["rows_in_day"] = conn.execute(
+                "SELECT count(*) FROM stop_events WHERE occurred_at >= %s AND occurred_at < %s",
+                (
+                    dt.datetime.fromisoformat(start + "T00:00:00+00:00"),
+                    dt.datetime.fromisoformat(end + "T00:00:00+00:00"),
+                ),
+            ).fetchone()[0]
+    results["loaded"] = loaded
+    b, s, v = (results[k]["seconds"] for k in ("bronze", "silver", "validate"))
+    results["ratios"] = {
+        "bronze_throughput_vs_copy": round(results["reference_copy"]["seconds"] / b, 3),
+        "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
+    }
+    results["memory_vs_limit"] = {
+        k: f"{results[k]['peak_rss_mib']} MiB of {LIMITS_GIB[k] * 1024} MiB" for k in LIMITS_GIB
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{'step':<16}{'seconds':>10}{'peak MiB':>10}")
+    for k in steps:
+        print(f"{k:<16}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
+    for k, val in results["ratios"].items():
+        print(f"{k:<34}{val:>8}")
+    print(f"(json: {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

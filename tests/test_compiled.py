@@ -1,0 +1,150 @@
+"""What the cluster will run: the compiled pipeline spec in compiled/, read as YAML."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deep_storage import __version__
+from pipelines import compile as compiling
+from tests.fixtures import APP_PASSWORD
+
+pytestmark = pytest.mark.unit
+
+SPEC_FILE = compiling.COMPILED / compiling.PIPELINE_FILE
+STEPS = {"bronze-ingest": "bronze", "silver-transform": "silver", "quality-gate": "quality"}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    pipeline, platform = yaml.safe_load_all(SPEC_FILE.read_text())
+    return pipeline, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_compiled_is_in_sync_with_the_sources():
+    problems = compiling.stale()
+    assert problems == [], f"run `make compile` and commit: {problems}"
+
+
+def test_parameters_and_their_defaults(spec):
+    pipeline, _ = spec
+    params = pipeline["root"]["inputDefinitions"]["parameters"]
+    assert {k: v.get("defaultValue") for k, v in params.items()} == {
+        "run_date": "",
+        "until_date": "",
+        "lake_uri": "",
+        "lookback_days": 7,
+        "db_secret": "django-db-credentials",
+        "s3_secret": "contabo-s3-credentials",
+    }
+
+
+def test_the_run_date_falls_back_to_schedule_then_creation_time(spec):
+    pipeline, _ = spec
+    bronze = pipeline["root"]["dag"]["tasks"]["bronze-ingest"]["inputs"]["parameters"]
+    assert bronze["run_date"] == {"componentInputParameter": "run_date"}
+    assert bronze["scheduled_time"]["runtimeValue"]["constant"] == (
+        "{{$.pipeline_job_schedule_time_utc}}"
+    )
+    assert bronze["create_time"]["runtimeValue"]["constant"] == "{{$.pipeline_job_create_time_utc}}"
+    assert "$(date" not in SPEC_FILE.read_text()
+
+
+def test_secrets_are_referenced_by_name_and_key_never_by_value(spec):
+    _, executors = spec
+    db_keys = ["DJANGO_DB_HOST", "DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD"]
+    s3_keys = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT",
+        "AWS_REGION",
+        "S3_BUCKET",
+    ]
+    wanted = {
+        "bronze-ingest": {"db_secret": db_keys, "s3_secret": s3_keys},
+        "silver-transform": {"s3_secret": s3_keys},
+        "quality-gate": {"db_secret": db_keys, "s3_secret": s3_keys},
+    }
+    for task, secrets in wanted.items():
+        got = {
+            s["secretNameParameter"]["componentInputParameter"]: [
+                (k["secretKey"], k["envVar"]) for k in s["keyToEnv"]
+            ]
+            for s in executors[f"exec-{task}"]["secretAsEnv"]
+        }
+        assert got == {name: [(k, k) for k in keys] for name, keys in secrets.items()}, task
+    # No value of a secret anywhere: neither as a container env value nor in the text.
+    text = SPEC_FILE.read_text()
+    for task in STEPS:
+        container = pipeline_container(spec, task)
+        names = {e["name"] for e in container.get("env", [])}
+        assert not names & {*db_keys, *s3_keys}, f"{task} sets a secret key as a plain env var"
+    for value in (
+        APP_PASSWORD,
+        "local-secret-key",
+        "demo-pa$$w0rd!",
+        *(os.environ.get(k) for k in ("DJANGO_DB_PASSWORD", "AWS_SECRET_ACCESS_KEY")),
+    ):
+        if value:
+            assert value not in text
+
+
+def pipeline_container(spec, task):
+    pipeline, _ = spec
+    return pipeline["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+
+
+def test_every_task_is_placed_sized_retried_and_uncached(spec):
+    pipeline, executors = spec
+    tasks = pipeline["root"]["dag"]["tasks"]
+    limits = {
+        "bronze": ("2", "4Gi", "2457m"),
+        "silver": ("2", "8Gi", "4915m"),
+        "quality": ("2", "8Gi", "4915m"),
+    }
+    for task, step in STEPS.items():
+        assert tasks[task]["cachingOptions"] == {}, f"{task}: caching must be off"
+        assert tasks[task]["retryPolicy"]["maxRetryCount"] == 2
+        ex = executors[f"exec-{task}"]
+        assert ex["nodeSelector"]["labels"] == {"robson.io/pool": "analytics"}
+        assert ex["tolerations"] == [
+            {
+                "effect": "NoSchedule",
+                "key": "robson.io/dedicated",
+                "operator": "Equal",
+                "value": "analytics",
+            }
+        ]
+        assert [s["secretName"] for s in ex["imagePullSecret"]] == ["ghcr-pull-secret"]
+        assert ex["podMetadata"]["labels"]["app.kubernetes.io/component"] == step
+        assert int(ex["activeDeadlineSeconds"]) > 0
+        container = pipeline["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+        cpu, memory, driver = limits[step]
+        assert (
+            container["resources"]["resourceCpuLimit"],
+            container["resources"]["resourceMemoryLimit"],
+        ) == (cpu, memory)
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["DEEP_STORAGE_DRIVER_MEMORY"] == driver
+        assert container["image"] == f"ghcr.io/ldamasio/rbs-spark:{__version__}"
+        assert "pip install" not in " ".join(container["command"]), "nothing installs at run time"
+
+
+def test_each_component_has_its_own_compiled_spec():
+    names = sorted(p.stem for p in (compiling.COMPILED / "components").glob("*.yaml"))
+    assert names == ["bronze_ingest", "quality_gate", "silver_transform"]
+    assert (
+        Path(compiling.COMPILED / "components" / "quality_gate.yaml")
+        .read_text()
+        .count("system.HTML")
+        >= 1
+    )
+
+
+def test_component_readmes_are_current():
+    from pipelines import readmes
+
+    assert readmes.stale() == [], "run `make readme` and commit"
