@@ -59,7 +59,7 @@ readme:  ## regenerate components/*/README.md from the components
 
 N ?= 100000
 bench:  ## benchmarks: make bench N=1000000 (ratios against references measured in the same run)
-	$(BIN)/python -m benchmarks.run --events $(N)
+	$(BIN)/python -m benchmarks.run --events $(N) $(BENCH_ARGS)
 
 # The Spark image (spark_image/): the tag is the package version, as in components/_image.py.
 SPARK_IMAGE := $(SPARK_IMAGE_NAME):$(SPARK_IMAGE_TAG)

@@ -21,10 +21,12 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+from benchmarks import duckdb_silver
 from deep_storage import schemas, synthetic
 from deep_storage.local_services import PostgresServer, SeaweedS3Server
 
@@ -32,7 +34,11 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "deep-storage")
 DAY = dt.date(2025, 6, 2)
 PASSWORD = "bench-pa$$!"
-LIMITS_GIB = {"bronze": 4, "silver": 8, "validate": 8}  # pipelines/platform.py memory limits
+LIMITS_GIB = {
+    "bronze": 4,
+    "silver": 8,
+    "validate": 8,
+}  # the platform profile's limits  # pipelines/platform.py memory limits
 
 
 def _tree_rss_kib(pid: int) -> int:
@@ -59,6 +65,9 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
+VERBOSE = False
+
+
 def timed(cmd: list[str], env: dict) -> tuple[float, int]:
     """Wall seconds and peak RSS (MiB) of the command's process tree."""
     start = time.perf_counter()
@@ -80,6 +89,11 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     stop.set()
     sampler.join()
+    if VERBOSE:
+        print(
+            "\n".join("    " + line for line in err.splitlines() if " INFO " in line),
+            file=sys.stderr,
+        )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed: {err.strip().splitlines()[-1:]}")
     return elapsed, peak // 1024
@@ -90,7 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/latest.json")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=59,
+        help="other days loaded before the 60-day measurement (0: skip it)",
+    )
+    parser.add_argument(
+        "--history-fraction",
+        type=float,
+        default=0.2,
+        help="events of each history day, as a fraction of --events",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show each step's progress log")
     args = parser.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
 
     results: dict = {
         "events": args.events,
@@ -151,6 +180,61 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             seconds, peak = timed(cmd, env)
             results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
+        # (2) the reference for silver: DuckDB over the same bronze files, local copies.
+        print("running duckdb reference ...", file=sys.stderr, flush=True)
+        manifest = json.loads(
+            s3.client()
+            .get_object(Bucket="bench", Key=f"lake/bronze/events/date={start}/_MANIFEST.json")[
+                "Body"
+            ]
+            .read()
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "bronze"
+            local.mkdir()
+            for name in manifest["files"]:
+                s3.client().download_file(
+                    "bench", f"lake/bronze/events/date={start}/{name}", str(local / name)
+                )
+            seconds, executions = duckdb_silver.run(local, Path(tmp) / "silver")
+        results["reference_duckdb_silver"] = {
+            "seconds": round(seconds, 2),
+            "executions": executions,
+        }
+
+        # (4) the same day again, from a table that also holds `history_days` other days.
+        if args.history_days:
+            per_day = max(1, int(args.events * args.history_fraction))
+            print(
+                f"loading {args.history_days} more days of {per_day} events ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            with pg.connect("trading", "django", PASSWORD) as conn:
+                for i in range(1, args.history_days + 1):
+                    synthetic.copy_into(
+                        conn,
+                        synthetic.generate(
+                            DAY - dt.timedelta(days=i),
+                            per_day,
+                            seed=100 + i,
+                            clients=args.clients,
+                            spill_minutes=0,
+                        ),
+                    )
+                conn.execute("VACUUM ANALYZE stop_events")
+                results["table_rows_with_history"] = conn.execute(
+                    "SELECT count(*) FROM stop_events"
+                ).fetchone()[0]
+            print("running bronze_from_60_days ...", file=sys.stderr, flush=True)
+            seconds, peak = timed([CLI, "bronze", "--date", start, "--lake", lake + "-60"], env)
+            results["bronze_from_60_days"] = {
+                "seconds": round(seconds, 2),
+                "peak_rss_mib": peak,
+                "history_days": args.history_days,
+                "events_per_history_day": per_day,
+            }
+
         with pg.connect("trading", "django", PASSWORD) as conn:
             results["rows_in_day"] = conn.execute(
                 "SELECT count(*) FROM stop_events WHERE occurred_at >= %s AND occurred_at < %s",
@@ -164,15 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     results["ratios"] = {
         "bronze_throughput_vs_copy": round(results["reference_copy"]["seconds"] / b, 3),
         "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
+        "silver_vs_duckdb": round(s / results["reference_duckdb_silver"]["seconds"], 2),
     }
+    if "bronze_from_60_days" in results:
+        results["ratios"]["bronze_60_days_vs_1_day"] = round(
+            results["bronze_from_60_days"]["seconds"] / b, 3
+        )
     results["memory_vs_limit"] = {
         k: f"{results[k]['peak_rss_mib']} MiB of {LIMITS_GIB[k] * 1024} MiB" for k in LIMITS_GIB
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{'step':<16}{'seconds':>10}{'peak MiB':>10}")
-    for k in steps:
-        print(f"{k:<16}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
+    print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>10}")
+    for k in [*steps, "bronze_from_60_days"]:
+        if k in results:
+            print(f"{k:<20}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
+    print(f"{'reference_duckdb':<20}{results['reference_duckdb_silver']['seconds']:>10.2f}")
     for k, val in results["ratios"].items():
         print(f"{k:<34}{val:>8}")
     print(f"(json: {args.json})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -101,8 +102,10 @@ def load(
 ) -> Manifest:
     """Replace the day: manifest removed first, files written through the S3A committer,
     manifest written last with the row count read back from what landed."""
+    started = time.monotonic()
     folder = fs.begin_day(BRONZE_EVENTS, day)
     frame.sortWithinPartitions("occurred_at", "event_id").write.mode("overwrite").parquet(folder)
+    log.info("bronze %s: written in %.1f s", day, time.monotonic() - started)
     files = fs.data_files(folder)
     spark = frame.sparkSession
     rows = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -233,12 +234,18 @@ def run(
             "silver: bronze days still unsealed (may change): %s", ", ".join(result.unsealed_days)
         )
 
+    started = time.monotonic()
+
+    def phase(name: str) -> None:
+        log.info("silver: %s done at %.1f s", name, time.monotonic() - started)
+
     events = read_events(spark, bronze_in.files)
     projected = events.transform(projection.executions).transform(overlapping(days))
     checked = with_fail_reasons(events, projected).cache()
     new = checked.where(F.size("_reasons") == 0).drop("_reasons")
     left_out = checked.where(F.size("_reasons") > 0)
     result.left_out = left_out.count()
+    phase("read, projection and rule checks")
     if result.left_out:
         where = f"{lake}/{QUARANTINE}/silver_left_out/run_id={run_id}"
         left_out.coalesce(1).write.mode("overwrite").parquet(where)
@@ -301,11 +308,13 @@ def run(
         for r in final.groupBy("client_id", "date").count().collect()
     }
 
+    phase(f"planning {len(rewrite)} partitions")
     uris = {k: _partition_uri(lake, *k) for k in rewrite}
     with ThreadPoolExecutor(_PARALLEL_FS_CALLS) as pool:
         # Un-commit every partition the run replaces, then clear it, then write, then commit.
         list(pool.map(lambda u: fs.delete(f"{u}/{MANIFEST}"), uris.values()))
         list(pool.map(lambda u: fs.delete(u, True), uris.values()))
+    phase("clearing the partitions")
     (
         final.repartition("client_id", "date")
         .sortWithinPartitions("date", "client_id", "triggered_at", "execution_id")
@@ -318,6 +327,7 @@ def run(
         .parquet(root)
     )
 
+    phase("writing")
     now = dt.datetime.now(dt.UTC).isoformat()
     unsealed = set(result.unsealed_days)
 
@@ -343,6 +353,7 @@ def run(
     written = [k for k in rewrite if counts.get(k)]
     with ThreadPoolExecutor(_PARALLEL_FS_CALLS) as pool:
         list(pool.map(commit, written))
+    phase("manifests")
 
     result.executions = int(new.count())
     result.by_status = {r.status: r["count"] for r in new.groupBy("status").count().collect()}

@@ -59,6 +59,8 @@ def ev(when: float | dt.datetime, event_type: str, token: str | None = TOKEN, **
     """A bronze event at `when` (seconds after T0, or an instant); keyword arguments override the
     defaults of tests.events.event."""
     kw.setdefault("event_id", eid(100_000 + next(_ids)))
+    for fill_column in ("exchange_order_id", "fill_price", "slippage_pct"):
+        kw.setdefault(fill_column, None)  # these tests state every fill value they rely on
     occurred_at = when if isinstance(when, dt.datetime) else at(when)
     return event(occurred_at, event_type, execution_token=token, **kw)
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -186,12 +187,16 @@ def _check(
     run_id: str,
     notes: list[str],
 ) -> TableReport:
+    started = time.monotonic()
     augmented = frame.cache()
     rows = augmented.count()
+    log.info("%s %s: %d rows loaded in %.1f s", table, day, rows, time.monotonic() - started)
     gx_result, results = gx_runner.validate(
         augmented, table, schema, extras, row_rules, table_rules
     )
+    log.info("%s %s: Great Expectations done at %.1f s", table, day, time.monotonic() - started)
     quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id)
+    log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     augmented.unpersist()
     report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
     report.html = gx_runner.render_html(gx_result, f"{table} {day}")
