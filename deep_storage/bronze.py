@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from deep_storage import schemas, session, source, store
 from deep_storage.config import SourceConfig, SparkSettings, StoreConfig
 from deep_storage.dates import DayRange, window
+from deep_storage.errors import InputError
 from deep_storage.lake import BRONZE_EVENTS, LakeFS, Manifest
 
 if TYPE_CHECKING:
@@ -63,9 +64,27 @@ class BronzeResult:
 
 
 def extract(
+    spark: SparkSession,
+    src: SourceConfig,
+    day: dt.date,
+    partitions: int = DEFAULT_READ_PARTITIONS,
+    read_path: str = "arrow",
+) -> DataFrame:
+    """The source rows of the UTC window [day, day+1), read once: through the binary COPY
+    protocol into Arrow (arrow_read.py, the default) or through Spark JDBC."""
+    if read_path == "arrow":
+        from deep_storage import arrow_read
+
+        return arrow_read.extract(spark, src, day, partitions)
+    if read_path != "jdbc":
+        raise InputError(f"read path {read_path!r} is unknown: expected arrow or jdbc")
+    return extract_jdbc(spark, src, day, partitions)
+
+
+def extract_jdbc(
     spark: SparkSession, src: SourceConfig, day: dt.date, partitions: int = DEFAULT_READ_PARTITIONS
 ) -> DataFrame:
-    """The source rows of the UTC window [day, day+1), read once.
+    """The source rows of the UTC window [day, day+1) through Spark JDBC.
 
     Spark's JDBC source cannot bind parameters; the bounds reach PostgreSQL as typed timestamp
     filters that Spark renders itself, in a JVM and session pinned to UTC (session.py), never as
@@ -164,6 +183,7 @@ def run(
     spark: SparkSession | None = None,
     seal_margin: dt.timedelta = DEFAULT_SEAL_MARGIN,
     read_partitions: int = DEFAULT_READ_PARTITIONS,
+    read_path: str | None = None,
     run_id: str | None = None,
     catch_up: bool = False,
 ) -> BronzeResult:
@@ -175,6 +195,7 @@ def run(
     Checks the database and the bucket before Spark starts or anything is written.
     """
     src = src or SourceConfig.from_env()
+    read_path = read_path or os.environ.get("DEEP_STORAGE_READ_PATH") or "arrow"
     run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
     with source.connect(src) as conn:
         source.check_table(conn, src)
@@ -199,7 +220,7 @@ def run(
         log.info("bronze: ingesting %s into %s", days, lake)
         for day in days.days():
             check = source.seal_check(conn, src, day, seal_margin)
-            frame = conform(extract(spark, src, day, read_partitions))
+            frame = conform(extract(spark, src, day, read_partitions, read_path))
             manifest = load(fs, frame, day, check, run_id)
             state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
             log.info("bronze %s: %d rows, %s", day, manifest.rows, state)

@@ -82,8 +82,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     show_default=True,
     help="Parallel JDBC range reads per day.",
 )
+@click.option(
+    "--read-path",
+    type=click.Choice(["arrow", "jdbc"]),
+    default=None,
+    help="arrow: binary COPY into Arrow (default); jdbc: Spark JDBC. Env DEEP_STORAGE_READ_PATH.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def bronze(date, until, lake, seal_margin, read_partitions, as_json) -> None:
+def bronze(date, until, lake, seal_margin, read_partitions, read_path, as_json) -> None:
     """Ingest stop_events into bronze/events/date=D/.
 
     Without --date: every day from the oldest unsealed one up to today.
@@ -96,6 +102,7 @@ def bronze(date, until, lake, seal_margin, read_partitions, as_json) -> None:
         resolve_lake(lake),
         seal_margin=dt.timedelta(seconds=seal_margin),
         read_partitions=read_partitions,
+        read_path=read_path,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

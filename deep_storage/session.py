@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,9 @@ def build(
         if settings.master.startswith("local"):
             # The host name resolves to a non-loopback address on these machines and in pods.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (the Arrow read path) must run this interpreter, with this venv's
+        # packages, not whatever `python3` comes first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         jars = _find_jars(settings)
         builder = (
             SparkSession.builder.appName(f"deep-storage-{app}")
@@ -115,6 +119,7 @@ def build(
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
         )
         if settings.master.startswith("local"):
             builder = builder.config("spark.driver.host", "127.0.0.1").config(

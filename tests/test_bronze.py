@@ -44,7 +44,8 @@ def keys(s3, lake: str) -> list[str]:
     return sorted(o["Key"] for o in resp.get("Contents", []))
 
 
-def test_day_window_is_half_open_utc_whatever_the_time_zones(db, spark, lake, s3):
+@pytest.mark.parametrize("read_path", ["arrow", "jdbc"])
+def test_day_window_is_half_open_utc_whatever_the_time_zones(db, spark, lake, s3, read_path):
     insert(
         db,
         [
@@ -56,7 +57,9 @@ def test_day_window_is_half_open_utc_whatever_the_time_zones(db, spark, lake, s3
     )
     assert db.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
     assert os.environ["TZ"] == "America/Sao_Paulo"
-    bronze.run(DayRange(dt.date(2025, 5, 31), dt.date(2025, 6, 2)), lake, spark=spark)
+    bronze.run(
+        DayRange(dt.date(2025, 5, 31), dt.date(2025, 6, 2)), lake, spark=spark, read_path=read_path
+    )
 
     def ids(day):
         return [r.event_id[-1] for r in committed_rows(spark, lake, day)]
@@ -68,7 +71,8 @@ def test_day_window_is_half_open_utc_whatever_the_time_zones(db, spark, lake, s3
     assert rows[1].occurred_at.astimezone(dt.UTC) == utc("2025-06-01 23:59:59.999999")
 
 
-def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, s3):
+@pytest.mark.parametrize("read_path", ["arrow", "jdbc"])
+def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, s3, read_path):
     payload = '{"pnl": "12.345678901234567890", "fee": "0.00000001", "b": [1, 2.50]}'
     insert(
         db,
@@ -88,7 +92,7 @@ def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, 
             )
         ],
     )
-    bronze.run(DayRange(D, D), lake, spark=spark)
+    bronze.run(DayRange(D, D), lake, spark=spark, read_path=read_path)
     (row,) = committed_rows(spark, lake, D)
     assert row.trigger_price == Decimal("99999999999.99999999")
     assert row.quantity == Decimal("0.00000001")

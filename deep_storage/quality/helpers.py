@@ -28,6 +28,17 @@ def silver_helpers(executions: DataFrame) -> DataFrame:
     )
 
 
+def ok_column(rule) -> str:
+    return f"_ok_{rule.name}"
+
+
+def with_rule_flags(frame: DataFrame, rules) -> DataFrame:
+    """One boolean column per row rule (`_ok_<name>`, never NULL: NULL counts as broken), so
+    Great Expectations checks them all in one aggregation pass and the quarantine reads the
+    same flags."""
+    return frame.withColumns({ok_column(r): F.coalesce(F.expr(r.ok), F.lit(False)) for r in rules})
+
+
 def reasons(rules) -> F.Column:
     """array<string> of the names of the row rules a row breaks (empty when it breaks none)."""
     broken = [F.when(~F.coalesce(F.expr(r.ok), F.lit(False)), F.lit(r.name)) for r in rules]

@@ -188,7 +188,8 @@ def _check(
     notes: list[str],
 ) -> TableReport:
     started = time.monotonic()
-    augmented = frame.cache()
+    augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules)).cache()
+    extras = [*extras, *(helpers.ok_column(r) for r in row_rules)]
     rows = augmented.count()
     log.info("%s %s: %d rows loaded in %.1f s", table, day, rows, time.monotonic() - started)
     gx_result, results = gx_runner.validate(
