@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import schemas, session, source, store
-from deep_storage.config import SourceConfig, SparkSettings, StoreConfig
+from deep_storage import schemas, session, source
+from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import InputError
 from deep_storage.lake import BRONZE_EVENTS, LakeFS, Manifest
@@ -199,12 +199,7 @@ def run(
     run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
     with source.connect(src) as conn:
         source.check_table(conn, src)
-        if lake.startswith("s3a://"):
-            store_config = store_config or StoreConfig.from_env()
-            store.preflight(store_config, lake)
-        spark = spark or session.build("bronze", store_config, SparkSettings.from_env())
-        if store_config is not None:
-            session.build("bronze", store_config)  # applies the S3A settings to a running session
+        spark = session.for_lake("bronze", lake, spark, store_config)
         fs = LakeFS(spark, lake)
         if days is None:
             days = plan_days(fs, conn, src)

@@ -65,6 +65,9 @@ SILVER_EXECUTIONS = StructType(
     ]
 )
 
+# The source's columns in table order (also bronze's column order).
+SOURCE_COLUMNS: tuple[str, ...] = tuple(BRONZE_EVENTS.fieldNames())
+
 # The source table as the Django app creates it (source-schema.md); the tests and the demo
 # create it from here, so the lake and its fixtures cannot drift apart.
 SOURCE_DDL = """

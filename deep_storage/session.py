@@ -141,6 +141,21 @@ def build(
     return active
 
 
+def for_lake(
+    app: str, lake: str, spark: SparkSession | None = None, store_config: StoreConfig | None = None
+) -> SparkSession:
+    """The session a step uses on `lake`: object storage checked first (an s3a lake), then the
+    process's session built, or the given one configured for that storage."""
+    from deep_storage import store
+
+    if lake.startswith("s3a://"):
+        store_config = store_config or StoreConfig.from_env()
+        store.preflight(store_config, lake)
+    if spark is None:
+        return build(app, store_config, SparkSettings.from_env())
+    return build(app, store_config) if store_config is not None else spark
+
+
 def jdbc_options(source) -> dict[str, str]:
     """Options for spark.read.format("jdbc"): explicit driver, credentials as properties."""
     return {

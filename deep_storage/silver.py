@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import projection, schemas, session, store
-from deep_storage.config import SparkSettings, StoreConfig
+from deep_storage import projection, schemas, session
+from deep_storage.config import StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import LakeStateError
 from deep_storage.lake import (
@@ -184,12 +184,7 @@ def run(
 ) -> SilverResult:
     """Project executions for `days` and replace the silver partitions they change."""
     run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
-    if lake.startswith("s3a://"):
-        store_config = store_config or StoreConfig.from_env()
-        store.preflight(store_config, lake)
-    spark = spark or session.build("silver", store_config, SparkSettings.from_env())
-    if store_config is not None:
-        session.build("silver", store_config)
+    spark = session.for_lake("silver", lake, spark, store_config)
     fs = LakeFS(spark, lake)
     root = f"{lake}/{SILVER_EXECUTIONS}"
 

@@ -14,29 +14,9 @@ import psycopg
 from deep_storage.config import SourceConfig, redact
 from deep_storage.dates import window
 from deep_storage.errors import SourceError
+from deep_storage.schemas import SOURCE_COLUMNS
 
-REQUIRED_COLUMNS = (
-    "event_id",
-    "event_seq",
-    "occurred_at",
-    "operation_id",
-    "client_id",
-    "symbol",
-    "event_type",
-    "trigger_price",
-    "stop_price",
-    "quantity",
-    "side",
-    "execution_token",
-    "payload_json",
-    "request_payload_hash",
-    "exchange_order_id",
-    "fill_price",
-    "slippage_pct",
-    "source",
-    "error_message",
-    "retry_count",
-)
+REQUIRED_COLUMNS = SOURCE_COLUMNS
 
 
 def connect(source: SourceConfig) -> psycopg.Connection:

@@ -17,29 +17,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from deep_storage.schemas import SOURCE_COLUMNS
+
 # The column order of schemas.SOURCE_DDL; rows are positional so COPY needs no per-row dicts.
-COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "event_seq",
-    "occurred_at",
-    "operation_id",
-    "client_id",
-    "symbol",
-    "event_type",
-    "trigger_price",
-    "stop_price",
-    "quantity",
-    "side",
-    "execution_token",
-    "payload_json",
-    "request_payload_hash",
-    "exchange_order_id",
-    "fill_price",
-    "slippage_pct",
-    "source",
-    "error_message",
-    "retry_count",
-)
+COLUMNS: tuple[str, ...] = SOURCE_COLUMNS
 
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDC", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
 

@@ -7,28 +7,9 @@ import json
 import uuid
 from decimal import Decimal
 
-COLUMNS = (
-    "event_id",
-    "event_seq",
-    "occurred_at",
-    "operation_id",
-    "client_id",
-    "symbol",
-    "event_type",
-    "trigger_price",
-    "stop_price",
-    "quantity",
-    "side",
-    "execution_token",
-    "payload_json",
-    "request_payload_hash",
-    "exchange_order_id",
-    "fill_price",
-    "slippage_pct",
-    "source",
-    "error_message",
-    "retry_count",
-)
+from deep_storage.schemas import SOURCE_COLUMNS
+
+COLUMNS = SOURCE_COLUMNS
 
 
 def utc(text: str) -> dt.datetime:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import schemas, session, source, store
-from deep_storage.config import SourceConfig, SparkSettings, StoreConfig
+from deep_storage import schemas, session, source
+from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
 from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, LakeFS
@@ -319,12 +319,7 @@ def run(
             src = SourceConfig.from_env()
         except InputError:
             src = None
-    if lake.startswith("s3a://"):
-        store_config = store_config or StoreConfig.from_env()
-        store.preflight(store_config, lake)
-    spark = spark or session.build("validate", store_config, SparkSettings.from_env())
-    if store_config is not None:
-        session.build("validate", store_config)
+    spark = session.for_lake("validate", lake, spark, store_config)
     fs = LakeFS(spark, lake)
     report = ValidationReport(day.isoformat(), lake, run_id)
     if "bronze" in tables:
