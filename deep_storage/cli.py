@@ -86,7 +86,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "--read-path",
     type=click.Choice(["arrow", "jdbc"]),
     default=None,
-    help="arrow: binary COPY into Arrow (default); jdbc: Spark JDBC. Env DEEP_STORAGE_READ_PATH.",
+    help="jdbc: Spark JDBC (default); arrow: binary COPY into Arrow via ADBC. "
+    "Env DEEP_STORAGE_READ_PATH.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def bronze(date, until, lake, seal_margin, read_partitions, read_path, as_json) -> None:
