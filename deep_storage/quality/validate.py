@@ -210,6 +210,22 @@ def _check(
     return report
 
 
+def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[rules.TableRule]:
+    """Volume against the earlier days and freshness against the run's time, where they apply;
+    a note for each that does not."""
+    found = []
+    volume = rules.volume_rule(history, volume_k)
+    if volume:
+        found.append(volume)
+    else:
+        notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
+    if _freshness_applies(day, as_of, sla):
+        found.append(rules.freshness_rule(newest, as_of, sla))
+    else:
+        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    return found
+
+
 def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
     found = fs.committed_files(BRONZE_EVENTS, day)
     if found is None:
@@ -236,15 +252,7 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
         m = fs.manifest(BRONZE_EVENTS, day - dt.timedelta(days=i))
         if m is not None:
             history.append(m.rows)
-    volume = rules.volume_rule(history, volume_k)
-    if volume:
-        table_rules.append(volume)
-    else:
-        notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
-    if _freshness_applies(day, as_of, BRONZE_SLA):
-        table_rules.append(rules.freshness_rule("occurred_at", as_of, BRONZE_SLA))
-    else:
-        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    table_rules += _history_rules(day, history, volume_k, as_of, "occurred_at", BRONZE_SLA, notes)
     return _check(
         frame.transform(helpers.bronze_helpers),
         BRONZE_TABLE,
@@ -271,15 +279,7 @@ def _silver_report(spark, fs, day, as_of, volume_k, run_id) -> TableReport:
         for r in silver.read_committed(spark, fs.lake, earlier).groupBy("date").count().collect()
     }
     history = [counts[d] for d in earlier if d in counts]
-    volume = rules.volume_rule(history, volume_k)
-    if volume:
-        table_rules.append(volume)
-    else:
-        notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
-    if _freshness_applies(day, as_of, SILVER_SLA):
-        table_rules.append(rules.freshness_rule(SILVER_NEWEST, as_of, SILVER_SLA))
-    else:
-        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    table_rules += _history_rules(day, history, volume_k, as_of, SILVER_NEWEST, SILVER_SLA, notes)
     return _check(
         frame.transform(helpers.silver_helpers),
         SILVER_TABLE,
