@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import schemas, session, source
+from deep_storage import config, schemas, session, source
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import InputError
@@ -195,9 +193,8 @@ def run(
     Checks the database and the bucket before Spark starts or anything is written.
     """
     src = src or SourceConfig.from_env()
-    # Spark JDBC by default: measured faster end to end here than the Arrow path (benchmarks/).
-    read_path = read_path or os.environ.get("DEEP_STORAGE_READ_PATH") or "jdbc"
-    run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
+    read_path = config.read_path(read_path)
+    run_id = config.run_id(run_id)
     with source.connect(src) as conn:
         source.check_table(conn, src)
         spark = session.for_lake("bronze", lake, spark, store_config)

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import projection, schemas, session
+from deep_storage import config, projection, schemas, session
 from deep_storage.config import StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import LakeStateError
@@ -183,7 +181,7 @@ def run(
     run_id: str | None = None,
 ) -> SilverResult:
     """Project executions for `days` and replace the silver partitions they change."""
-    run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
+    run_id = config.run_id(run_id)
     spark = session.for_lake("silver", lake, spark, store_config)
     fs = LakeFS(spark, lake)
     root = f"{lake}/{SILVER_EXECUTIONS}"
@@ -350,8 +348,8 @@ def run(
         list(pool.map(commit, written))
     phase("manifests")
 
-    result.executions = int(new.count())
     result.by_status = {r.status: r["count"] for r in new.groupBy("status").count().collect()}
+    result.executions = sum(result.by_status.values())
     result.partitions_written = len(written)
     result.partitions_removed = len(rewrite) - len(written)
     checked.unpersist()

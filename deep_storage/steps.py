@@ -43,7 +43,6 @@ class StepResult:
     first_day: str
     last_day: str
     metrics: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def bronze(
@@ -73,7 +72,6 @@ def bronze(
             "rows": result.rows,
             "unsealed_days": len(result.unsealed),
         },
-        notes=[f"unsealed: {', '.join(result.unsealed)}"] if result.unsealed else [],
     )
 
 

@@ -97,3 +97,13 @@ def test_a_writer_that_began_after_the_horizon_cannot_write_into_the_day():
 def test_writers_we_cannot_date_keep_every_day_open(writer):
     sealed, _ = decide_seal(D, END + dt.timedelta(days=30), [writer], MARGIN)
     assert not sealed
+
+
+def test_run_id_and_read_path_come_from_one_place():
+    from deep_storage import config
+
+    assert config.run_id("given", {"DEEP_STORAGE_RUN_ID": "env"}) == "given"
+    assert config.run_id(None, {"DEEP_STORAGE_RUN_ID": "env"}) == "env"
+    assert config.run_id(None, {}) != config.run_id(None, {})
+    assert config.read_path(None, {}) == "jdbc"
+    assert config.read_path(None, {"DEEP_STORAGE_READ_PATH": "arrow"}) == "arrow"

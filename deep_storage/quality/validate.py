@@ -10,15 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import schemas, session, source
+from deep_storage import config, schemas, session, source
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
@@ -312,7 +310,7 @@ def run(
     unknown = set(tables) - {"bronze", "silver"}
     if unknown:
         raise InputError(f"unknown table(s) {sorted(unknown)}: expected bronze and/or silver")
-    run_id = run_id or os.environ.get("DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex
+    run_id = config.run_id(run_id)
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     if src is None and "bronze" in tables:
         try:
