@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 from benchmarks import duckdb_silver
+from deep_storage import lake as lakes
 from deep_storage import schemas, synthetic
+from deep_storage.config import StoreConfig
 from deep_storage.local_services import PostgresServer, SeaweedS3Server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,19 +184,17 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
         # (2) the reference for silver: DuckDB over the same bronze files, local copies.
         print("running duckdb reference ...", file=sys.stderr, flush=True)
-        manifest = json.loads(
-            s3.client()
-            .get_object(Bucket="bench", Key=f"lake/bronze/events/date={start}/_MANIFEST.json")[
-                "Body"
-            ]
-            .read()
+        manifest = lakes.manifest(
+            lakes.LakeFS(lake, StoreConfig.from_env(env)),
+            lakes.BRONZE_EVENTS,
+            dt.date.fromisoformat(start),
         )
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "bronze"
             local.mkdir()
-            for name in manifest["files"]:
+            for name in manifest.files:
                 s3.client().download_file(
-                    "bench", f"lake/bronze/events/date={start}/{name}", str(local / name)
+                    "bench", f"lake/bronze/events/{name}", str(local / name.rsplit("/", 1)[-1])
                 )
             seconds, executions = duckdb_silver.run(local, Path(tmp) / "silver")
         results["reference_duckdb_silver"] = {

@@ -13,13 +13,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from deep_storage import config, schemas, session, source
+from deep_storage import config, lake, schemas, session, source, store, writer_lock
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import InputError
-from deep_storage.lake import BRONZE_EVENTS, LakeFS, Manifest
+from deep_storage.lake import BRONZE_EVENTS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SEAL_MARGIN = dt.timedelta(minutes=5)
 DEFAULT_READ_PARTITIONS = 2
+DEFAULT_MAX_DAYS = 14
+RETENTION_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class DayResult:
     rows: int
     sealed: bool
     reason: str | None
+    stuck_writers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +47,7 @@ class BronzeResult:
     lake: str
     run_id: str
     days: list[DayResult] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # due days over the per-run cap
 
     @property
     def rows(self) -> int:
@@ -58,6 +63,7 @@ class BronzeResult:
             "run_id": self.run_id,
             "rows": self.rows,
             "days": [asdict(d) for d in self.days],
+            "left": self.left,
         }
 
 
@@ -115,66 +121,84 @@ def conform(frame: DataFrame) -> DataFrame:
 
 
 def load(
-    fs: LakeFS, frame: DataFrame, day: dt.date, check: source.SealCheck, run_id: str
-) -> Manifest:
-    """Replace the day: manifest removed first, files written through the S3A committer,
-    manifest written last with the row count read back from what landed."""
+    writer: lake.Writer, frame: DataFrame, day: dt.date, check: source.SealCheck
+) -> lake.Manifest:
+    """Write the day under new file names, check that every row read landed, then commit it
+    (lake.py): readers see the previous version of the day until the commit swaps it."""
     started = time.monotonic()
-    folder = fs.begin_day(BRONZE_EVENTS, day)
-    frame.sortWithinPartitions("occurred_at", "event_id").write.mode("overwrite").parquet(folder)
-    log.info("bronze %s: written in %.1f s", day, time.monotonic() - started)
-    files = fs.data_files(folder)
-    spark = frame.sparkSession
-    rows = (
-        spark.read.schema(schemas.BRONZE_EVENTS).parquet(*[f"{folder}/{n}" for n in files]).count()
-        if files
-        else 0
+    observed = Observation(f"bronze-{day}")
+    counted = frame.observe(observed, F.count(F.lit(1)).alias("rows"))
+    written = writer.write(
+        counted.sortWithinPartitions("occurred_at", "event_id"),
+        [day],
+        schema=schemas.BRONZE_EVENTS,
+        folder=lake.day_uri(writer.fs.lake, BRONZE_EVENTS, day),
     )
+    written.expect(observed.get["rows"])
+    log.info("bronze %s: written in %.1f s", day, time.monotonic() - started)
     start, end = window(day)
-    manifest = Manifest(
+    files = written.files[day]
+    manifest = lake.Manifest(
+        table=BRONZE_EVENTS,
         date=day.isoformat(),
-        rows=rows,
+        rows=written.rows,
         sealed=check.sealed,
         files=files,
-        run_id=run_id,
-        written_at=dt.datetime.now(dt.UTC).isoformat(),
-        table=BRONZE_EVENTS,
+        partitions={f"date={day}": written.rows},
+        run_id=writer.run_id,
+        written_at="",
         details={
             "window": [start.isoformat(), end.isoformat()],
             "checked_at": check.checked_at.isoformat(),
             "snapshot_xmin": check.snapshot_xmin,
             "unsealed_reason": check.reason,
+            "stuck_writers": check.stuck,
         },
     )
-    fs.commit_day(manifest)
+    writer.commit([manifest])
     return manifest
 
 
+@dataclass(frozen=True)
+class Plan:
+    days: list[dt.date]
+    left: list[dt.date]  # due, but over the per-run cap: the next run takes them
+
+
 def plan_days(
-    fs: LakeFS, conn, src: SourceConfig, *, empty_lake_from_source: bool = True
-) -> DayRange | None:
-    """Days to ingest when no --date is given: from the oldest day that is unsealed or was
-    interrupted (or the day after the newest sealed one) up to the source's today."""
-    today = source.server_now(conn).date()
-    pending, sealed = [], []
-    for day in fs.day_folders(BRONZE_EVENTS):
-        m = fs.manifest(BRONZE_EVENTS, day)
-        (sealed if m is not None and m.sealed else pending).append(day)
-    candidates = list(pending)
-    if sealed:
-        candidates.append(max(sealed) + dt.timedelta(days=1))
-    if not candidates and not empty_lake_from_source:
-        return None
-    if not candidates:
-        oldest = source.oldest_event_day(conn, src)
-        candidates.append(oldest if oldest is not None else today)
-    first = min(candidates)
-    return DayRange(first, today) if first <= today else None
+    fs: lake.LakeFS,
+    conn,
+    src: SourceConfig,
+    requested: DayRange | None,
+    max_days: int = DEFAULT_MAX_DAYS,
+) -> Plan:
+    """The days a run ingests: the requested ones plus every day that is missing or unsealed
+    between the oldest ingested day and the horizon (the last requested day, else the source's
+    today), gaps included, oldest first, at most `max_days`. On an empty lake, from the day of the
+    source's oldest event within retention (the 90 days up to the horizon)."""
+    horizon = requested.last if requested is not None else source.server_now(conn).date()
+    ingested = lake.committed(fs, BRONZE_EVENTS)
+    if ingested:
+        first = min(ingested)
+    else:
+        retained = horizon - dt.timedelta(days=RETENTION_DAYS - 1)
+        first = source.oldest_event_day(conn, src, since=retained) or horizon
+    due = set()
+    day = first
+    while day <= horizon:
+        m = ingested.get(day)
+        if m is None or not m.sealed:
+            due.add(day)
+        day += dt.timedelta(days=1)
+    if requested is not None:
+        due |= set(requested.days())
+    ordered = sorted(due)
+    return Plan(ordered[:max_days], ordered[max_days:])
 
 
 def run(
     days: DayRange | None,
-    lake: str,
+    lake_uri: str,
     *,
     src: SourceConfig | None = None,
     store_config: StoreConfig | None = None,
@@ -184,40 +208,57 @@ def run(
     read_path: str | None = None,
     run_id: str | None = None,
     catch_up: bool = False,
+    max_days: int = DEFAULT_MAX_DAYS,
 ) -> BronzeResult:
-    """Ingest `days` (or, when None, every day from the oldest unsealed one up to today).
+    """Ingest `days`; with `catch_up` (or when `days` is None) also every missing or unsealed
+    day since the oldest ingested one, oldest first, at most `max_days` in one run.
 
-    With `catch_up`, the range starts earlier when an older day is unsealed or was interrupted,
-    so a scheduled run also repairs what missed or failed runs left behind.
-
-    Checks the database and the bucket before Spark starts or anything is written.
+    Checks the database and the bucket before Spark starts or anything is written; holds the
+    lake's writer lease while it writes.
     """
     src = src or SourceConfig.from_env()
     read_path = config.read_path(read_path)
     run_id = config.run_id(run_id)
     with source.connect(src) as conn:
         source.check_table(conn, src)
-        spark = session.for_lake("bronze", lake, spark, store_config)
-        fs = LakeFS(spark, lake)
-        if days is None:
-            days = plan_days(fs, conn, src)
-        elif catch_up:
-            pending = plan_days(fs, conn, src, empty_lake_from_source=False)
-            if pending is not None and pending.first < days.first:
-                log.info("bronze: catching up from %s (oldest unsealed day)", pending.first)
-                days = DayRange(pending.first, days.last)
-        result = BronzeResult(lake=lake, run_id=run_id)
-        if days is None:
-            log.info("bronze: nothing to ingest")
-            return result
-        log.info("bronze: ingesting %s into %s", days, lake)
-        for day in days.days():
-            check = source.seal_check(conn, src, day, seal_margin)
-            frame = conform(extract(spark, src, day, read_partitions, read_path))
-            manifest = load(fs, frame, day, check, run_id)
-            state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
-            log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
-            result.days.append(
-                DayResult(day.isoformat(), manifest.rows, manifest.sealed, check.reason)
+        store_config = store.checked(lake_uri, store_config)
+        fs = lake.LakeFS(lake_uri, store_config)
+        with writer_lock.hold(
+            lake_uri, "bronze", str(days or "catch-up"), run_id, store_config
+        ) as lease:
+            spark = session.for_lake("bronze", lake_uri, spark, store_config)
+            if days is None or catch_up:
+                plan = plan_days(fs, conn, src, days, max_days)
+            else:
+                plan = Plan(list(days.days()), [])
+            result = BronzeResult(
+                lake=lake_uri, run_id=run_id, left=[d.isoformat() for d in plan.left]
             )
-        return result
+            if not plan.days:
+                log.info("bronze: nothing to ingest")
+                return result
+            log.info("bronze: ingesting %s into %s", ", ".join(map(str, plan.days)), lake_uri)
+            if plan.left:
+                log.warning(
+                    "bronze: %d more days are due (%s..%s): over the cap of %d days per run; "
+                    "the next run continues",
+                    len(plan.left),
+                    plan.left[0],
+                    plan.left[-1],
+                    max_days,
+                )
+            writer = lake.Writer(fs, BRONZE_EVENTS, lease, run_id)
+            for day in plan.days:
+                check = source.seal_check(conn, src, day, seal_margin)
+                for stuck in check.stuck:
+                    log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
+                frame = conform(extract(spark, src, day, read_partitions, read_path))
+                manifest = load(writer, frame, day, check)
+                state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
+                log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
+                result.days.append(
+                    DayResult(
+                        day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck
+                    )
+                )
+            return result

@@ -89,11 +89,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="jdbc: Spark JDBC (default); arrow: binary COPY into Arrow via ADBC. "
     "Env DEEP_STORAGE_READ_PATH.",
 )
+@click.option(
+    "--max-days",
+    type=click.IntRange(1, 366),
+    default=14,
+    show_default=True,
+    help="At most this many days per run (without --date); the next run continues.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def bronze(date, until, lake, seal_margin, read_partitions, read_path, as_json) -> None:
+def bronze(date, until, lake, seal_margin, read_partitions, read_path, max_days, as_json) -> None:
     """Ingest stop_events into bronze/events/date=D/.
 
-    Without --date: every day from the oldest unsealed one up to today.
+    Without --date: every day missing or unsealed since the oldest ingested one (gaps
+    included) up to today; on an empty lake, from the source's oldest event within 90 days.
     """
     from deep_storage import bronze as step
 
@@ -104,6 +112,7 @@ def bronze(date, until, lake, seal_margin, read_partitions, read_path, as_json) 
         seal_margin=dt.timedelta(seconds=seal_margin),
         read_partitions=read_partitions,
         read_path=read_path,
+        max_days=max_days,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -111,6 +120,16 @@ def bronze(date, until, lake, seal_margin, read_partitions, read_path, as_json) 
         for d in result.days:
             state = "sealed" if d.sealed else "unsealed"
             click.echo(f"bronze {d.date}: {d.rows} rows, {state}")
+        if not result.days:
+            click.echo("bronze: nothing to ingest")
+    for stuck in sorted({w for d in result.days for w in d.stuck_writers}):
+        click.echo(f"warning: stuck writer at the source keeps days unsealed: {stuck}", err=True)
+    if result.left:
+        click.echo(
+            f"note: {len(result.left)} more days are due ({result.left[0]}..{result.left[-1]}); "
+            "run again to continue",
+            err=True,
+        )
 
 
 @cli.command()

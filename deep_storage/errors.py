@@ -37,6 +37,12 @@ class LakeStateError(DeepStorageError):
     exit_code = 5
 
 
+class LakeBusyError(LakeStateError):
+    """Another run holds the lake's writer lease and did not finish within the wait."""
+
+    exit_code = 8
+
+
 class QualityGateError(DeepStorageError):
     """A data-quality rule of level `fail` broke."""
 

@@ -1,48 +1,91 @@
-"""The lake's layout, day manifests and the commit protocol (lake-contract.md).
+"""The lake's layout and its one commit protocol, for every table.
 
-A day folder is committed when its `_MANIFEST.json` exists. Writers remove the manifest before
-touching the day's files and write it last; readers take only days with a manifest and only the
-files that manifest lists, so an interrupted write is never read as half a day.
+A table (bronze/events, silver/stop_executions) is a folder of Parquet files under Hive-style
+partition folders, plus `_manifests/`:
+
+    {table}/_manifests/_current.json            the table's version: date -> that day's manifest
+    {table}/_manifests/date=D/m-<id>.json       one day's manifest: its files, rows, sealed, ...
+
+The commit protocol (the only code that writes manifests or deletes data files):
+1. `Writer.write`: Spark appends new files under new names (the write job's unique names); the
+   current version still lists only the old files, so readers see the old day, complete.
+2. The files that landed are listed and their rows counted from the Parquet footers; a count
+   lower than the rows the step read fails the run, and nothing is committed.
+3. `Writer.commit`: each day's manifest is written under a new name, then `_current.json` is
+   replaced in one PUT to point at them: every day of the commit switches at the same instant.
+4. Files and manifests no longer listed (superseded, or left by a killed run) are deleted.
+
+A run killed at any moment leaves the previous version intact; whatever it wrote is unlisted and
+the next run that writes those days deletes it. Only the holder of the writer lease
+(writer_lock.py) writes, so read-modify-write of `_current.json` is safe.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from deep_storage.errors import StoreError
+from deep_storage.config import StoreConfig, lake_bucket, redact
+from deep_storage.errors import LakeStateError, StoreError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
-MANIFEST = "_MANIFEST.json"
+    from deep_storage.writer_lock import Lease
+
+log = logging.getLogger(__name__)
+
 BRONZE_EVENTS = "bronze/events"
 SILVER_EXECUTIONS = "silver/stop_executions"
 QUARANTINE = "quarantine"
 QUALITY = "_quality"
+MANIFESTS = "_manifests"
+CURRENT = "_current.json"
+_PARALLEL = 16
 
 
 def day_uri(lake: str, table: str, day: dt.date) -> str:
     return f"{lake}/{table}/date={day.isoformat()}"
 
 
+def partition_date(relpath: str) -> dt.date | None:
+    """The `date=` value of a path relative to a table root (None when it has none)."""
+    for part in relpath.split("/"):
+        if part.startswith("date="):
+            try:
+                return dt.date.fromisoformat(part[5:])
+            except ValueError:
+                return None
+    return None
+
+
 @dataclass
 class Manifest:
-    """The commit marker of one day of one table."""
+    """One committed day of one table."""
 
+    table: str
     date: str
     rows: int
     sealed: bool
-    files: list[str]
+    files: list[str]  # relative to the table root
+    partitions: dict[str, int]  # partition folder (relative) -> rows
     run_id: str
     written_at: str
-    table: str = BRONZE_EVENTS
+    lease_token: int = 0
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -51,116 +94,345 @@ class Manifest:
 
 
 class LakeFS:
-    """File operations on the lake through Hadoop's FileSystem API, so s3a:// and file:// lakes
-    go through the same code and the same S3A settings as Spark's own reads and writes."""
+    """Metadata operations on the lake (list, read, write, delete small objects), straight on the
+    object store with boto3 (path-style, the steps' AWS_* settings) or on the local file system
+    for file:// lakes. Parquet itself is read and written by Spark."""
 
-    def __init__(self, spark: SparkSession, lake: str) -> None:
-        self.spark = spark
-        self.lake = lake
-        jvm = spark.sparkContext._jvm
-        self._Path = jvm.org.apache.hadoop.fs.Path
-        conf = spark.sparkContext._jsc.hadoopConfiguration()
-        self._fs = self._call("open the lake", lambda: self._Path(lake).getFileSystem(conf))
+    def __init__(self, lake: str, store: StoreConfig | None = None) -> None:
+        self.lake = lake.rstrip("/")
+        parts = urlsplit(self.lake)
+        self.bucket = lake_bucket(self.lake)
+        if self.bucket is not None:
+            from deep_storage.store import s3_client
 
-    def _call(self, what: str, fn):
-        from py4j.protocol import Py4JJavaError
+            self._client = s3_client(store or StoreConfig.from_env())
+            self._prefix = parts.path.strip("/")
+        else:
+            self._client = None
+            self._root = Path(parts.path)
 
-        try:
-            return fn()
-        except Py4JJavaError as exc:
-            java = exc.java_exception
-            message = str(java.getMessage() or java.getClass().getName()).splitlines()[0]
-            raise StoreError(f"{what} in lake {self.lake} failed: {message[:300]}") from None
+    # --- paths -------------------------------------------------------------------------------
 
-    def exists(self, uri: str) -> bool:
-        return bool(self._call(f"check {uri}", lambda: self._fs.exists(self._Path(uri))))
+    def _rel(self, uri: str) -> str:
+        if not uri.startswith(self.lake):
+            raise ValueError(f"{uri} is not in lake {self.lake}")
+        return uri[len(self.lake) :].lstrip("/")
 
-    def delete(self, uri: str, recursive: bool = False) -> None:
-        self._call(f"delete {uri}", lambda: self._fs.delete(self._Path(uri), recursive))
+    def _key(self, uri: str) -> str:
+        rel = self._rel(uri)
+        return f"{self._prefix}/{rel}" if self._prefix else rel
+
+    def _fail(self, what: str, exc: Exception) -> StoreError:
+        detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or str(exc)
+        return StoreError(f"{what} in lake {self.lake} failed: {redact(str(detail))[:300]}")
+
+    # --- operations --------------------------------------------------------------------------
 
     def read_text(self, uri: str) -> str | None:
-        def read():
-            path = self._Path(uri)
-            if not self._fs.exists(path):
-                return None
-            stream = self._fs.open(path)
-            try:
-                jvm = self.spark.sparkContext._jvm
-                data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
-            finally:
-                stream.close()
-            return bytes(data).decode("utf-8")
+        if self._client is None:
+            path = self._root / self._rel(uri)
+            return path.read_text("utf-8") if path.is_file() else None
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        return self._call(f"read {uri}", read)
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(uri))["Body"]
+            return body.read().decode("utf-8")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._fail(f"read {uri}", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(f"read {uri}", exc) from None
 
     def write_text(self, uri: str, text: str) -> None:
-        def write():
-            stream = self._fs.create(self._Path(uri), True)
-            try:
-                stream.write(bytearray(text.encode("utf-8")))
-            finally:
-                stream.close()
+        """Replace the object at `uri` whole: a reader sees the old text or the new, never a
+        part (one PUT on S3; a write to a temporary name and a rename on a local disk)."""
+        data = text.encode("utf-8")
+        if self._client is None:
+            path = self._root / self._rel(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        self._call(f"write {uri}", write)
-
-    def list_names(self, uri: str) -> list[str]:
-        """Names of the entries directly under `uri` ([] if it does not exist)."""
-
-        def listing():
-            path = self._Path(uri)
-            if not self._fs.exists(path):
-                return []
-            return sorted(str(s.getPath().getName()) for s in self._fs.listStatus(path))
-
-        return self._call(f"list {uri}", listing)
-
-    def glob(self, pattern: str) -> list[str]:
-        """Full URIs matching a Hadoop glob (`*`, `{a,b}`), sorted; [] when nothing matches."""
-
-        def globbing():
-            found = self._fs.globStatus(self._Path(pattern))
-            return sorted(str(s.getPath().toString()) for s in (found or []))
-
-        return self._call(f"list {pattern}", globbing)
-
-    # --- days and manifests -------------------------------------------------------------
-
-    def manifest(self, table: str, day: dt.date) -> Manifest | None:
-        """The day's manifest, or None when the day is absent or not committed."""
-        text = self.read_text(f"{day_uri(self.lake, table, day)}/{MANIFEST}")
-        if text is None:
-            return None
         try:
-            return Manifest.from_json(text)
-        except (ValueError, TypeError, KeyError):
-            return None  # a torn manifest is no commit: the day gets re-written
+            self._client.put_object(Bucket=self.bucket, Key=self._key(uri), Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(f"write {uri}", exc) from None
 
-    def day_folders(self, table: str) -> list[dt.date]:
-        days = []
-        for name in self.list_names(f"{self.lake}/{table}"):
-            if name.startswith("date="):
-                try:
-                    days.append(dt.date.fromisoformat(name[5:]))
-                except ValueError:
-                    continue
-        return sorted(days)
+    def exists(self, uri: str) -> bool:
+        return bool(self.list_files(uri)) or self.read_text(uri) is not None
 
-    def begin_day(self, table: str, day: dt.date) -> str:
-        """Un-commit a day before its files change. Returns the day's folder."""
-        folder = day_uri(self.lake, table, day)
-        self.delete(f"{folder}/{MANIFEST}")
-        return folder
+    def list_files(self, uri: str) -> list[str]:
+        """Every file under the folder `uri`, recursively, as paths relative to `uri`."""
+        base = uri.rstrip("/")
+        if self._client is None:
+            root = self._root / self._rel(base) if base != self.lake else self._root
+            if not root.is_dir():
+                return []
+            return sorted(
+                str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()
+            )
+        from botocore.exceptions import BotoCoreError, ClientError
 
-    def data_files(self, folder: str) -> list[str]:
-        return [n for n in self.list_names(folder) if not n.startswith(("_", "."))]
+        prefix = (
+            self._key(base).rstrip("/") + "/"
+            if base != self.lake
+            else (f"{self._prefix}/" if self._prefix else "")
+        )
+        found = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                found += [o["Key"][len(prefix) :] for o in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(f"list {uri}", exc) from None
+        return sorted(found)
 
-    def commit_day(self, manifest: Manifest) -> None:
-        folder = day_uri(self.lake, manifest.table, dt.date.fromisoformat(manifest.date))
-        self.write_text(f"{folder}/{MANIFEST}", manifest.to_json())
+    def delete_files(self, uris: Iterable[str]) -> None:
+        uris = list(uris)
+        if not uris:
+            return
+        if self._client is None:
+            for uri in uris:
+                (self._root / self._rel(uri)).unlink(missing_ok=True)
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
 
-    def committed_files(self, table: str, day: dt.date) -> tuple[Manifest, list[str]] | None:
-        m = self.manifest(table, day)
-        if m is None:
-            return None
-        folder = day_uri(self.lake, table, day)
-        return m, [f"{folder}/{name}" for name in m.files]
+        keys = [{"Key": self._key(u)} for u in uris]
+        try:
+            for i in range(0, len(keys), 1000):
+                resp = self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True}
+                )
+                if resp.get("Errors"):
+                    first = resp["Errors"][0]
+                    raise StoreError(
+                        f"delete {first.get('Key')} in lake {self.lake} failed: {first.get('Code')}"
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("delete", exc) from None
+
+    def delete_tree(self, uri: str) -> None:
+        base = uri.rstrip("/")
+        self.delete_files(f"{base}/{rel}" for rel in self.list_files(base))
+
+
+# --- reading committed versions --------------------------------------------------------------
+
+
+def _current_uri(lake: str, table: str) -> str:
+    return f"{lake}/{table}/{MANIFESTS}/{CURRENT}"
+
+
+def current_version(fs: LakeFS, table: str) -> dict[str, str]:
+    """date (ISO) -> manifest path relative to the table root, for every committed day."""
+    text = fs.read_text(_current_uri(fs.lake, table))
+    if text is None:
+        return {}
+    try:
+        return dict(json.loads(text)["dates"])
+    except (ValueError, KeyError, TypeError):
+        raise LakeStateError(
+            f"{_current_uri(fs.lake, table)} is not a version file: restore it from the "
+            "object store's versioning, or rebuild the table"
+        ) from None
+
+
+def committed(
+    fs: LakeFS, table: str, days: Iterable[dt.date] | None = None
+) -> dict[dt.date, Manifest]:
+    """The manifests of the committed days among `days` (all days when None)."""
+    version = current_version(fs, table)
+    wanted = (
+        sorted(version)
+        if days is None
+        else [d.isoformat() for d in days if d.isoformat() in version]
+    )
+
+    def load(date: str) -> tuple[dt.date, Manifest]:
+        uri = f"{fs.lake}/{table}/{version[date]}"
+        text = fs.read_text(uri)
+        if text is None:
+            raise LakeStateError(f"{table} day {date}: its manifest {uri} is missing")
+        return dt.date.fromisoformat(date), Manifest.from_json(text)
+
+    if len(wanted) <= 2:
+        return dict(map(load, wanted))
+    with ThreadPoolExecutor(_PARALLEL) as pool:
+        return dict(pool.map(load, wanted))
+
+
+def manifest(fs: LakeFS, table: str, day: dt.date) -> Manifest | None:
+    return committed(fs, table, [day]).get(day)
+
+
+def file_uris(fs: LakeFS, manifests: Iterable[Manifest]) -> list[str]:
+    return [f"{fs.lake}/{m.table}/{f}" for m in manifests for f in m.files]
+
+
+def read_committed(
+    spark: SparkSession,
+    fs: LakeFS,
+    table: str,
+    schema: StructType,
+    days: Iterable[dt.date] | None,
+) -> DataFrame:
+    """The committed rows of `days`, with the table's partition columns (typed: client_id
+    bigint, date date). Only files a committed manifest lists are opened."""
+    from pyspark.sql import functions as F
+
+    manifests = committed(fs, table, days).values()
+    files = file_uris(fs, manifests)
+    partition_columns = ["client_id", "date"] if table == SILVER_EXECUTIONS else ["date"]
+    if not files:
+        frame = spark.createDataFrame([], schema)
+        for c in partition_columns:
+            frame = frame.withColumn(c, F.lit(None).cast("bigint" if c == "client_id" else "date"))
+        return frame
+    frame = spark.read.schema(schema).option("basePath", f"{fs.lake}/{table}").parquet(*files)
+    # Partition values come from the folder names; pin their types whatever Spark infers.
+    return frame.withColumns(
+        {c: F.col(c).cast("bigint" if c == "client_id" else "date") for c in partition_columns}
+    )
+
+
+# --- writing: the commit protocol ------------------------------------------------------------
+
+
+def _failpoint(table: str, point: str) -> None:
+    """Kill this process at a named point of the protocol when DEEP_STORAGE_KILL_AT names it
+    (`table:point`), so tests can prove a kill at each point loses nothing. Off by default."""
+    wanted = os.environ.get("DEEP_STORAGE_KILL_AT")
+    if wanted and wanted == f"{table.split('/', 1)[0]}:{point}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Written:
+    """What one write left under the table, not yet committed."""
+
+    table: str
+    files: dict[dt.date, list[str]]  # new files per day, relative to the table root
+    rows: int  # counted from the new files' footers
+
+    def expect(self, rows_read: int) -> None:
+        """A commit never records fewer rows than the step read: fail before committing."""
+        if self.rows != rows_read:
+            days = sorted(self.files)
+            raise LakeStateError(
+                f"{self.table} {days[0]}..{days[-1]}: {self.rows} rows landed but {rows_read} "
+                "were read: nothing was committed; re-run the step"
+            )
+
+
+class Writer:
+    """Writes new versions of days of one table. Hold the writer lease around it."""
+
+    def __init__(self, fs: LakeFS, table: str, lease: Lease, run_id: str) -> None:
+        self.fs, self.table, self.lease, self.run_id = fs, table, lease, run_id
+        self.root = f"{fs.lake}/{table}"
+
+    def _data_files(self, folder: str) -> set[str]:
+        """Data files under `folder` (relative to the table root); metadata names skipped."""
+        rel = folder[len(self.root) :].strip("/")
+        return {
+            f"{rel}/{f}" if rel else f
+            for f in self.fs.list_files(folder)
+            if not any(p.startswith(("_", ".")) for p in f.split("/"))
+        }
+
+    def write(
+        self,
+        frame: DataFrame,
+        days: list[dt.date],
+        *,
+        schema: StructType,
+        partition_by: list[str] | None = None,
+        folder: str | None = None,
+    ) -> Written:
+        """Append `frame` under new file names, into `folder` (one day) or partitioned by
+        `partition_by` under the table root. Nothing becomes visible to readers here."""
+        target = folder or self.root
+        before = self._data_files(target)
+        writer = frame.write.mode("append")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(target)
+        new = sorted(self._data_files(target) - before)
+        _failpoint(self.table, "written")
+        by_day: dict[dt.date, list[str]] = {d: [] for d in days}
+        for rel in new:
+            day = partition_date(rel)
+            if day not in by_day:
+                raise LakeStateError(
+                    f"{self.table}: the write produced {rel}, outside the days {days}"
+                )
+            by_day[day].append(rel)
+        spark = frame.sparkSession
+        rows = (
+            spark.read.schema(schema).parquet(*[f"{self.root}/{f}" for f in new]).count()
+            if new
+            else 0
+        )
+        return Written(self.table, by_day, rows)
+
+    def commit(self, manifests: list[Manifest]) -> None:
+        """Make `manifests` the current version of their days, in one swap, then delete what no
+        version lists any more in those days (superseded files, a killed run's leftovers)."""
+        if not manifests:
+            return
+        self.lease.check()
+        version = current_version(self.fs, self.table)
+        for m in manifests:
+            m.table, m.run_id = self.table, self.run_id
+            m.lease_token = self.lease.holder.token
+            m.written_at = dt.datetime.now(dt.UTC).isoformat()
+            rel = f"{MANIFESTS}/date={m.date}/m-{uuid.uuid4().hex[:16]}.json"
+            self.fs.write_text(f"{self.root}/{rel}", m.to_json())
+            version[m.date] = rel
+        _failpoint(self.table, "manifests")
+        self.lease.check()
+        self.fs.write_text(
+            _current_uri(self.fs.lake, self.table),
+            json.dumps(
+                {
+                    "dates": dict(sorted(version.items())),
+                    "run_id": self.run_id,
+                    "updated_at": dt.datetime.now(dt.UTC).isoformat(),
+                },
+                indent=1,
+            )
+            + "\n",
+        )
+        log.info("%s: committed %s", self.table, ", ".join(m.date for m in manifests))
+        _failpoint(self.table, "swapped")
+        self.clean([dt.date.fromisoformat(m.date) for m in manifests])
+
+    def clean(self, days: list[dt.date]) -> None:
+        """Delete files of `days` that the current version does not list."""
+        now = committed(self.fs, self.table, days)
+        keep = {f for m in now.values() for f in m.files}
+        keep |= {f"{self.table}/{v}" for v in current_version(self.fs, self.table).values()}
+        wanted = {d.isoformat() for d in days}
+        stale = []
+        for rel in self.fs.list_files(self.root):
+            if rel in keep or f"{self.table}/{rel}" in keep:
+                continue
+            if rel.startswith(f"{MANIFESTS}/"):
+                if rel.split("/")[1][5:] in wanted:
+                    stale.append(rel)
+                continue
+            if rel.startswith(("_", ".")) or "/_" in rel or "/." in rel:
+                continue
+            day = partition_date(rel)
+            if day is not None and day.isoformat() in wanted:
+                stale.append(rel)
+        self.fs.delete_files(f"{self.root}/{rel}" for rel in stale)
+        if stale:
+            log.info("%s: deleted %d superseded or orphaned files", self.table, len(stale))

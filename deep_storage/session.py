@@ -62,12 +62,13 @@ def s3a_options(store: StoreConfig) -> dict[str, str]:
         "fs.s3a.connection.timeout": "30000",
         # S3A committers, bound through spark-hadoop-cloud (the Hadoop "committers" docs):
         # the directory staging committer uploads task output at job commit, so nothing half-written
-        # is ever visible under the destination; "replace" clears the destination at job commit.
+        # is ever visible under the destination. "append": every write adds files under new names
+        # and lake.py's manifests decide which files a day is made of; nothing is cleared here.
         "mapreduce.outputcommitter.factory.scheme.s3a": (
             "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
         ),
         "fs.s3a.committer.name": "directory",
-        "fs.s3a.committer.staging.conflict-mode": "replace",
+        "fs.s3a.committer.staging.conflict-mode": "append",
         "fs.s3a.committer.abort.pending.uploads": "true",
     }
     if store.endpoint_url:
@@ -144,13 +145,8 @@ def build(
 def for_lake(
     app: str, lake: str, spark: SparkSession | None = None, store_config: StoreConfig | None = None
 ) -> SparkSession:
-    """The session a step uses on `lake`: object storage checked first (an s3a lake), then the
-    process's session built, or the given one configured for that storage."""
-    from deep_storage import store
-
-    if lake.startswith("s3a://"):
-        store_config = store_config or StoreConfig.from_env()
-        store.preflight(store_config, lake)
+    """The session a step uses on `lake` (whose store `store.checked` has vetted): the process's
+    session built, or the given one configured for that storage."""
     if spark is None:
         return build(app, store_config, SparkSettings.from_env())
     return build(app, store_config) if store_config is not None else spark

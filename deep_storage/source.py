@@ -72,13 +72,23 @@ def server_now(conn: psycopg.Connection) -> dt.datetime:
     return conn.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC)
 
 
-def oldest_event_day(conn: psycopg.Connection, source: SourceConfig) -> dt.date | None:
+def oldest_event_day(
+    conn: psycopg.Connection, source: SourceConfig, since: dt.date | None = None
+) -> dt.date | None:
+    """UTC day of the oldest event (on or after `since`, when given)."""
     from psycopg import sql
 
+    start = window(since)[0] if since else dt.datetime(1, 1, 1, tzinfo=dt.UTC)
     row = conn.execute(
-        sql.SQL("SELECT min(occurred_at) FROM {}").format(sql.Identifier(source.table))
+        sql.SQL("SELECT min(occurred_at) FROM {} WHERE occurred_at >= %s").format(
+            sql.Identifier(source.table)
+        ),
+        (start,),
     ).fetchone()
     return row[0].astimezone(dt.UTC).date() if row and row[0] else None
+
+
+STUCK_AFTER = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,22 @@ class Writer:
     pid: int | None
     xact_start: dt.datetime | None
     prepared: bool
+    gid: str | None = None
+
+    def describe(self, now: dt.datetime) -> str:
+        who = f"prepared transaction {self.gid!r}" if self.prepared else f"pid {self.pid}"
+        if self.xact_start is None:
+            return f"{who} (start time not visible)"
+        age = int((now - self.xact_start).total_seconds())
+        since = "prepared at" if self.prepared else "open since"
+        return (
+            f"{who} {since} {self.xact_start.isoformat()} ({age // 3600}h{age % 3600 // 60:02d}m)"
+        )
+
+    def stuck(self, now: dt.datetime) -> bool:
+        """Open for over an hour: an orphaned prepared transaction or an idle session that
+        keeps days unsealed until a person ends it."""
+        return self.xact_start is not None and now - self.xact_start > STUCK_AFTER
 
 
 @dataclass(frozen=True)
@@ -97,6 +123,10 @@ class SealCheck:
     reason: str | None
     snapshot_xmin: str | None = None
     writers: tuple[Writer, ...] = field(default_factory=tuple)
+
+    @property
+    def stuck(self) -> list[str]:
+        return [w.describe(self.checked_at) for w in self.writers if w.stuck(self.checked_at)]
 
 
 def decide_seal(
@@ -118,22 +148,25 @@ def decide_seal(
             f"the window closes for late commits at {horizon.isoformat()} (now {now.isoformat()})",
         )
     for w in writers:
-        if w.prepared:
-            return False, "a prepared transaction holds a write lock on the source table"
-        if w.xact_start is None:
-            return False, f"transaction of pid {w.pid} (start time not visible) holds a write lock"
-        if w.xact_start < horizon:
+        # A prepared transaction's start is not visible (only when it was prepared): it counts.
+        if w.prepared or w.xact_start is None or w.xact_start < horizon:
             return False, (
-                f"transaction of pid {w.pid} open since {w.xact_start.isoformat()} "
-                "holds a write lock and may still commit rows of this day"
+                f"{w.describe(now)} holds a write lock on the source table "
+                "and may still commit rows of this day"
             )
     return True, None
 
 
+# A prepared transaction's locks have no pid; its transactionid lock (same virtualtransaction)
+# leads to pg_prepared_xacts, which gives its gid and when it was prepared.
 _WRITERS_SQL = """
-SELECT l.pid, a.xact_start, l.pid IS NULL AS prepared
+SELECT l.pid, coalesce(a.xact_start, p.prepared), l.pid IS NULL AS prepared, p.gid
 FROM pg_locks l
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN pg_locks t
+  ON l.pid IS NULL AND t.pid IS NULL AND t.locktype = 'transactionid'
+  AND t.virtualtransaction = l.virtualtransaction
+LEFT JOIN pg_prepared_xacts p ON p.transaction = t.transactionid
 WHERE l.locktype = 'relation'
   AND l.relation = to_regclass(%s)
   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock',
@@ -152,8 +185,8 @@ def seal_check(
     ).fetchone()
     now = now.astimezone(dt.UTC)
     writers = [
-        Writer(pid, start.astimezone(dt.UTC) if start else None, prepared)
-        for pid, start, prepared in conn.execute(_WRITERS_SQL, (source.table,)).fetchall()
+        Writer(pid, start.astimezone(dt.UTC) if start else None, prepared, gid)
+        for pid, start, prepared, gid in conn.execute(_WRITERS_SQL, (source.table,)).fetchall()
     ]
     sealed, reason = decide_seal(day, now, writers, margin)
     return SealCheck(sealed, now, reason, xmin, tuple(writers))

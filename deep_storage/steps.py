@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from deep_storage.config import resolve_lake
 from deep_storage.dates import DayRange, parse_day
-from deep_storage.errors import InputError, QualityGateError
+from deep_storage.errors import InputError, LakeStateError, QualityGateError
 
 
 def _instant(value: str) -> dt.datetime | None:
@@ -52,8 +52,11 @@ def bronze(
     scheduled_time: str = "",
     create_time: str = "",
     seal_margin_s: int = 300,
+    max_days: int = 14,
 ) -> StepResult:
-    """Ingest run_date..until_date, starting earlier at any unsealed or missed day."""
+    """Ingest run_date..until_date and every missing or unsealed day since the oldest ingested
+    one (on an empty lake: since the source's oldest event within retention), oldest first, at
+    most max_days. Returns the span silver must rebuild."""
     from deep_storage import bronze as step
 
     first = resolve_run_date(run_date, scheduled_time, create_time)
@@ -63,7 +66,10 @@ def bronze(
         resolve_lake(lake_uri or None),
         seal_margin=dt.timedelta(seconds=seal_margin_s),
         catch_up=True,
+        max_days=max_days,
     )
+    if not result.days:
+        raise LakeStateError(f"bronze ingested no day for {DayRange(first, last)}")
     return StepResult(
         first_day=result.days[0].date,
         last_day=result.days[-1].date,
@@ -71,6 +77,8 @@ def bronze(
             "days": len(result.days),
             "rows": result.rows,
             "unsealed_days": len(result.unsealed),
+            "days_left": len(result.left),
+            "stuck_writers": len({w for d in result.days for w in d.stuck_writers}),
         },
     )
 
@@ -82,8 +90,8 @@ def silver(lake_uri: str, first_day: str, last_day: str, lookback_days: int = 7)
     result = step.run(days, resolve_lake(lake_uri or None), lookback_days=lookback_days)
     metrics = {
         "executions": result.executions,
-        "left_out": result.left_out,
         "partitions_written": result.partitions_written,
+        "dates_committed": len(result.dates_committed),
     }
     metrics.update({f"status_{k.lower()}": v for k, v in result.by_status.items()})
     return StepResult(first_day, last_day, metrics)

@@ -7,16 +7,12 @@ from deep_storage.config import StoreConfig, lake_bucket, redact
 from deep_storage.errors import StoreError
 
 
-def preflight(store: StoreConfig, lake: str) -> None:
-    bucket = lake_bucket(lake)
-    if bucket is None:
-        return  # a file:// lake needs no object storage
+def s3_client(store: StoreConfig):
+    """A boto3 S3 client for the lake's store: path-style, short timeouts and retries."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-    where = store.endpoint_url or "the default AWS endpoint"
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=store.endpoint_url,
         region_name=store.region,
@@ -29,6 +25,16 @@ def preflight(store: StoreConfig, lake: str) -> None:
             read_timeout=20,
         ),
     )
+
+
+def preflight(store: StoreConfig, lake: str) -> None:
+    bucket = lake_bucket(lake)
+    if bucket is None:
+        return  # a file:// lake needs no object storage
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    where = store.endpoint_url or "the default AWS endpoint"
+    client = s3_client(store)
     try:
         client.head_bucket(Bucket=bucket)
     except ClientError as exc:
@@ -56,3 +62,13 @@ def preflight(store: StoreConfig, lake: str) -> None:
         raise StoreError(
             f"cannot reach object storage at {where}: {redact(str(exc))[:300]}"
         ) from None
+
+
+def checked(lake: str, store: StoreConfig | None = None) -> StoreConfig | None:
+    """The store of an s3a lake (from the environment unless given), reached and authorised;
+    None for a file:// lake. Runs before Spark starts and before any write."""
+    if lake_bucket(lake) is None:
+        return None
+    store = store or StoreConfig.from_env()
+    preflight(store, lake)
+    return store

@@ -250,7 +250,7 @@ def backfill(
     first,
     last,
 ) -> None:
-    """Submit one run per UTC day from --from to --to."""
+    """Submit one run that covers every UTC day from --from to --to."""
     from pipelines import client
 
     days = DayRange.parse(first, last)

@@ -346,19 +346,23 @@ def backfill(
     experiment: str = DEFAULT_EXPERIMENT,
     service_account: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Starts one run per UTC day from `first` to `last` (inclusive), run_date set to each day.
+    """Starts ONE run that ingests, projects and checks every UTC day from `first` to `last`.
+
+    One run, not one per day: runs that write the same lake queue on its writer lease, so runs
+    started side by side would only wait for each other (and time out); one run does the days in
+    order and re-projects silver once.
 
     Args:
         client: A client from `connect`.
         package_path: The compiled pipeline.
         first: First UTC day.
         last: Last UTC day, inclusive; at most 366 days after `first`.
-        params: The other parameters, the same for every day; None values are dropped.
+        params: The other parameters; None values are dropped.
         experiment: Experiment to run in; created when missing.
-        service_account: Kubernetes service account of the runs' pods (default: the server's).
+        service_account: Kubernetes service account of the run's pods (default: the server's).
 
     Returns:
-        One {"run_id", "run_name", "experiment_id", "run_date"} per day, in day order.
+        [{"run_id", "run_name", "experiment_id", "run_date", "until_date"}].
     """
     first, last = _as_day(first, "first day"), _as_day(last, "last day")
     if last < first:
@@ -369,32 +373,19 @@ def backfill(
     if days > MAX_BACKFILL_DAYS:
         raise InputError(
             f"backfill {first}..{last} spans {days} days: expected at most {MAX_BACKFILL_DAYS}; "
-            "split it into several backfills"
+            "split it into several backfills, run one after the other"
         )
     path = _package(package_path)
-    base = _params(params)
+    values = {
+        **_params(params),
+        "run_date": first.isoformat(),
+        "until_date": last.isoformat(),
+        "max_days": days,
+    }
     experiment_id = ensure_experiment(client, experiment)
-    runs: list[dict[str, Any]] = []
-    for offset in range(days):
-        day = first + dt.timedelta(days=offset)
-        try:
-            run = _create_run(
-                client,
-                path,
-                {**base, "run_date": day.isoformat()},
-                experiment_id,
-                f"deep-storage backfill {day.isoformat()}",
-                service_account,
-            )
-        except PlatformError as exc:
-            done = {0: "no run was started", 1: f"the run for {first} was started"}.get(
-                len(runs), f"runs for {first}..{day - dt.timedelta(days=1)} were started"
-            )
-            raise PlatformError(
-                f"backfill stopped at {day}: {exc}; {done}: rerun with first day {day}"
-            ) from None
-        runs.append({**run, "run_date": day.isoformat()})
-    return runs
+    name = f"deep-storage backfill {first.isoformat()}..{last.isoformat()}"
+    run = _create_run(client, path, values, experiment_id, name, service_account)
+    return [{**run, "run_date": first.isoformat(), "until_date": last.isoformat()}]
 
 
 # --- recurring runs -----------------------------------------------------------------------------

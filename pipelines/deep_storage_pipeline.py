@@ -28,6 +28,7 @@ def build(local: bool = False):
         until_date: str = "",
         lake_uri: str = "",
         lookback_days: int = 7,
+        max_days: int = 14,
         db_secret: str = "django-db-credentials",
         s3_secret: str = "contabo-s3-credentials",
     ):
@@ -38,6 +39,7 @@ def build(local: bool = False):
             until_date=until_date,
             scheduled_time=scheduled,
             create_time=created,
+            max_days=max_days,
         )
         platform.apply(bronze.set_display_name("bronze ingest"), "bronze", **secrets)
         silver = silver_transform(

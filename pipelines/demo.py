@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import sys
@@ -33,15 +32,21 @@ def _done(started: float) -> None:
 def summarize(lake_dir: Path, run) -> str:
     import pyarrow.dataset as ds
 
+    from deep_storage import lake
+
+    fs = lake.LakeFS(f"file://{lake_dir}")
     lines = ["", "== deep-storage demo: what landed =="]
-    for manifest in sorted((lake_dir / "bronze/events").glob("date=*/_MANIFEST.json")):
-        m = json.loads(manifest.read_text())
-        state = "sealed" if m["sealed"] else "unsealed (today can still change)"
-        lines.append(f"bronze  {m['date']}: {m['rows']:>7} events, {state}")
-    silver_dir = lake_dir / "silver/stop_executions"
-    if silver_dir.exists():
+    for m in lake.committed(fs, lake.BRONZE_EVENTS).values():
+        state = "sealed" if m.sealed else "unsealed (today can still change)"
+        lines.append(f"bronze  {m.date}: {m.rows:>7} events, {state}")
+    silver = lake.committed(fs, lake.SILVER_EXECUTIONS).values()
+    files = [str(lake_dir / lake.SILVER_EXECUTIONS / f) for m in silver for f in m.files]
+    if files:
         table = ds.dataset(
-            silver_dir, format="parquet", partitioning="hive", exclude_invalid_files=True
+            files,
+            format="parquet",
+            partitioning=ds.partitioning(flavor="hive"),
+            partition_base_dir=str(lake_dir / lake.SILVER_EXECUTIONS),
         ).to_table(columns=["status", "date"])
         per_day = Counter(str(d) for d in table.column("date").to_pylist())
         for day, n in sorted(per_day.items()):

@@ -1,14 +1,17 @@
 """Writing crafted (possibly broken) bronze days and silver partitions straight into a lake,
-the way a corrupted upstream or an old writer could have left them."""
+the way a corrupted upstream or an old writer could have left them, through the lake's own
+commit protocol; and reading what a manifest-honouring reader sees."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from deep_storage import schemas
-from deep_storage.lake import BRONZE_EVENTS, MANIFEST, SILVER_EXECUTIONS, LakeFS, Manifest, day_uri
+from deep_storage import lake as lakes
+from deep_storage import schemas, writer_lock
+from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS, day_uri
 from tests.events import COLUMNS
 
 
@@ -17,23 +20,32 @@ def _relaxed(schema: StructType) -> StructType:
 
 
 def write_bronze_day(spark, lake: str, day: dt.date, rows: list[dict], sealed: bool = False):
-    fs = LakeFS(spark, lake)
-    folder = fs.begin_day(BRONZE_EVENTS, day)
+    fs = LakeFS(lake)
     frame = spark.createDataFrame(
         [tuple(r[c] for c in COLUMNS) for r in rows], _relaxed(schemas.BRONZE_EVENTS)
     )
-    frame.coalesce(1).write.mode("overwrite").parquet(folder)
-    fs.commit_day(
-        Manifest(
-            date=day.isoformat(),
-            rows=len(rows),
-            sealed=sealed,
-            files=fs.data_files(folder),
-            run_id="crafted",
-            written_at="",
-            table=BRONZE_EVENTS,
+    with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
+        writer = lakes.Writer(fs, BRONZE_EVENTS, lease, "crafted")
+        written = writer.write(
+            frame.coalesce(1),
+            [day],
+            schema=schemas.BRONZE_EVENTS,
+            folder=day_uri(lake, BRONZE_EVENTS, day),
         )
-    )
+        writer.commit(
+            [
+                lakes.Manifest(
+                    table=BRONZE_EVENTS,
+                    date=day.isoformat(),
+                    rows=len(rows),
+                    sealed=sealed,
+                    files=written.files[day],
+                    partitions={f"date={day}": len(rows)},
+                    run_id="crafted",
+                    written_at="",
+                )
+            ]
+        )
 
 
 SILVER_COLUMNS = schemas.SILVER_EXECUTIONS.fieldNames()
@@ -58,28 +70,68 @@ def silver_row(**kw) -> dict:
 
 
 def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
-    from pyspark.sql import functions as F
-
-    fs = LakeFS(spark, lake)
-    root = f"{lake}/{SILVER_EXECUTIONS}"
+    fs = LakeFS(lake)
     frame = spark.createDataFrame(
         [tuple(r[c] for c in SILVER_COLUMNS) for r in rows], _relaxed(schemas.SILVER_EXECUTIONS)
-    )
-    frame = frame.withColumn("date", F.lit(day))
-    frame.write.mode("append").partitionBy("client_id", "date").parquet(root)
-    for client in sorted({r["client_id"] for r in rows}):
-        folder = f"{root}/client_id={client}/date={day.isoformat()}"
-        fs.write_text(
-            f"{folder}/{MANIFEST}",
-            Manifest(
-                date=day.isoformat(),
-                rows=sum(r["client_id"] == client for r in rows),
-                sealed=True,
-                files=fs.data_files(folder),
-                run_id="crafted",
-                written_at="",
-            ).to_json(),
+    ).withColumn("date", F.lit(day))
+    with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
+        writer = lakes.Writer(fs, SILVER_EXECUTIONS, lease, "crafted")
+        written = writer.write(
+            frame, [day], schema=schemas.SILVER_EXECUTIONS, partition_by=["client_id", "date"]
+        )
+        partitions = {}
+        for r in rows:
+            key = f"client_id={r['client_id']}/date={day}"
+            partitions[key] = partitions.get(key, 0) + 1
+        writer.commit(
+            [
+                lakes.Manifest(
+                    table=SILVER_EXECUTIONS,
+                    date=day.isoformat(),
+                    rows=len(rows),
+                    sealed=True,
+                    files=written.files[day],
+                    partitions=partitions,
+                    run_id="crafted",
+                    written_at="",
+                )
+            ]
         )
 
 
-__all__ = ["day_uri", "silver_row", "write_bronze_day", "write_silver_day"]
+def recommit(lake: str, table: str, day: dt.date, **changes) -> None:
+    """Commit the day's current files again with some manifest fields changed (e.g. sealed)."""
+    fs = LakeFS(lake)
+    m = lakes.manifest(fs, table, day)
+    for key, value in changes.items():
+        setattr(m, key, value)
+    with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
+        lakes.Writer(fs, table, lease, "crafted").commit([m])
+
+
+def bronze_rows(spark, lake: str, days: list[dt.date]) -> list:
+    """What a manifest-honouring reader sees of bronze `days`, ordered."""
+    frame = lakes.read_committed(spark, LakeFS(lake), BRONZE_EVENTS, schemas.BRONZE_EVENTS, days)
+    return frame.orderBy("occurred_at", "event_id").collect()
+
+
+def silver_snapshot(spark, lake: str) -> dict[str, list[tuple]]:
+    """Every committed silver partition -> its rows as sorted tuples (file names ignored)."""
+    fs = LakeFS(lake)
+    out: dict[str, list[tuple]] = {}
+    frame = lakes.read_committed(spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, None)
+    for r in frame.collect():
+        key = f"client_id={r.client_id}/date={r.date.isoformat()}"
+        out.setdefault(key, []).append(tuple(r)[:-1])
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+__all__ = [
+    "bronze_rows",
+    "day_uri",
+    "recommit",
+    "silver_row",
+    "silver_snapshot",
+    "write_bronze_day",
+    "write_silver_day",
+]

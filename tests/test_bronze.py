@@ -15,10 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from deep_storage import bronze
+from deep_storage import lake as lakes
 from deep_storage.dates import DayRange
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
 from tests.events import event, insert, utc
 from tests.fixtures import APP_PASSWORD, BUCKET, CLI, run_cli
+from tests.lake_fixtures import bronze_rows
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +28,12 @@ D = dt.date(2025, 6, 1)
 
 
 def committed_rows(spark, lake: str, day: dt.date) -> list:
-    found = LakeFS(spark, lake).committed_files(BRONZE_EVENTS, day)
-    assert found is not None, f"day {day} has no manifest"
-    _, files = found
-    if not files:
-        return []
-    return spark.read.parquet(*files).orderBy("occurred_at", "event_id").collect()
+    assert manifest(spark, lake, day) is not None, f"day {day} is not committed"
+    return bronze_rows(spark, lake, [day])
 
 
 def manifest(spark, lake: str, day: dt.date):
-    return LakeFS(spark, lake).manifest(BRONZE_EVENTS, day)
+    return lakes.manifest(LakeFS(lake), BRONZE_EVENTS, day)
 
 
 def keys(s3, lake: str) -> list[str]:
@@ -105,7 +103,8 @@ def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, 
     assert row.event_seq is None and row.retry_count == 3
 
     m = manifest(spark, lake, D)
-    key = f"{lake.split(BUCKET + '/', 1)[1]}/bronze/events/date=2025-06-01/{m.files[0]}"
+    key = f"{lake.split(BUCKET + '/', 1)[1]}/bronze/events/{m.files[0]}"
+    assert m.files[0].startswith("date=2025-06-01/part-")
     body = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     schema = pq.read_schema(io.BytesIO(body))
     assert [f.name for f in schema] == list(bronze.schemas.BRONZE_EVENTS.fieldNames())
@@ -132,7 +131,7 @@ def test_rerunning_a_day_replaces_it_with_the_same_rows(db, spark, lake, s3):
     assert len(first) == 30
     assert first == second
     assert manifest(spark, lake, D).rows == 30
-    success = LakeFS(spark, lake).read_text(f"{lake}/bronze/events/date=2025-06-01/_SUCCESS")
+    success = LakeFS(lake).read_text(f"{lake}/bronze/events/date=2025-06-01/_SUCCESS")
     assert json.loads(success)["committer"] == "directory", "not written by an S3A committer"
     data = [k for k in keys(s3, lake) if k.endswith(".parquet")]
     assert len(data) == len(manifest(spark, lake, D).files), "old files left behind"
@@ -182,14 +181,15 @@ def test_without_date_starts_at_the_oldest_source_day_on_an_empty_lake(db, spark
 
 
 @pytest.mark.slow
-def test_run_killed_mid_write_is_repaired_by_the_next_run(pg, db, spark, lake, s3):
+def test_run_killed_mid_write_leaves_the_old_day_and_the_next_run_repairs(pg, db, spark, lake, s3):
     rows = [
         event(dt.datetime(2025, 6, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i * 0.4))
         for i in range(60_000)
     ]
     insert(db, rows)
     assert run_cli("bronze", "--date", "2025-06-01", "--lake", lake).returncode == 0
-    manifest_key = f"{lake.split(BUCKET + '/', 1)[1]}/bronze/events/date=2025-06-01/_MANIFEST.json"
+    before = manifest(spark, lake, D)
+    lease_key = f"{lake.split(BUCKET + '/', 1)[1]}/_locks/writer.json"
     client = s3.client()
 
     proc = subprocess.Popen(
@@ -198,25 +198,30 @@ def test_run_killed_mid_write_is_repaired_by_the_next_run(pg, db, spark, lake, s
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    # Kill the moment the day is un-committed, i.e. while its files are being replaced.
+    # Kill once the second run holds the lease and is reading and writing the day.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if client.list_objects_v2(Bucket=BUCKET, Prefix=manifest_key).get("KeyCount", 0) == 0:
+        if client.list_objects_v2(Bucket=BUCKET, Prefix=lease_key).get("KeyCount", 0):
             break
         time.sleep(0.05)
     else:
-        pytest.fail("the second run never removed the manifest")
-    time.sleep(1.0)
+        pytest.fail("the second run never took the writer lease")
+    time.sleep(3.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    assert manifest(spark, lake, D) is None, "an interrupted day must not look committed"
+    # A reader still sees the previous version of the day, whole.
+    assert manifest(spark, lake, D) == before
+    assert len(committed_rows(spark, lake, D)) == 60_000
     done = run_cli("bronze", "--date", "2025-06-01", "--lake", lake)
     assert done.returncode == 0, done.stderr
     got = committed_rows(spark, lake, D)
     assert len(got) == 60_000
     assert len({r.event_id for r in got}) == 60_000
-    assert manifest(spark, lake, D).sealed is True
+    after = manifest(spark, lake, D)
+    assert after.sealed is True
+    data = [k for k in keys(s3, lake) if k.endswith(".parquet")]
+    assert len(data) == len(after.files), "the killed run's files were not cleaned up"
 
 
 # --- bad input: one line, non-zero exit, nothing written, no secret --------------------------

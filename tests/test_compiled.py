@@ -37,6 +37,7 @@ def test_parameters_and_their_defaults(spec):
         "until_date": "",
         "lake_uri": "",
         "lookback_days": 7,
+        "max_days": 14,
         "db_secret": "django-db-credentials",
         "s3_secret": "contabo-s3-credentials",
     }

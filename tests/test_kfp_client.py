@@ -203,21 +203,20 @@ def test_valid_crons_come_back_normalised(expr):
     assert kfp_client.validate_cron(expr) == " ".join(expr.split())
 
 
-def test_backfill_starts_one_run_per_day(api, client, package):
+def test_backfill_starts_one_run_for_the_whole_range(api, client, package):
     runs = kfp_client.backfill(
         client, package, dt.date(2025, 6, 30), dt.date(2025, 7, 2), {**PARAMS, "until_date": None}
     )
 
-    assert [r["run_date"] for r in runs] == ["2025-06-30", "2025-07-01", "2025-07-02"]
-    posts = api.calls("POST", RUNS)
-    assert [p.json["display_name"] for p in posts] == [
-        "deep-storage backfill 2025-06-30",
-        "deep-storage backfill 2025-07-01",
-        "deep-storage backfill 2025-07-02",
-    ]
-    assert [p.json["runtime_config"]["parameters"] for p in posts] == [
-        {**PARAMS, "run_date": day} for day in ("2025-06-30", "2025-07-01", "2025-07-02")
-    ]
+    assert [(r["run_date"], r["until_date"]) for r in runs] == [("2025-06-30", "2025-07-02")]
+    (post,) = api.calls("POST", RUNS)
+    assert post.json["display_name"] == "deep-storage backfill 2025-06-30..2025-07-02"
+    assert post.json["runtime_config"]["parameters"] == {
+        **PARAMS,
+        "run_date": "2025-06-30",
+        "until_date": "2025-07-02",
+        "max_days": 3,
+    }
     assert len(api.calls("POST", EXPERIMENTS)) == 1
     assert [r["run_id"] for r in runs] == list(api.runs)
 
@@ -229,19 +228,6 @@ def test_backfill_refuses_reversed_and_too_long_ranges(api, client, package):
     with pytest.raises(InputError, match="spans 367 days: expected at most 366"):
         kfp_client.backfill(client, package, dt.date(2024, 1, 1), dt.date(2025, 1, 1), PARAMS)
     assert len(api.requests) == before
-
-
-def test_backfill_failure_names_the_day_to_resume_from(api, client, package):
-    api.fail("POST", RUNS, status=500, message="database is locked", skip=1)
-    with pytest.raises(PlatformError) as err:
-        kfp_client.backfill(client, package, dt.date(2025, 6, 1), dt.date(2025, 6, 3), PARAMS)
-    message = str(err.value)
-    assert "backfill stopped at 2025-06-01" not in message
-    assert "backfill stopped at 2025-06-02" in message
-    assert "HTTP 500" in message and "database is locked" in message
-    assert "the run for 2025-06-01 was started" in message
-    assert "rerun with first day 2025-06-02" in message
-    assert "\n" not in message
 
 
 def test_a_missing_package_is_an_input_error(client, tmp_path):

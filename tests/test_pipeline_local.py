@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from deep_storage import lake as lakes
 from deep_storage import synthetic
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
 from tests.fixtures import run_cli
@@ -37,8 +38,9 @@ def test_run_local_ingests_projects_validates_and_reports(db, spark, lake, tmp_p
     report = report_line.split("HTML report:", 1)[1].strip()
     assert "<html" in Path(report).read_text().lower()
 
-    fs = LakeFS(spark, lake)
-    bronze_rows = [fs.manifest(BRONZE_EVENTS, D + dt.timedelta(days=i)).rows for i in (0, 1)]
+    fs = LakeFS(lake)
+    days = lakes.committed(fs, BRONZE_EVENTS, [D, D + dt.timedelta(days=1)])
+    bronze_rows = [days[D + dt.timedelta(days=i)].rows for i in (0, 1)]
     assert sum(bronze_rows) == 4000 and bronze_rows[1] > 0  # executions spill past midnight
     summary = fs.read_text(f"{lake}/_quality/summary/date=2025-06-01/summary.md")
     assert "Data quality 2025-06-01: passed" in summary

@@ -11,11 +11,11 @@ import pytest
 from deep_storage import bronze, silver, synthetic
 from deep_storage.dates import DayRange
 from deep_storage.errors import QualityGateError
-from deep_storage.lake import BRONZE_EVENTS, LakeFS
+from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
 from tests.events import event
 from tests.fixtures import run_cli
-from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day
+from tests.lake_fixtures import bronze_rows, silver_row, write_bronze_day, write_silver_day
 
 pytestmark = pytest.mark.integration
 
@@ -72,15 +72,15 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
         D, lake, spark=spark, tables=("bronze",), as_of=AS_OF, raise_on_failure=False
     )
     got = outcomes(report, "bronze_events")
-    expected_fail = {
-        "event_id_unique",
-        "required_not_null",
+    # Fail only where the lake itself is wrong; the source's own oddities warn.
+    assert {n for n, o in got.items() if o == "failed"} == {"event_id_unique", "required_not_null"}
+    assert {n for n, o in got.items() if o == "warned"} == {
+        "event_type_known",
+        "slippage_in_range",
         "side_buy_sell",
         "prices_positive",
         "token_single_tenant",
     }
-    assert {n for n, o in got.items() if o == "failed"} == expected_fail
-    assert {n for n, o in got.items() if o == "warned"} == {"event_type_known", "slippage_in_range"}
     assert got["contract_columns"] == got["contract_types"] == "passed"
 
     q = {
@@ -92,8 +92,7 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
             assert q[(r["event_id"], r["execution_token"])] == {rule}, rule
     assert len(q) == len(rows) - 1, "the good row is not quarantined"
     # Nothing is lost: the bronze day still holds every row.
-    _, files = LakeFS(spark, lake).committed_files(BRONZE_EVENTS, D)
-    assert spark.read.parquet(*files).count() == len(rows)
+    assert len(bronze_rows(spark, lake, [D])) == len(rows)
     with pytest.raises(QualityGateError, match=r"bronze_events\.event_id_unique"):
         validate.run(D, lake, spark=spark, tables=("bronze",), as_of=AS_OF)
 
@@ -131,8 +130,10 @@ def test_each_silver_rule_is_caught_by_a_crafted_row(spark, lake):
         "execution_id_unique",
         "one_row_per_execution",
         "status_known",
-        "executed_is_complete",
         "failed_has_failed_at",
+    }
+    assert {n for n, o in got.items() if o == "warned"} == {
+        "executed_is_complete",
         "timestamps_ordered",
     }
     q = {
@@ -161,7 +162,7 @@ def test_a_clean_realistic_day_passes_and_writes_its_reports(db, spark, lake, s3
     assert m["rows_checked"] > 3000 and m["rules_failed"] == 0
     bronze_results = outcomes(report, "bronze_events")
     assert bronze_results["rows_match_source"] == "passed"
-    fs = LakeFS(spark, lake)
+    fs = LakeFS(lake)
     html = fs.read_text(f"{lake}/_quality/bronze_events/date={D}/report.html")
     assert "rows_match_source" in html and "<link" not in html
     summary = fs.read_text(f"{lake}/_quality/silver_stop_executions/date={D}/summary.md")
@@ -217,7 +218,7 @@ def test_warnings_only_exit_zero_and_are_recorded(db, spark, lake):
         assert f"warning: rule bronze_events.{rule} broke (level warn)" in done.stderr
     # Freshness: the newest event (23:00) is within 2 h of 00:30 the next day.
     assert "| fresh_within_sla | warn | **passed** |" in done.stdout
-    summary = LakeFS(spark, lake).read_text(f"{lake}/_quality/bronze_events/date={D}/summary.md")
+    summary = LakeFS(lake).read_text(f"{lake}/_quality/bronze_events/date={D}/summary.md")
     assert "| volume_within_history | warn | **warned** |" in summary
 
     stale = run_cli(
@@ -236,17 +237,17 @@ def test_warnings_only_exit_zero_and_are_recorded(db, spark, lake):
 
 
 def test_a_fail_rule_exits_non_zero_with_one_reason(spark, lake):
-    write_bronze_day(spark, lake, D, [event("2025-06-01 10:00:00", side="HOLD")])
+    write_bronze_day(spark, lake, D, [event("2025-06-01 10:00:00", symbol=None)])
     done = run_cli("validate", "--date", "2025-06-01", "--lake", lake, "--table", "bronze")
     assert done.returncode == 6
     errors = [line for line in done.stderr.splitlines() if line.startswith("deep-storage: error")]
     assert errors == [
         f"deep-storage: error: quality gate failed for 2025-06-01: "
-        f"bronze_events.side_buy_sell (reports under {lake}/_quality/)"
+        f"bronze_events.required_not_null (reports under {lake}/_quality/)"
     ]
 
 
-def test_silver_leaves_out_executions_that_break_fail_rules(spark, lake):
+def test_silver_keeps_rule_breaking_executions_and_the_gate_flags_them(spark, lake):
     write_bronze_day(
         spark,
         lake,
@@ -262,12 +263,13 @@ def test_silver_leaves_out_executions_that_break_fail_rules(spark, lake):
                 exchange_order_id="X-7",
             ),
         ],
-        sealed=True,
     )
     result = silver.run(DayRange(D, D), lake, spark=spark, lookback_days=0)
-    assert result.left_out == 1 and result.executions == 1
-    assert [r.execution_token for r in silver.read_committed(spark, lake, [D]).collect()] == [
-        "good:1"
-    ]
-    (left,) = spark.read.parquet(f"{lake}/quarantine/silver_left_out").collect()
-    assert (left.execution_token, list(left._reasons)) == ("bad:1", ["side_buy_sell"])
+    assert result.executions == 2
+    tokens = sorted(r.execution_token for r in silver.read_committed(spark, lake, [D]).collect())
+    assert tokens == ["bad:1", "good:1"]
+    report = validate.run(D, lake, spark=spark, as_of=AS_OF, raise_on_failure=False)
+    assert report.failed == []
+    assert "bronze_events.side_buy_sell" in report.warned
+    (q,) = quarantined(spark, lake, "bronze_events")
+    assert (q.execution_token, list(q._reasons)) == ("bad:1", ["side_buy_sell"])

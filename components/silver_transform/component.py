@@ -17,7 +17,7 @@ def silver_transform(
     Needs the AWS_*/S3_BUCKET variables (the object-storage secret).
 
     Args:
-        metrics: Executions re-projected (per status), executions left out, partitions written.
+        metrics: Executions re-projected (per status), partitions written, days committed.
         first_day: First UTC day whose executions are rebuilt (YYYY-MM-DD).
         last_day: Last UTC day, inclusive.
         lake_uri: s3a://BUCKET[/prefix] or file:///path; empty means s3a://$S3_BUCKET.

@@ -1,6 +1,11 @@
 """Every data-quality rule, in one readable place: a suite per table.
 
-A rule has a level: `fail` stops the pipeline, `warn` is printed and recorded. Row rules are a
+A rule has a level: `fail` stops the pipeline, `warn` is printed and recorded. Rules flag rows;
+they never remove one from a table (quarantine holds copies, with reasons). `fail` is kept for
+conditions that mean the lake itself is wrong: a duplicate id, a NULL where the source forbids
+one, a status or timestamp the projection can never produce, a sealed day whose rows differ from
+the source. Everything the source's own data may do (out-of-order clocks, odd prices, unknown
+types, a token shared across tenants) is `warn`: the log is the truth. Row rules are a
 Spark SQL expression that is TRUE for a good row; the same text drives the Great Expectations
 check (an UnexpectedRowsExpectation) and the quarantine, so the report and the quarantined rows
 can never disagree. Table rules are a query over `{batch}` that returns a row when the rule
@@ -71,13 +76,13 @@ BRONZE_ROW_RULES = (
     ),
     RowRule(
         "side_buy_sell",
-        FAIL,
+        WARN,
         "side IS NULL OR side IN ('BUY', 'SELL')",
         "side is BUY or SELL where present",
     ),
     RowRule(
         "prices_positive",
-        FAIL,
+        WARN,
         " AND ".join(
             f"coalesce({c} > 0, true)"
             for c in ("trigger_price", "stop_price", "quantity", "fill_price")
@@ -92,7 +97,7 @@ BRONZE_ROW_RULES = (
     ),
     RowRule(
         "token_single_tenant",
-        FAIL,
+        WARN,
         "execution_token IS NULL OR _token_tenants = 1",
         "all events of one execution_token share client_id, operation_id and symbol",
     ),
@@ -119,7 +124,7 @@ SILVER_ROW_RULES = (
     ),
     RowRule(
         "executed_is_complete",
-        FAIL,
+        WARN,
         "status <> 'EXECUTED' OR (executed_at IS NOT NULL AND fill_price IS NOT NULL "
         "AND exchange_order_id IS NOT NULL)",
         "EXECUTED implies executed_at, fill_price and exchange_order_id",
@@ -132,11 +137,12 @@ SILVER_ROW_RULES = (
     ),
     RowRule(
         "timestamps_ordered",
-        FAIL,
+        WARN,
         "coalesce(triggered_at <= submitted_at, true) AND "
         "coalesce(submitted_at <= executed_at, true) AND "
         "coalesce(triggered_at <= executed_at, true)",
-        "triggered_at <= submitted_at <= executed_at where present",
+        "triggered_at <= submitted_at <= executed_at where present (services stamp events with "
+        "their own clocks, so an execution's events can be out of causal order)",
     ),
 )
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import config, schemas, session, source
+from deep_storage import config, lake, schemas, session, source, store, writer_lock
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
-from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, LakeFS
+from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import gx_runner, helpers, rules
 from deep_storage.quality.gx_runner import RuleResult
 
@@ -150,7 +150,7 @@ def _quarantine(
     )
     bad = bad.cache()
     count = bad.count()
-    fs.delete(folder, True)
+    fs.delete_tree(folder)
     if count:
         bad.coalesce(1).write.mode("overwrite").parquet(folder)
     bad.unpersist()
@@ -225,15 +225,18 @@ def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[ru
 
 
 def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
-    found = fs.committed_files(BRONZE_EVENTS, day)
-    if found is None:
+    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    manifests = lake.committed(fs, BRONZE_EVENTS, [day, *earlier])
+    manifest = manifests.get(day)
+    if manifest is None:
         raise LakeStateError(
-            f"bronze day {day} is not committed (no manifest): "
-            f"run `deep-storage bronze --date {day}` first"
+            f"bronze day {day} is not committed: run `deep-storage bronze --date {day}` first"
         )
-    manifest, files = found
+    files = lake.file_uris(fs, [manifest])
     frame = (
-        spark.read.parquet(*files) if files else spark.createDataFrame([], schemas.BRONZE_EVENTS)
+        spark.read.schema(schemas.BRONZE_EVENTS).parquet(*files)
+        if files
+        else spark.createDataFrame([], schemas.BRONZE_EVENTS)
     )
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
@@ -244,12 +247,13 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
         else:
             table_rules.append(rules.source_count_rule(expected))
     else:
-        notes.append("rows_match_source not checked: the day is not sealed yet")
-    history = []
-    for i in range(1, HISTORY_DAYS + 1):
-        m = fs.manifest(BRONZE_EVENTS, day - dt.timedelta(days=i))
-        if m is not None:
-            history.append(m.rows)
+        notes.append(
+            "rows_match_source not checked: the day is not sealed yet "
+            f"({manifest.details.get('unsealed_reason')})"
+        )
+    for stuck in manifest.details.get("stuck_writers") or []:
+        notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
+    history = [manifests[d].rows for d in earlier if d in manifests]
     table_rules += _history_rules(day, history, volume_k, as_of, "occurred_at", BRONZE_SLA, notes)
     return _check(
         frame.transform(helpers.bronze_helpers),
@@ -266,16 +270,13 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
 
 
 def _silver_report(spark, fs, day, as_of, volume_k, run_id) -> TableReport:
-    from deep_storage import silver
-
-    frame = silver.read_committed(spark, fs.lake, [day]).drop("date")
+    frame = lake.read_committed(
+        spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, [day]
+    ).drop("date")
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    counts = {
-        r.date: r["count"]
-        for r in silver.read_committed(spark, fs.lake, earlier).groupBy("date").count().collect()
-    }
+    counts = {d: m.rows for d, m in lake.committed(fs, SILVER_EXECUTIONS, earlier).items()}
     history = [counts[d] for d in earlier if d in counts]
     table_rules += _history_rules(day, history, volume_k, as_of, SILVER_NEWEST, SILVER_SLA, notes)
     return _check(
@@ -317,14 +318,19 @@ def run(
             src = SourceConfig.from_env()
         except InputError:
             src = None
-    spark = session.for_lake("validate", lake, spark, store_config)
-    fs = LakeFS(spark, lake)
+    store_config = store.checked(lake, store_config)
+    fs = LakeFS(lake, store_config)
     report = ValidationReport(day.isoformat(), lake, run_id)
-    if "bronze" in tables:
-        report.tables.append(_bronze_report(spark, fs, day, as_of, volume_k, src, run_id))
-    if "silver" in tables:
-        report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id))
-    fs.write_text(f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown())
+    # The gate reads committed files while it runs: no writer may supersede (delete) them.
+    with writer_lock.hold(lake, "validate", day.isoformat(), run_id, store_config):
+        spark = session.for_lake("validate", lake, spark, store_config)
+        if "bronze" in tables:
+            report.tables.append(_bronze_report(spark, fs, day, as_of, volume_k, src, run_id))
+        if "silver" in tables:
+            report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id))
+        fs.write_text(
+            f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown()
+        )
     if report.failed and raise_on_failure:
         raise QualityGateError(
             f"quality gate failed for {day}: {', '.join(report.failed)} "

@@ -19,12 +19,12 @@ def test_a_broken_fail_rule_fails_the_task_after_writing_its_reports(spark, lake
         spark,
         lake,
         dt.date(2025, 6, 1),
-        [event("2025-06-01 08:00:00", side="HOLD"), event("2025-06-01 09:00:00")],
+        [event("2025-06-01 08:00:00", symbol=None), event("2025-06-01 09:00:00")],
     )
     report = HTML(name="report", uri=str(tmp_path / "report"))
     summary = Markdown(name="summary", uri=str(tmp_path / "summary"))
     metrics = Metrics(name="metrics", uri=str(tmp_path / "metrics"))
-    with pytest.raises(QualityGateError, match="side_buy_sell"):
+    with pytest.raises(QualityGateError, match="required_not_null"):
         quality_gate.python_func(
             report=report,
             summary=summary,
@@ -34,8 +34,8 @@ def test_a_broken_fail_rule_fails_the_task_after_writing_its_reports(spark, lake
             lake_uri=lake,
             as_of="2025-06-10T00:00:00Z",
         )
-    assert "| side_buy_sell | fail | **failed** |" in Path(summary.path).read_text()
+    assert "| required_not_null | fail | **failed** |" in Path(summary.path).read_text()
     html = Path(report.path).read_text()
-    assert html.lstrip().startswith("<") and "side_buy_sell" in html
+    assert html.lstrip().startswith("<") and "required_not_null" in html
     assert metrics.metadata["rules_failed"] == 1
     assert metrics.metadata["rows_quarantined"] == 1

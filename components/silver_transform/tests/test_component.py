@@ -33,8 +33,8 @@ def test_rebuilds_the_days_and_logs_executions_per_status(db, spark, lake, tmp_p
     )
     assert metrics.metadata == {
         "executions": 2,
-        "left_out": 0,
         "partitions_written": 1,
+        "dates_committed": 1,
         "status_failed": 1,
         "status_pending": 1,
     }
