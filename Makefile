@@ -65,15 +65,29 @@ bench:  ## benchmarks: make bench N=1000000 (ratios against references measured 
 SPARK_IMAGE := $(SPARK_IMAGE_NAME):$(SPARK_IMAGE_TAG)
 SPARK_IMAGE_SOURCE ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)
 SPARK_IMAGE_PLATFORM ?= linux/amd64
+# Empty: the Dockerfile's default bases (official images). A name: that image as both bases, e.g.
+# the Debian-built one of `make spark-image-base` (what CI does: it reaches no registry).
+SPARK_IMAGE_BASE ?=
+SPARK_IMAGE_DEBIAN_BASE ?= deep-storage-base:bookworm
 PYSPARK_PIN := $(shell sed -n 's/.*"pyspark==\([^"]*\)".*/\1/p' pyproject.toml)
 DOCKER ?= docker
 
-.PHONY: spark-image-build spark-image-push spark-image-build-push spark-image-smoke hadolint lock
+.PHONY: wheels spark-image-base spark-image-build spark-image-push spark-image-build-push spark-image-smoke spark-image-ci hadolint lock
 
-spark-image-build: jars  ## build the image: JARs from .cache/jars and the wheel from dist/ (nothing downloaded in the build but PyPI pins)
+wheels:  ## requirements.lock's wheels into .cache/wheels, for the image build (from the pip cache or PyPI)
+	@[ "$$(uname -sm)" = "Linux $(if $(filter linux/arm64,$(SPARK_IMAGE_PLATFORM)),aarch64,x86_64)" ] || \
+		{ echo "make wheels: this host is $$(uname -sm), the image is $(SPARK_IMAGE_PLATFORM): build where they match" >&2; exit 1; }
+	rm -rf .cache/wheels
+	$(BIN)/pip wheel --quiet --no-deps --requirement spark_image/requirements.lock --wheel-dir .cache/wheels
+
+spark-image-base:  ## a base image from Debian's packages (mmdebstrap + docker import), no registry needed
+	DOCKER=$(DOCKER) bash spark_image/debian_base.sh $(SPARK_IMAGE_DEBIAN_BASE)
+
+spark-image-build: jars wheels  ## build the image offline: JARs from .cache/jars, wheels from .cache/wheels and dist/
 	rm -f dist/deep_storage-$(SPARK_IMAGE_TAG)-py3-none-any.whl
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
-	$(DOCKER) build --file spark_image/Dockerfile --platform $(SPARK_IMAGE_PLATFORM) \
+	$(DOCKER) build --file spark_image/Dockerfile --platform $(SPARK_IMAGE_PLATFORM) --network none \
+		$(if $(SPARK_IMAGE_BASE),--build-arg PYTHON_BASE=$(SPARK_IMAGE_BASE) --build-arg JAVA_BASE=$(SPARK_IMAGE_BASE)) \
 		--build-arg VERSION=$(SPARK_IMAGE_TAG) --build-arg SOURCE=$(SPARK_IMAGE_SOURCE) \
 		--tag $(SPARK_IMAGE) .
 
@@ -83,9 +97,14 @@ spark-image-push:  ## push the image built by spark-image-build (docker login gh
 spark-image-build-push: spark-image-build  ## build, then push
 	$(DOCKER) push $(SPARK_IMAGE)
 
+# --hostname localhost: without a network Docker leaves the container's name unresolvable, which
+# Java reports as an error (a pod's name resolves).
 spark-image-smoke:  ## check the built image offline: versions, Java 17, the manifest's JARs, a local Spark session
-	$(DOCKER) run --rm --network none --platform $(SPARK_IMAGE_PLATFORM) $(SPARK_IMAGE) \
+	$(DOCKER) run --rm --network none --hostname localhost --platform $(SPARK_IMAGE_PLATFORM) $(SPARK_IMAGE) \
 		bash /opt/deep-storage/smoke.sh $(SPARK_IMAGE_TAG) $(PYSPARK_PIN)
+
+spark-image-ci:  ## CI's image part from nothing: Docker engine, Debian base, build, smoke (spark_image/ci.sh)
+	bash spark_image/ci.sh
 
 hadolint:  ## lint spark_image/Dockerfile (hadolint from PyPI, spark_image/.hadolint.yaml)
 	$(BIN)/hadolint --config spark_image/.hadolint.yaml spark_image/Dockerfile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,9 @@ def s3a_options(store: StoreConfig) -> dict[str, str]:
         "fs.s3a.committer.name": "directory",
         "fs.s3a.committer.staging.conflict-mode": "append",
         "fs.s3a.committer.abort.pending.uploads": "true",
+        # Absolute, under the temp dir: its default (tmp/staging under the working directory)
+        # is not writable in a pod whose root file system is read-only, where /tmp is an emptyDir.
+        "fs.s3a.committer.staging.tmp.path": f"file://{tempfile.gettempdir()}/s3a-staging",
     }
     if store.endpoint_url:
         options["fs.s3a.endpoint"] = store.endpoint_url

@@ -2,7 +2,8 @@
 project's pins (Java 17, Python 3.11, pyproject's pyspark, jars.lock's JARs, the components' image
 tag), the build-time JAR check run on the host, the dependency lock, and hadolint.
 
-`make spark-image-build spark-image-smoke` is the check with Docker.
+`make spark-image-build spark-image-smoke` is the check with Docker (CI: `make spark-image-ci`);
+tests/test_spark_image_run.py runs the built image.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ class Instruction:
 
 @dataclass(frozen=True)
 class Stage:
-    image: str
+    image: str  # the base, with build ARGs at their defaults
     name: str | None
     instructions: tuple[Instruction, ...]
+    base_arg: str | None = None  # the build ARG that names the base, if FROM ${ARG}
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -96,16 +98,31 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     return instructions
 
 
+def global_args(instructions: list[Instruction]) -> dict[str, str]:
+    """The ARGs before the first FROM (the ones FROM may use), with their defaults."""
+    args: dict[str, str] = {}
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            key, _, value = ins.args.partition("=")
+            args[key] = value
+    return args
+
+
 def stages(instructions: list[Instruction]) -> list[Stage]:
+    defaults = global_args(instructions)
     found: list[Stage] = []
     for ins in instructions:
         if ins.keyword == "FROM":
             words = ins.args.split()
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            found.append(Stage(words[0], name, ()))
+            arg = re.fullmatch(r"\$\{(\w+)\}", words[0])
+            image = defaults.get(arg[1], words[0]) if arg else words[0]
+            found.append(Stage(image, name, (), arg[1] if arg else None))
         elif found:
             last = found[-1]
-            found[-1] = Stage(last.image, last.name, (*last.instructions, ins))
+            found[-1] = Stage(last.image, last.name, (*last.instructions, ins), last.base_arg)
     return found
 
 
@@ -161,13 +178,30 @@ def test_every_base_image_is_pinned_by_version_tag():
         assert tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"{stage.image}: pin a version"
 
 
+def test_the_bases_are_build_args_defaulting_to_the_official_images():
+    # CI builds on a Debian-made base (`make spark-image-base`) passed as both ARGs, with the
+    # same Dockerfile; the defaults are the official images the cluster's builds pull.
+    assert global_args(INSTRUCTIONS) == {
+        "PYTHON_BASE": FINAL.image,
+        "JAVA_BASE": BY_NAME["java"].image,
+    }
+    assert FINAL.image.startswith("python:") and BY_NAME["java"].image.startswith("eclipse-")
+    assert [s.base_arg for s in STAGES] == ["JAVA_BASE"] + ["PYTHON_BASE"] * 3
+    assert FINAL.labels()["org.opencontainers.image.base.name"] == "${PYTHON_BASE}"
+    assert "PYTHON_BASE" in [a.args for a in FINAL.all("ARG")]  # so the LABEL can read it
+    build = shlex.split(_make_dry_run("spark-image-build", "SPARK_IMAGE_BASE=b:1").splitlines()[-1])
+    assert "PYTHON_BASE=b:1" in build and "JAVA_BASE=b:1" in build
+
+
 def test_java_is_17_from_temurin_copied_whole():
     (java,) = [s for s in STAGES if s.image.startswith("eclipse-temurin:")]
     assert int(_tag(java.image).split(".")[0]) == 17
     assert "-jre" in _tag(java.image), "the runtime needs a JRE, not a JDK"
     copies = [c.args.split() for c in FINAL.all("COPY") if c.args.startswith(f"--from={java.name}")]
     env = FINAL.env()
-    assert copies == [[f"--from={java.name}", env["JAVA_HOME"], env["JAVA_HOME"]]]
+    # /opt/java whole: Temurin's JRE folder, or the Debian base's link to its own JRE.
+    assert copies == [[f"--from={java.name}", "/opt/java/", "/opt/java/"]]
+    assert env["JAVA_HOME"] == "/opt/java/openjdk"
     assert f"{env['JAVA_HOME']}/bin" in env["PATH"].split(":")
 
 
@@ -194,7 +228,8 @@ def test_spark_is_the_pyspark_wheel_at_pyprojects_pin():
 
 def test_project_and_dependencies_come_from_the_wheel_and_the_lock_without_resolving():
     runs = " ".join(i.args for i in BY_NAME["python"].all("RUN"))
-    assert "--no-deps --requirement requirements.lock" in runs
+    assert "--no-index --find-links wheels --no-deps --requirement requirements.lock" in runs
+    assert ".cache/wheels/ ./wheels/" in [c.args for c in BY_NAME["python"].all("COPY")]
     assert re.search(r"--no-deps \S*deep_storage-\$\{VERSION\}-py3-none-any\.whl", runs)
     assert "pip check" in runs
     assert any(f"--from=python {FINAL.env()['VIRTUAL_ENV']}" in c.args for c in FINAL.all("COPY"))
@@ -353,7 +388,7 @@ def test_oci_labels_carry_the_build_version():
     assert labels["org.opencontainers.image.version"] == "${VERSION}"
     assert "VERSION" in [a.args.split("=")[0] for a in FINAL.all("ARG")]
     assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
-    assert labels["org.opencontainers.image.base.name"].endswith(FINAL.image)
+    assert labels["org.opencontainers.image.base.name"] == f"${{{FINAL.base_arg}}}"
 
 
 def test_build_context_sends_what_the_dockerfile_copies():
@@ -367,25 +402,25 @@ def test_build_context_sends_what_the_dockerfile_copies():
             continue
         for source in ins.args.split()[:-1]:
             source = source.replace("${VERSION}", "*")
-            if source.endswith("/"):
-                source += "x.jar"
+            if source.endswith("/"):  # a folder: some of its files must be sent
+                assert any(k.startswith(source) for k in keep), f".dockerignore drops {source}"
+                continue
             assert any(fnmatch.fnmatch(source, k) for k in keep), f".dockerignore drops {source}"
 
 
 # --- the Makefile and the components agree on one image reference ----------------------------
 
 
-def _make_dry_run(target: str) -> str:
+def _make_dry_run(target: str, *variables: str) -> str:
     if shutil.which("make") is None:
         pytest.skip("make not found")
     # Not the caller's overrides or make flags (`make test` runs this under make).
+    dropped = {"DOCKER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}  # CI exports DOCKER
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SPARK_IMAGE") and k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+        k: v for k, v in os.environ.items() if not k.startswith("SPARK_IMAGE") and k not in dropped
     }
     proc = subprocess.run(
-        ["make", "-n", "--no-print-directory", target],
+        ["make", "-n", "--no-print-directory", target, *variables],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -403,6 +438,8 @@ def test_make_builds_and_smokes_the_tag_the_components_use():
     assert build[build.index("--file") + 1] == "spark_image/Dockerfile"
     assert build[build.index("--tag") + 1] == image
     assert f"VERSION={version}" in build
+    assert build[build.index("--network") + 1] == "none", "the build downloads nothing"
+    assert not [a for a in build if a.startswith(("PYTHON_BASE=", "JAVA_BASE="))]  # defaults
     smoke = shlex.split(_make_dry_run("spark-image-smoke").strip())
     assert "--network" in smoke and smoke[smoke.index("--network") + 1] == "none"
     assert smoke[-5:] == [image, "bash", "/opt/deep-storage/smoke.sh", version, _pyspark_pin()]
@@ -410,12 +447,11 @@ def test_make_builds_and_smokes_the_tag_the_components_use():
     assert push == ["docker", "push", image]
 
 
-def test_smoke_script_is_valid_bash():
+@pytest.mark.parametrize("script", ["smoke.sh", "ci.sh", "debian_base.sh"])
+def test_image_scripts_are_valid_bash(script):
     if shutil.which("bash") is None:
         pytest.skip("bash not found")
-    proc = subprocess.run(
-        ["bash", "-n", str(IMAGE_DIR / "smoke.sh")], capture_output=True, text=True
-    )
+    proc = subprocess.run(["bash", "-n", str(IMAGE_DIR / script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
