@@ -202,6 +202,15 @@ def main(argv: list[str] | None = None) -> int:
             "executions": executions,
         }
 
+        # (6) an hourly run after a quiet hour: the same steps again, nothing new at the source.
+        # Its reference is the full run of the same steps above (bronze + silver + validate).
+        quiet = {}
+        for name in ("bronze", "silver", "validate"):
+            print(f"running quiet-hour {name} ...", file=sys.stderr, flush=True)
+            quiet[name], _ = timed(steps[name], env)
+        results["hourly_quiet"] = {k: round(v, 2) for k, v in quiet.items()}
+        results["hourly_quiet"]["seconds"] = round(sum(quiet.values()), 2)
+
         # (4) the same day again, from a table that also holds `history_days` other days.
         if args.history_days:
             per_day = max(1, int(args.events * args.history_fraction))
@@ -250,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
         "silver_vs_duckdb": round(s / results["reference_duckdb_silver"]["seconds"], 2),
     }
+    results["ratios"]["hourly_quiet_vs_full_run"] = round(
+        results["hourly_quiet"]["seconds"] / (b + s + v), 3
+    )
     if "bronze_from_60_days" in results:
         results["ratios"]["bronze_60_days_vs_1_day"] = round(
             results["bronze_from_60_days"]["seconds"] / b, 3
@@ -264,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         if k in results:
             print(f"{k:<20}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
     print(f"{'reference_duckdb':<20}{results['reference_duckdb_silver']['seconds']:>10.2f}")
+    print(f"{'hourly_quiet':<20}{results['hourly_quiet']['seconds']:>10.2f}")
     for k, val in results["ratios"].items():
         print(f"{k:<34}{val:>8}")
     print(f"(json: {args.json})")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from deep_storage import config, lake, schemas, session, source, store, writer_lock
+from deep_storage import config, lake, metrics, schemas, session, source, store, writer_lock
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import InputError
@@ -40,6 +40,7 @@ class DayResult:
     sealed: bool
     reason: str | None
     stuck_writers: list[str] = field(default_factory=list)
+    changed: bool = True  # False: the source had nothing new, the day was kept as committed
 
 
 @dataclass
@@ -48,6 +49,19 @@ class BronzeResult:
     run_id: str
     days: list[DayResult] = field(default_factory=list)
     left: list[str] = field(default_factory=list)  # due days over the per-run cap
+    source_newest_event_at: str | None = None
+    lake_newest_event_at: str | None = None
+    freshness_lag_s: float | None = None  # the source's newest event minus the lake's
+    commit_latency_s: float | None = None  # now minus the lake's newest event
+
+    def measure_freshness(self, source_newest, lake_newest) -> None:
+        now = dt.datetime.now(dt.UTC)
+        self.source_newest_event_at = _iso(source_newest)
+        self.lake_newest_event_at = _iso(lake_newest)
+        if lake_newest is not None:
+            self.commit_latency_s = max(0.0, (now - lake_newest).total_seconds())
+            if source_newest is not None:
+                self.freshness_lag_s = max(0.0, (source_newest - lake_newest).total_seconds())
 
     @property
     def rows(self) -> int:
@@ -64,6 +78,10 @@ class BronzeResult:
             "rows": self.rows,
             "days": [asdict(d) for d in self.days],
             "left": self.left,
+            "source_newest_event_at": self.source_newest_event_at,
+            "lake_newest_event_at": self.lake_newest_event_at,
+            "freshness_lag_s": self.freshness_lag_s,
+            "commit_latency_s": self.commit_latency_s,
         }
 
 
@@ -127,14 +145,22 @@ def load(
     (lake.py): readers see the previous version of the day until the commit swaps it."""
     started = time.monotonic()
     observed = Observation(f"bronze-{day}")
-    counted = frame.observe(observed, F.count(F.lit(1)).alias("rows"))
+    counted = frame.observe(
+        observed,
+        F.count(F.lit(1)).alias("rows"),
+        F.max(F.unix_micros("occurred_at")).alias("newest_us"),  # a long crosses py4j exactly
+    )
     written = writer.write(
         counted.sortWithinPartitions("occurred_at", "event_id"),
         [day],
         schema=schemas.BRONZE_EVENTS,
         folder=lake.day_uri(writer.fs.lake, BRONZE_EVENTS, day),
     )
-    written.expect(observed.get["rows"])
+    seen = observed.get
+    written.expect(seen["rows"])
+    newest = (
+        None if seen["newest_us"] is None else _EPOCH + dt.timedelta(microseconds=seen["newest_us"])
+    )
     log.info("bronze %s: written in %.1f s", day, time.monotonic() - started)
     start, end = window(day)
     files = written.files[day]
@@ -153,10 +179,27 @@ def load(
             "snapshot_xmin": check.snapshot_xmin,
             "unsealed_reason": check.reason,
             "stuck_writers": check.stuck,
+            "newest_event_at": _iso(newest),
         },
     )
     writer.commit([manifest])
     return manifest
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _iso(instant: dt.datetime | None) -> str | None:
+    return None if instant is None else instant.astimezone(dt.UTC).isoformat()
+
+
+def _unchanged(conn, src: SourceConfig, day: dt.date, old: lake.Manifest, check) -> bool:
+    """The committed day already holds exactly the source's rows of its window, with the seal
+    this check gives (the log is append-only: same count and newest event, same rows)."""
+    if old.sealed != check.sealed:
+        return False
+    rows, newest = source.window_summary(conn, src, day)
+    return rows == old.rows and _iso(newest) == old.details.get("newest_event_at")
 
 
 @dataclass(frozen=True)
@@ -216,6 +259,24 @@ def run(
     Checks the database and the bucket before Spark starts or anything is written; holds the
     lake's writer lease while it writes.
     """
+    with metrics.step("bronze") as m:
+        result = _ingest(
+            days, lake_uri, src, store_config, spark, seal_margin, read_partitions, read_path,
+            run_id, catch_up, max_days,
+        )  # fmt: skip
+        m.set("rows", result.rows)
+        m.set("days_written", sum(d.changed for d in result.days))
+        m.set("days_unsealed", len(result.unsealed))
+        m.set("days_left", len(result.left))
+        m.set("freshness_lag_seconds", result.freshness_lag_s)
+        m.set("commit_latency_seconds", result.commit_latency_s)
+        return result
+
+
+def _ingest(
+    days, lake_uri, src, store_config, spark, seal_margin, read_partitions, read_path, run_id,
+    catch_up, max_days,
+) -> BronzeResult:  # fmt: skip
     src = src or SourceConfig.from_env()
     read_path = config.read_path(read_path)
     run_id = config.run_id(run_id)
@@ -248,10 +309,20 @@ def run(
                     max_days,
                 )
             writer = lake.Writer(fs, BRONZE_EVENTS, lease, run_id)
+            before = lake.committed(fs, BRONZE_EVENTS, plan.days)
             for day in plan.days:
                 check = source.seal_check(conn, src, day, seal_margin)
                 for stuck in check.stuck:
                     log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
+                old = before.get(day)
+                if old is not None and _unchanged(conn, src, day, old, check):
+                    # An hourly run over a quiet hour: nothing to rewrite, nothing to commit.
+                    log.info("bronze %s: %d rows, unchanged at the source: kept", day, old.rows)
+                    result.days.append(
+                        DayResult(day.isoformat(), old.rows, old.sealed, check.reason,
+                                  check.stuck, changed=False)
+                    )  # fmt: skip
+                    continue
                 frame = conform(extract(spark, src, day, read_partitions, read_path))
                 manifest = load(writer, frame, day, check)
                 state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
@@ -261,4 +332,10 @@ def run(
                         day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck
                     )
                 )
+            kept = [dt.date.fromisoformat(d.date) for d in result.days if not d.changed]
+            if kept:
+                writer.clean(kept)  # what a killed run left in a day it then did not rewrite
+            result.measure_freshness(
+                source.newest_event(conn, src), lake.newest_event(fs, BRONZE_EVENTS)
+            )
             return result

@@ -270,6 +270,17 @@ def manifest(fs: LakeFS, table: str, day: dt.date) -> Manifest | None:
     return committed(fs, table, [day]).get(day)
 
 
+def newest_event(fs: LakeFS, table: str) -> dt.datetime | None:
+    """The newest event time a committed day of `table` records (its manifest's
+    details.newest_event_at), looking from the newest day back."""
+    for date in sorted(current_version(fs, table), reverse=True):
+        m = committed(fs, table, [dt.date.fromisoformat(date)]).get(dt.date.fromisoformat(date))
+        newest = m.details.get("newest_event_at") if m else None
+        if newest:
+            return dt.datetime.fromisoformat(newest)
+    return None
+
+
 def file_uris(fs: LakeFS, manifests: Iterable[Manifest]) -> list[str]:
     return [f"{fs.lake}/{m.table}/{f}" for m in manifests for f in m.files]
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import config, lake, projection, schemas, session, store, writer_lock
+from deep_storage import config, lake, metrics, projection, schemas, session, store, writer_lock
 from deep_storage.config import StoreConfig
 from deep_storage.dates import DayRange, window
 from deep_storage.errors import LakeStateError
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK_DAYS = 7
 COLUMNS = [*schemas.SILVER_EXECUTIONS.fieldNames(), "date"]
+NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -57,6 +59,9 @@ class SilverResult:
     unsealed_days: list[str] = field(default_factory=list)
     missing_lookback_days: list[str] = field(default_factory=list)
     resumed: str | None = None  # the days of a silver run that died holding the lease
+    skipped: bool = False  # bronze had not changed since the run that built these days
+    freshness_lag_s: float | None = None  # bronze's newest event minus silver's
+    commit_latency_s: float | None = None  # now minus silver's newest event
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +74,15 @@ class Plan:
     unsealed: list[dt.date]
     missing_lookback: list[dt.date]
     silver: dict[dt.date, lake.Manifest]  # committed silver days of the whole read window
+    bronze_inputs: dict[str, str]  # the bronze versions read: date -> manifest path
+
+    def unchanged(self) -> bool:
+        """Every run day's silver was built from exactly these bronze versions: an hourly run
+        after a quiet hour has nothing to re-project."""
+        return all(
+            d in self.silver and self.silver[d].details.get("bronze_inputs") == self.bronze_inputs
+            for d in self.days.days()
+        )
 
 
 def _repair(day: dt.date) -> str:
@@ -86,7 +100,9 @@ def plan(fs: lake.LakeFS, days: DayRange, lookback_days: int) -> Plan:
     missing = [d for d in window_days if d < days.first and d not in bronze]
     unsealed = [d for d, m in sorted(bronze.items()) if not m.sealed]
     silver = lake.committed(fs, SILVER_EXECUTIONS, window_days)
-    return Plan(days, bronze, unsealed, missing, silver)
+    version = lake.current_version(fs, BRONZE_EVENTS)
+    inputs = {d.isoformat(): version[d.isoformat()] for d in sorted(bronze)}
+    return Plan(days, bronze, unsealed, missing, silver, inputs)
 
 
 def overlapping(days: DayRange):
@@ -108,6 +124,7 @@ class Projection:
     counts: dict[tuple[int, dt.date], int]  # rows per partition written
     cleared: set[tuple[int, dt.date]]  # committed partitions that end up empty
     by_status: dict[str, int]
+    newest: dict[dt.date, dt.datetime]  # newest event time of the rows written, per day
 
 
 def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
@@ -147,10 +164,16 @@ def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
         )
         rows = rows.unionByName(kept)
     rows = rows.cache()
-    counts = {
-        (r.client_id, r.date): r["count"]
-        for r in rows.groupBy("client_id", "date").count().collect()
-    }
+    sizes = rows.groupBy("client_id", "date").agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.max(F.unix_micros(F.greatest(*NEWEST_COLUMNS))).alias("newest_us"),
+    )
+    counts, newest = {}, {}
+    for r in sizes.collect():
+        counts[(r.client_id, r.date)] = r.rows
+        if r.newest_us is not None:
+            at = _EPOCH + dt.timedelta(microseconds=r.newest_us)
+            newest[r.date] = max(at, newest.get(r.date, at))
     # Every committed partition of a run day is rebuilt whole from the projection.
     committed_keys = {
         key
@@ -160,7 +183,7 @@ def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
     }
     by_status = {r.status: r["count"] for r in new.groupBy("status").count().collect()}
     new.unpersist()
-    return Projection(rows, counts, committed_keys - set(counts), by_status)
+    return Projection(rows, counts, committed_keys - set(counts), by_status, newest)
 
 
 def _partition_keys(m: lake.Manifest) -> list[tuple[int, dt.date]]:
@@ -195,6 +218,9 @@ def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Man
                 partitions[_folder(key)] = rows
         files += written.files.get(day, [])
         bronze_day = p.bronze.get(day)
+        candidates = [proj.newest[day]] if day in proj.newest else []
+        if old and old.details.get("newest_event_at"):
+            candidates.append(dt.datetime.fromisoformat(old.details["newest_event_at"]))
         out.append(
             lake.Manifest(
                 table=SILVER_EXECUTIONS,
@@ -209,6 +235,8 @@ def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Man
                     "run_days": str(p.days),
                     "bronze_days": [d.isoformat() for d in sorted(p.bronze)],
                     "bronze_sealed": bool(bronze_day and bronze_day.sealed),
+                    "bronze_inputs": p.bronze_inputs,
+                    "newest_event_at": max(candidates).isoformat() if candidates else None,
                 },
             )
         )
@@ -225,11 +253,21 @@ def run(
     run_id: str | None = None,
 ) -> SilverResult:
     """Project executions for `days` and commit the silver partitions they change."""
+    with metrics.step("silver") as m:
+        result = _run(days, lake_uri, spark, store_config, lookback_days, run_id)
+        m.set("rows", result.executions)
+        m.set("days_written", len(result.dates_committed))
+        m.set("days_unsealed", len(result.unsealed_days))
+        m.set("freshness_lag_seconds", result.freshness_lag_s)
+        m.set("commit_latency_seconds", result.commit_latency_s)
+        return result
+
+
+def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverResult:
     run_id = config.run_id(run_id)
     store_config = store.checked(lake_uri, store_config)
     fs = lake.LakeFS(lake_uri, store_config)
     with writer_lock.hold(lake_uri, "silver", str(days), run_id, store_config) as lease:
-        spark = session.for_lake("silver", lake_uri, spark, store_config)
         resumed = None
         if lease.previous is not None and lease.previous.step == "silver":
             # A silver run died holding the lease: some of its days may have been committed and
@@ -267,6 +305,11 @@ def run(
                 "silver: bronze days still unsealed (may change): %s",
                 ", ".join(result.unsealed_days),
             )
+        if resumed is None and p.unchanged():
+            log.info("silver %s: bronze unchanged since the last run: nothing to re-project", days)
+            result.skipped = True
+            return result
+        spark = session.for_lake("silver", lake_uri, spark, store_config)
         proj = project(spark, fs, p)
         phase(f"projection of {len(proj.counts)} partitions")
         writer = lake.Writer(fs, SILVER_EXECUTIONS, lease, run_id)
@@ -285,11 +328,18 @@ def run(
         writer.commit(commits)
         phase("commit")
         proj.rows.unpersist()
+        silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
+        bronze_newest = lake.newest_event(fs, BRONZE_EVENTS)
     result.by_status = proj.by_status
     result.executions = sum(proj.by_status.values())
     result.partitions_written = len(proj.counts)
     result.partitions_removed = len(proj.cleared)
     result.dates_committed = [m.date for m in commits]
+    if silver_newest is not None:
+        now = dt.datetime.now(dt.UTC)
+        result.commit_latency_s = max(0.0, (now - silver_newest).total_seconds())
+        if bronze_newest is not None:
+            result.freshness_lag_s = max(0.0, (bronze_newest - silver_newest).total_seconds())
     log.info(
         "silver %s: %d executions re-projected, %d partitions written, %d emptied",
         days,

@@ -91,6 +91,31 @@ def oldest_event_day(
 STUCK_AFTER = dt.timedelta(hours=1)
 
 
+def window_summary(
+    conn: psycopg.Connection, source: SourceConfig, day: dt.date
+) -> tuple[int, dt.datetime | None]:
+    """(rows, newest occurred_at) of the day's window at the source: an index range scan.
+    The log is append-only, so an unchanged count means unchanged rows."""
+    from psycopg import sql
+
+    start, end = window(day)
+    query = sql.SQL(
+        "SELECT count(*), max(occurred_at) FROM {} WHERE occurred_at >= %s AND occurred_at < %s"
+    ).format(sql.Identifier(source.table))
+    rows, newest = conn.execute(query, (start, end)).fetchone()
+    return rows, newest.astimezone(dt.UTC) if newest else None
+
+
+def newest_event(conn: psycopg.Connection, source: SourceConfig) -> dt.datetime | None:
+    """occurred_at of the source's newest event (an index scan on occurred_at)."""
+    from psycopg import sql
+
+    row = conn.execute(
+        sql.SQL("SELECT max(occurred_at) FROM {}").format(sql.Identifier(source.table))
+    ).fetchone()
+    return row[0].astimezone(dt.UTC) if row and row[0] else None
+
+
 @dataclass(frozen=True)
 class Writer:
     """An open (or prepared) transaction holding a write lock on the source table."""

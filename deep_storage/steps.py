@@ -75,6 +75,7 @@ def bronze(
         last_day=result.days[-1].date,
         metrics={
             "days": len(result.days),
+            "days_changed": sum(d.changed for d in result.days),
             "rows": result.rows,
             "unsealed_days": len(result.unsealed),
             "days_left": len(result.left),
@@ -92,6 +93,7 @@ def silver(lake_uri: str, first_day: str, last_day: str, lookback_days: int = 7)
         "executions": result.executions,
         "partitions_written": result.partitions_written,
         "dates_committed": len(result.dates_committed),
+        "skipped": int(result.skipped),
     }
     metrics.update({f"status_{k.lower()}": v for k, v in result.by_status.items()})
     return StepResult(first_day, last_day, metrics)
@@ -124,7 +126,8 @@ def quality(
     metrics: dict[str, float] = {}
     for r in reports:
         for k, v in r.metrics().items():
-            metrics[k] = metrics.get(k, 0) + v
+            # Counts add up over the days; a lag is the lake's, measured once per day: the last.
+            metrics[k] = v if k.endswith("_lag_seconds") else metrics.get(k, 0) + v
     html_pages = [r.html() for r in reports]
     html = (
         html_pages[0]

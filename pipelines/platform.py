@@ -49,6 +49,7 @@ SIZES = {
     "silver": StepSize("1", "2", "4Gi", "8Gi", timeout_s=2 * 3600),
     "quality": StepSize("1", "2", "4Gi", "8Gi", timeout_s=3600),
 }
+SETTINGS_CONFIG_MAP = "deep-storage-settings"
 SECRETS_BY_STEP = {"bronze": ("db", "s3"), "silver": ("s3",), "quality": ("db", "s3")}
 
 
@@ -98,6 +99,11 @@ def apply(
     kubernetes.add_pod_label(task, "app.kubernetes.io/component", step)
     kubernetes.add_pod_label(task, "app.kubernetes.io/version", IMAGE_TAG)
     kubernetes.set_timeout(task, size.timeout_s)
+    # Where the steps push their metrics: PUSHGATEWAY_URL from an optional ConfigMap, so a
+    # cluster without a Pushgateway runs the same spec (metrics.py then pushes nothing).
+    kubernetes.use_config_map_as_env(
+        task, SETTINGS_CONFIG_MAP, {"PUSHGATEWAY_URL": "PUSHGATEWAY_URL"}, optional=True
+    )
     secrets = {"db": (db_secret, DB_SECRET_KEYS), "s3": (s3_secret, S3_SECRET_KEYS)}
     for which in SECRETS_BY_STEP[step]:
         name, keys = secrets[which]

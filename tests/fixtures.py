@@ -12,8 +12,10 @@ import time
 os.environ["TZ"] = "America/Sao_Paulo"
 time.tzset()
 
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -90,6 +92,50 @@ def spark(store_config):
     spark = session.build("tests", store_config)
     yield spark
     spark.stop()
+
+
+PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"  # Debian's package of the real Pushgateway
+
+
+@pytest.fixture(scope="session")
+def pushgateway():
+    """A real Prometheus Pushgateway on a loopback port; yields its URL."""
+    import urllib.request
+
+    from deep_storage.local_services import free_port
+
+    if not Path(PUSHGATEWAY).exists():
+        pytest.fail(f"{PUSHGATEWAY} is missing: apt-get install prometheus-pushgateway")
+    port = free_port()
+    state = Path(tempfile.mkdtemp(prefix="deep-storage-pushgateway-"))
+    proc = subprocess.Popen(
+        [
+            PUSHGATEWAY,
+            f"--web.listen-address=127.0.0.1:{port}",
+            # Debian's build keeps its series in /var/lib by default: a fresh file, so a test
+            # never reads what an earlier run pushed.
+            f"--persistence.file={state / 'metrics.db'}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the Pushgateway did not become ready")
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -288,3 +288,24 @@ def test_role_holds_only_kfp_and_argo_rights_on_named_objects():
         ("", "configmaps", "get", ("kfp-launcher",)),
         ("", "secrets", "get", ("mlpipeline-minio-artifact",)),
     }
+
+
+def test_alert_rules_use_only_metrics_the_steps_push():
+    """Every series an alert reads is one deep_storage/metrics.py pushes for its step."""
+    import re
+
+    from deep_storage import metrics
+
+    rules = yaml.safe_load((DEPLOY / "alerts" / "deep-storage.rules.yml").read_text())
+    (group,) = rules["groups"]
+    names = {r["alert"] for r in group["rules"]}
+    assert {"DeepStorageSilverNoRecentSuccess", "DeepStorageSilverLagPastSLA"} <= names
+    pushed = {
+        f"deep_storage_{step}_{name}"
+        for step in ("bronze", "silver", "validate")
+        for name in metrics._HELP
+    } | {f"deep_storage_validate_{t}_freshness_lag_seconds" for t in ("bronze", "silver")}
+    for rule in group["rules"]:
+        used = set(re.findall(r"deep_storage_[a-z_]+", rule["expr"]))
+        assert used and used <= pushed, (rule["alert"], used - pushed)
+        assert 'job="deep-storage"' in rule["expr"]

@@ -37,6 +37,16 @@ def test_schedule_is_idempotent_by_name_and_sends_the_pipeline_parameters():
         assert TOKEN not in first.stderr + first.stdout + moved.stderr
 
 
+def test_the_default_schedule_is_hourly_with_one_run_at_a_time():
+    with FakeKfpServer(token=TOKEN) as server:
+        done = cli(server, "schedule", "--lake", "s3a://rbs")
+        assert done.returncode == 0, done.stderr
+        (current,) = server.recurring_runs.values()
+        assert current["display_name"] == "deep-storage-hourly"
+        assert current["trigger"]["cron_schedule"]["cron"] == "0 5 * * * *"
+        assert int(current["max_concurrency"]) == 1 and current["no_catchup"] is True
+
+
 def test_submit_and_backfill_create_runs_with_their_dates():
     with FakeKfpServer(token=TOKEN) as server:
         one = cli(server, "submit", "--date", "2025-06-01")

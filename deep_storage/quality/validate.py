@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import config, lake, schemas, session, source, store, writer_lock
+from deep_storage import config, lake, metrics, schemas, session, source, store, writer_lock
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
@@ -35,6 +35,9 @@ BRONZE_SLA = dt.timedelta(hours=2)
 SILVER_SLA = dt.timedelta(hours=24)
 HISTORY_DAYS = 14
 SILVER_NEWEST = "greatest(triggered_at, submitted_at, executed_at, failed_at)"
+# How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
+# silver within 1 h of being written (source-schema.md's SLAs).
+LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
 
 
 @dataclass
@@ -85,6 +88,18 @@ class ValidationReport:
     lake: str
     run_id: str
     tables: list[TableReport] = field(default_factory=list)
+    lag_s: dict[str, float] = field(default_factory=dict)  # table -> seconds behind the source
+
+    def freshness(self) -> str:
+        """The lake's lag behind the source at the gate's time, as numbers, against the SLAs."""
+        if not self.lag_s:
+            return "Freshness: not measured (no source database configured)."
+        parts = []
+        for table, lag in self.lag_s.items():
+            sla = LAG_SLA[table]
+            state = "within" if lag <= sla.total_seconds() else "PAST"
+            parts.append(f"{table} {lag:.0f} s behind the source ({state} its SLA of {sla})")
+        return "Freshness: " + "; ".join(parts) + "."
 
     @property
     def failed(self) -> list[str]:
@@ -94,13 +109,14 @@ class ValidationReport:
     def warned(self) -> list[str]:
         return [f"{t.table}.{r.name}" for t in self.tables for r in t.warned]
 
-    def metrics(self) -> dict[str, int]:
+    def metrics(self) -> dict[str, float]:
         return {
             "rows_checked": sum(t.rows for t in self.tables),
             "rules_passed": sum(len(t.passed) for t in self.tables),
             "rules_failed": sum(len(t.failed) for t in self.tables),
             "rules_warned": sum(len(t.warned) for t in self.tables),
             "rows_quarantined": sum(t.quarantined for t in self.tables),
+            **{f"{t}_freshness_lag_seconds": round(v, 3) for t, v in self.lag_s.items()},
         }
 
     def markdown(self) -> str:
@@ -111,6 +127,7 @@ class ValidationReport:
             f"{m['rows_checked']} rows checked; {m['rules_passed']} rules passed, "
             f"{m['rules_failed']} failed, {m['rules_warned']} warned; "
             f"{m['rows_quarantined']} rows quarantined.\n\n"
+            f"{self.freshness()}\n\n"
         )
         return head + "\n".join(t.markdown() for t in self.tables)
 
@@ -165,12 +182,8 @@ def _freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> b
 def _source_count(src: SourceConfig | None, day: dt.date) -> int | None:
     if src is None:
         return None
-    start, end = window(day)
     with source.connect(src) as conn:
-        from psycopg import sql
-
-        query = sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s")
-        return conn.execute(query.format(sql.Identifier(src.table)), (start, end)).fetchone()[0]
+        return source.window_summary(conn, src, day)[0]
 
 
 def _check(
@@ -308,12 +321,23 @@ def run(
 ) -> ValidationReport:
     """Validate one day. Raises QualityGateError (after writing every report) when a `fail`
     rule broke, unless raise_on_failure is False."""
+    with metrics.step("validate") as m:
+        report = _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_id)
+        m.set("rows", sum(t.rows for t in report.tables))
+        m.by_level = {"fail": len(report.failed), "warn": len(report.warned)}
+        m.succeeded = not report.failed
+        for table, lag in report.lag_s.items():
+            m.set(f"{table}_freshness_lag_seconds", lag)
+        return _finish(report, lake, day, raise_on_failure)
+
+
+def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_id):
     unknown = set(tables) - {"bronze", "silver"}
     if unknown:
         raise InputError(f"unknown table(s) {sorted(unknown)}: expected bronze and/or silver")
     run_id = config.run_id(run_id)
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    if src is None and "bronze" in tables:
+    if src is None:
         try:
             src = SourceConfig.from_env()
         except InputError:
@@ -328,9 +352,27 @@ def run(
             report.tables.append(_bronze_report(spark, fs, day, as_of, volume_k, src, run_id))
         if "silver" in tables:
             report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id))
+        _measure_lag(fs, src, report)
         fs.write_text(
             f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown()
         )
+    return report
+
+
+def _measure_lag(fs: LakeFS, src: SourceConfig | None, report: ValidationReport) -> None:
+    if src is None:
+        return
+    with source.connect(src) as conn:
+        newest = source.newest_event(conn, src)
+    if newest is None:
+        return
+    for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
+        committed = lake.newest_event(fs, table)
+        if committed is not None:
+            report.lag_s[name] = max(0.0, (newest - committed).total_seconds())
+
+
+def _finish(report: ValidationReport, lake: str, day: dt.date, raise_on_failure: bool):
     if report.failed and raise_on_failure:
         raise QualityGateError(
             f"quality gate failed for {day}: {', '.join(report.failed)} "

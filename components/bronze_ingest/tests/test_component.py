@@ -26,6 +26,7 @@ def test_resolves_the_day_from_the_schedule_time_and_logs_metrics(db, spark, lak
     assert (first, last) == ("2025-06-01", "2025-06-01")
     assert metrics.metadata == {
         "days": 1,
+        "days_changed": 1,
         "rows": 2,
         "unsealed_days": 0,
         "days_left": 0,

@@ -35,6 +35,7 @@ def test_rebuilds_the_days_and_logs_executions_per_status(db, spark, lake, tmp_p
         "executions": 2,
         "partitions_written": 1,
         "dates_committed": 1,
+        "skipped": 0,
         "status_failed": 1,
         "status_pending": 1,
     }

@@ -1,0 +1,91 @@
+"""Each step's metrics, pushed to a Prometheus Pushgateway when PUSHGATEWAY_URL is set.
+
+Batch jobs the way Prometheus recommends them: one group per job and step (no pod or run
+labels, so a series does not multiply with every run), base units in the names, and
+`..._last_success_timestamp_seconds` set only when the step succeeded, so "no success in 2 h"
+is `time() - deep_storage_silver_last_success_timestamp_seconds > 7200`. A push is `pushadd`:
+a failed run replaces its duration but leaves the last success where it was. A push that fails
+is a warning; it never fails the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+JOB = "deep-storage"
+_HELP = {
+    "duration_seconds": "Wall time of the step's last run.",
+    "rows": "Rows the step's last run wrote (bronze events, silver executions, rows checked).",
+    "days_written": "Days the step's last run committed.",
+    "days_unsealed": "Days still unsealed after the step's last run.",
+    "days_left": "Days due but over the per-run cap after the step's last run.",
+    "freshness_lag_seconds": "Source's newest event minus the lake's newest committed event.",
+    "commit_latency_seconds": "Commit time minus the newest committed event's occurred_at.",
+    "rules_broken": "Quality rules broken in the gate's last run, by level.",
+    "last_success_timestamp_seconds": "When the step last succeeded (Unix time).",
+    "last_run_timestamp_seconds": "When the step last ran, successful or not (Unix time).",
+}
+
+
+@dataclass
+class StepMetrics:
+    """What a step reports; filled in while it runs."""
+
+    step: str
+    values: dict[str, float] = field(default_factory=dict)
+    by_level: dict[str, float] = field(default_factory=dict)  # rules_broken{level=...}
+    succeeded: bool = True  # a step that returns but failed (a gate with a broken rule) says so
+
+    def set(self, name: str, value: float | None) -> None:
+        if value is not None:
+            self.values[name] = float(value)
+
+
+def push(metrics: StepMetrics, success: bool, url: str | None = None) -> bool:
+    """Push to PUSHGATEWAY_URL (or `url`); False, with a warning, when it cannot."""
+    url = url or os.environ.get("PUSHGATEWAY_URL")
+    if not url:
+        return False
+    from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+
+    registry = CollectorRegistry()
+    prefix = f"deep_storage_{metrics.step}"
+    now = time.time()
+    values = {**metrics.values, "last_run_timestamp_seconds": now}
+    if success:
+        values["last_success_timestamp_seconds"] = now
+    for name, value in values.items():
+        Gauge(f"{prefix}_{name}", _HELP.get(name, name), registry=registry).set(value)
+    if metrics.by_level:
+        gauge = Gauge(f"{prefix}_rules_broken", _HELP["rules_broken"], ["level"], registry=registry)
+        for level, value in metrics.by_level.items():
+            gauge.labels(level=level).set(value)
+    try:
+        pushadd_to_gateway(
+            url, job=JOB, grouping_key={"step": metrics.step}, registry=registry, timeout=5
+        )
+    except Exception as exc:  # a monitoring outage must not fail the lake
+        log.warning("metrics: push to the Pushgateway failed (%s); the step goes on", exc)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def step(name: str) -> Iterator[StepMetrics]:
+    """Time the block and push its metrics at the end, whether it succeeded or failed."""
+    metrics = StepMetrics(name)
+    started = time.monotonic()
+    ok = False
+    try:
+        yield metrics
+        ok = True
+    finally:
+        metrics.set("duration_seconds", time.monotonic() - started)
+        push(metrics, ok and metrics.succeeded)

@@ -1,0 +1,145 @@
+"""Fresh within the hour: hourly runs carry exactly the new rows, the lag is measured as users
+mean it, and each step's metrics reach a real Prometheus Pushgateway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.request
+
+import pytest
+
+from deep_storage import bronze, silver, steps
+from deep_storage.dates import DayRange
+from deep_storage.quality import validate
+from tests.events import event, insert
+from tests.fixtures import run_cli
+from tests.lake_fixtures import bronze_rows
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2025, 6, 1)
+AS_OF = dt.datetime(2025, 6, 20, tzinfo=dt.UTC)
+
+
+def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), dt.UTC)
+
+
+def test_two_hourly_runs_carry_exactly_the_rows_added_between_them(db, spark, lake):
+    today = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC).date()
+    early = [
+        event(at(today, 0, 1), "STOP_TRIGGERED", execution_token="h:1"),
+        event(at(today, 0, 2), "STOP_TRIGGERED", execution_token="h:2"),
+    ]
+    insert(db, early)
+    first = steps.bronze(lake, run_date=today.isoformat())
+    steps.silver(lake, first.first_day, first.last_day)
+    before = {
+        r.execution_token: r.status for r in silver.read_committed(spark, lake, [today]).collect()
+    }
+    assert before == {"h:1": "PENDING", "h:2": "PENDING"}
+
+    later = [
+        event(at(today, 0, 3), "EXECUTED", execution_token="h:1"),
+        event(at(today, 0, 4), "STOP_TRIGGERED", execution_token="h:3"),
+    ]
+    insert(db, later)  # written during the next hour
+    second = steps.bronze(lake, run_date=today.isoformat())
+    assert (second.first_day, second.last_day) == (today.isoformat(), today.isoformat())
+    assert second.metrics["rows"] == 4 and second.metrics["unsealed_days"] == 1
+    steps.silver(lake, second.first_day, second.last_day)
+
+    ids = sorted(r.event_id for r in bronze_rows(spark, lake, [today]))
+    assert ids == sorted(e["event_id"] for e in early + later)
+    after = {
+        r.execution_token: r.status for r in silver.read_committed(spark, lake, [today]).collect()
+    }
+    assert after == {"h:1": "EXECUTED", "h:2": "PENDING", "h:3": "PENDING"}
+
+    # A quiet hour: nothing new at the source, so nothing is rewritten or re-projected.
+    quiet = steps.bronze(lake, run_date=today.isoformat())
+    assert quiet.metrics["days_changed"] == 0 and quiet.metrics["rows"] == 4
+    assert steps.silver(lake, quiet.first_day, quiet.last_day).metrics["skipped"] == 1
+    assert sorted(r.event_id for r in bronze_rows(spark, lake, [today])) == ids
+
+
+def test_the_lag_figures_are_the_planted_ones(db, spark, lake):
+    insert(db, [event(at(D, 10), "STOP_TRIGGERED", execution_token="l:1")])
+    ingested = bronze.run(DayRange(D, D), lake, spark=spark)
+    assert ingested.freshness_lag_s == 0.0
+    assert ingested.lake_newest_event_at == at(D, 10).isoformat()
+    silver.run(DayRange(D, D), lake, spark=spark)
+
+    # The source moves on by 30 minutes; the gate measures the lake against it.
+    insert(db, [event(at(D, 10, 30), "STOP_TRIGGERED", execution_token="l:2")])
+    report = validate.run(D, lake, spark=spark, as_of=AS_OF, raise_on_failure=False)
+    assert report.lag_s == {"bronze": 1800.0, "silver": 1800.0}
+    assert report.metrics()["bronze_freshness_lag_seconds"] == 1800.0
+    assert (
+        "Freshness: bronze 1800 s behind the source (within its SLA of 2:00:00); "
+        "silver 1800 s behind the source (within its SLA of 1:00:00)." in report.markdown()
+    )
+
+    insert(db, [event(at(D, 12), "STOP_TRIGGERED", execution_token="l:3")])
+    report = validate.run(D, lake, spark=spark, as_of=AS_OF, raise_on_failure=False)
+    assert report.lag_s == {"bronze": 7200.0, "silver": 7200.0}
+    assert "silver 7200 s behind the source (PAST its SLA of 1:00:00)" in report.markdown()
+
+
+def _series(url: str) -> dict[str, float]:
+    """Every deep_storage_* sample the Pushgateway serves: 'name{labels}' -> value."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("deep_storage_"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def _value(series: dict[str, float], name: str, **labels: str) -> float | None:
+    for key, value in series.items():
+        metric, _, rest = key.partition("{")
+        if metric == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            return value
+    return None
+
+
+def test_each_step_pushes_its_metrics_to_a_real_pushgateway(db, lake, pushgateway):
+    insert(db, [event(at(D, 9)), event(at(D, 9, 1)), event(at(D, 9, 2))])
+    env = {"PUSHGATEWAY_URL": pushgateway}
+    for step in ("bronze", "silver"):
+        done = run_cli(step, "--date", str(D), "--lake", lake, env=env)
+        assert done.returncode == 0, done.stderr
+    series = _series(pushgateway)
+    group = {"job": "deep-storage", "step": "bronze"}
+    assert _value(series, "deep_storage_bronze_rows", **group) == 3
+    assert _value(series, "deep_storage_bronze_days_written", **group) == 1
+    assert _value(series, "deep_storage_bronze_days_unsealed", **group) == 0
+    assert _value(series, "deep_storage_bronze_freshness_lag_seconds", **group) == 0
+    assert _value(series, "deep_storage_bronze_duration_seconds", **group) > 0
+    success = _value(series, "deep_storage_bronze_last_success_timestamp_seconds", **group)
+    assert success is not None and abs(success - dt.datetime.now(dt.UTC).timestamp()) < 600
+    assert _value(series, "deep_storage_silver_rows", job="deep-storage", step="silver") == 1
+    assert all("instance=" not in k or 'instance=""' in k for k in series)  # no per-pod labels
+
+    # A gate that fails pushes its rule counts by level and no new success.
+    insert(db, [event(at(D, 9, 3))])  # the sealed day no longer matches the source
+    failed = run_cli("validate", "--date", str(D), "--lake", lake, env=env)
+    assert failed.returncode == 6, failed.stderr
+    series = _series(pushgateway)
+    gate = {"job": "deep-storage", "step": "validate"}
+    assert _value(series, "deep_storage_validate_rules_broken", level="fail", **gate) == 1
+    assert _value(series, "deep_storage_validate_last_success_timestamp_seconds", **gate) is None
+    assert _value(series, "deep_storage_validate_bronze_freshness_lag_seconds", **gate) == 60
+
+
+def test_an_unreachable_pushgateway_is_a_warning_not_a_failure(db, lake):
+    from deep_storage.local_services import free_port
+
+    insert(db, [event(at(D, 9))])
+    url = f"http://127.0.0.1:{free_port()}"
+    done = run_cli("bronze", "--date", str(D), "--lake", lake, env={"PUSHGATEWAY_URL": url})
+    assert done.returncode == 0, done.stderr
+    assert "metrics: push to the Pushgateway failed" in done.stderr
