@@ -162,9 +162,6 @@ class LakeFS:
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(f"write {uri}", exc) from None
 
-    def exists(self, uri: str) -> bool:
-        return bool(self.list_files(uri)) or self.read_text(uri) is not None
-
     def list_files(self, uri: str) -> list[str]:
         """Every file under the folder `uri`, recursively, as paths relative to `uri`."""
         base = uri.rstrip("/")
