@@ -84,6 +84,13 @@ def test_the_lag_figures_are_the_planted_ones(db, spark, lake):
     report = validate.run(D, lake, spark=spark, as_of=AS_OF, raise_on_failure=False)
     assert report.lag_s == {"bronze": 7200.0, "silver": 7200.0}
     assert "silver 7200 s behind the source (PAST its SLA of 1:00:00)" in report.markdown()
+    assert report.warned == []  # a backfill's gate (as_of days later) does not judge the lag
+
+    # The day's own hourly run does: silver is 2 h behind, past its 1 h SLA; bronze is at 2 h.
+    hourly = validate.run(D, lake, spark=spark, as_of=at(D, 12, 5), raise_on_failure=False)
+    assert "silver_stop_executions.lag_within_sla" in hourly.warned
+    assert "bronze_events.lag_within_sla" not in hourly.warned
+    assert "| lag_within_sla | warn | **warned** | 7200 s behind |" in hourly.markdown()
 
 
 def _series(url: str) -> dict[str, float]:

@@ -352,24 +352,45 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
             report.tables.append(_bronze_report(spark, fs, day, as_of, volume_k, src, run_id))
         if "silver" in tables:
             report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id))
-        _measure_lag(fs, src, report)
+        _measure_lag(fs, src, report, day, as_of)
         fs.write_text(
             f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown()
         )
     return report
 
 
-def _measure_lag(fs: LakeFS, src: SourceConfig | None, report: ValidationReport) -> None:
+def _measure_lag(
+    fs: LakeFS, src: SourceConfig | None, report: ValidationReport, day: dt.date, as_of
+) -> None:
+    """The lake's lag behind the source's newest event, per table; on the day's own runs (not a
+    backfill of an old day) a lag past the table's SLA is a warn-level result."""
     if src is None:
         return
     with source.connect(src) as conn:
         newest = source.newest_event(conn, src)
     if newest is None:
         return
-    for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
+    tables = {t.table: t for t in report.tables}
+    for name, table, report_name in (
+        ("bronze", BRONZE_EVENTS, BRONZE_TABLE),
+        ("silver", SILVER_EXECUTIONS, SILVER_TABLE),
+    ):
         committed = lake.newest_event(fs, table)
-        if committed is not None:
-            report.lag_s[name] = max(0.0, (newest - committed).total_seconds())
+        if committed is None:
+            continue
+        lag = max(0.0, (newest - committed).total_seconds())
+        report.lag_s[name] = lag
+        sla = LAG_SLA[name]
+        if report_name in tables and _freshness_applies(day, as_of, sla):
+            tables[report_name].results.append(
+                RuleResult(
+                    "lag_within_sla",
+                    rules.WARN,
+                    lag <= sla.total_seconds(),
+                    f"the newest committed event is at most {sla} behind the source's newest",
+                    f"{lag:.0f} s behind",
+                )
+            )
 
 
 def _finish(report: ValidationReport, lake: str, day: dt.date, raise_on_failure: bool):
