@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from deep_storage import config, lake, metrics, schemas, session, source, store, writer_lock
 from deep_storage.config import SourceConfig, StoreConfig
-from deep_storage.dates import DayRange, window
+from deep_storage.dates import DayRange, from_unix_micros, window
 from deep_storage.errors import InputError
 from deep_storage.lake import BRONZE_EVENTS
 
@@ -158,9 +158,7 @@ def load(
     )
     seen = observed.get
     written.expect(seen["rows"])
-    newest = (
-        None if seen["newest_us"] is None else _EPOCH + dt.timedelta(microseconds=seen["newest_us"])
-    )
+    newest = from_unix_micros(seen["newest_us"])
     log.info("bronze %s: written in %.1f s", day, time.monotonic() - started)
     start, end = window(day)
     files = written.files[day]
@@ -184,9 +182,6 @@ def load(
     )
     writer.commit([manifest])
     return manifest
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _iso(instant: dt.datetime | None) -> str | None:

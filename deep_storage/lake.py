@@ -345,6 +345,7 @@ class Writer:
     def __init__(self, fs: LakeFS, table: str, lease: Lease, run_id: str) -> None:
         self.fs, self.table, self.lease, self.run_id = fs, table, lease, run_id
         self.root = f"{fs.lake}/{table}"
+        self._listed: set[str] | None = None  # data files the last write saw, table-relative
 
     def _data_files(self, folder: str) -> set[str]:
         """Data files under `folder` (relative to the table root); metadata names skipped."""
@@ -372,7 +373,10 @@ class Writer:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.parquet(target)
-        new = sorted(self._data_files(target) - before)
+        after = self._data_files(target)
+        new = sorted(after - before)
+        # Under the lease nothing else writes data files: `clean` reuses this listing.
+        self._listed = after
         _failpoint(self.table, "written")
         by_day: dict[dt.date, list[str]] = {d: [] for d in days}
         for rel in new:
@@ -421,26 +425,23 @@ class Writer:
         log.info("%s: committed %s", self.table, ", ".join(m.date for m in manifests))
         _failpoint(self.table, "swapped")
         self.clean([dt.date.fromisoformat(m.date) for m in manifests])
+        self._listed = None  # it covered only this write's target
 
     def clean(self, days: list[dt.date]) -> None:
         """Delete files of `days` that the current version does not list."""
-        now = committed(self.fs, self.table, days)
-        keep = {f for m in now.values() for f in m.files}
-        keep |= {f"{self.table}/{v}" for v in current_version(self.fs, self.table).values()}
+        version = current_version(self.fs, self.table)
         wanted = {d.isoformat() for d in days}
-        stale = []
-        for rel in self.fs.list_files(self.root):
-            if rel in keep or f"{self.table}/{rel}" in keep:
-                continue
-            if rel.startswith(f"{MANIFESTS}/"):
-                if rel.split("/")[1][5:] in wanted:
-                    stale.append(rel)
-                continue
-            if rel.startswith(("_", ".")) or "/_" in rel or "/." in rel:
-                continue
-            day = partition_date(rel)
-            if day is not None and day.isoformat() in wanted:
-                stale.append(rel)
+        keep = {f for m in committed(self.fs, self.table, days).values() for f in m.files}
+        keep |= set(version.values())
+        data = self._listed if self._listed is not None else self._data_files(self.root)
+        manifests = {f"{MANIFESTS}/{f}" for f in self.fs.list_files(f"{self.root}/{MANIFESTS}")}
+        stale = [
+            rel
+            for rel in sorted(data | manifests)
+            if rel not in keep
+            and (day := partition_date(rel)) is not None
+            and day.isoformat() in wanted
+        ]
         self.fs.delete_files(f"{self.root}/{rel}" for rel in stale)
         if stale:
             log.info("%s: deleted %d superseded or orphaned files", self.table, len(stale))

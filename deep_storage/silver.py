@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from deep_storage import config, lake, metrics, projection, schemas, session, store, writer_lock
 from deep_storage.config import StoreConfig
-from deep_storage.dates import DayRange, window
+from deep_storage.dates import DayRange, from_unix_micros, window
 from deep_storage.errors import LakeStateError
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS
 
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LOOKBACK_DAYS = 7
 COLUMNS = [*schemas.SILVER_EXECUTIONS.fieldNames(), "date"]
 NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -172,7 +171,7 @@ def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
     for r in sizes.collect():
         counts[(r.client_id, r.date)] = r.rows
         if r.newest_us is not None:
-            at = _EPOCH + dt.timedelta(microseconds=r.newest_us)
+            at = from_unix_micros(r.newest_us)
             newest[r.date] = max(at, newest.get(r.date, at))
     # Every committed partition of a run day is rebuilt whole from the projection.
     committed_keys = {
