@@ -1,22 +1,36 @@
 """Bronze ingest: stop_events -> bronze/events/date=D/, one committed folder per UTC day.
 
-extract (Spark JDBC, one read of the day's half-open window) -> conform (pure) -> load (the
-commit protocol of lake.py). The seal check runs before the read, so every row it allowed for
-is committed by the time the read's snapshot is taken.
+One read of the day's half-open window, written under new file names, committed with the
+protocol of lake.py. Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
+  arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (arrow_read.py): no JVM,
+                   bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
+  jdbc             Spark JDBC: extract -> conform (pure) -> load, for a Spark cluster.
+Both give the same rows, types and Parquet encoding (tests/test_bronze.py runs both). The seal
+check runs before the read, so every row it allowed for is committed by the time the read's
+snapshot is taken.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from deep_storage import config, lake, metrics, schemas, session, source, store, writer_lock
+from deep_storage import (
+    arrow_read,
+    config,
+    lake,
+    metrics,
+    schemas,
+    session,
+    source,
+    store,
+    writer_lock,
+)
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import DayRange, from_unix_micros, window
 from deep_storage.errors import InputError
@@ -31,6 +45,7 @@ DEFAULT_SEAL_MARGIN = dt.timedelta(minutes=5)
 DEFAULT_READ_PARTITIONS = 2
 DEFAULT_MAX_DAYS = 14
 RETENTION_DAYS = 90
+READ_PATHS = ("arrow", "jdbc")
 
 
 @dataclass(frozen=True)
@@ -85,24 +100,6 @@ class BronzeResult:
         }
 
 
-def extract(
-    spark: SparkSession,
-    src: SourceConfig,
-    day: dt.date,
-    partitions: int = DEFAULT_READ_PARTITIONS,
-    read_path: str = "jdbc",
-) -> DataFrame:
-    """The source rows of the UTC window [day, day+1), read once: through Spark JDBC (the
-    default) or through the binary COPY protocol into Arrow (arrow_read.py)."""
-    if read_path == "arrow":
-        from deep_storage import arrow_read
-
-        return arrow_read.extract(spark, src, day, partitions)
-    if read_path != "jdbc":
-        raise InputError(f"read path {read_path!r} is unknown: expected arrow or jdbc")
-    return extract_jdbc(spark, src, day, partitions)
-
-
 def extract_jdbc(
     spark: SparkSession, src: SourceConfig, day: dt.date, partitions: int = DEFAULT_READ_PARTITIONS
 ) -> DataFrame:
@@ -141,9 +138,8 @@ def conform(frame: DataFrame) -> DataFrame:
 def load(
     writer: lake.Writer, frame: DataFrame, day: dt.date, check: source.SealCheck
 ) -> lake.Manifest:
-    """Write the day under new file names, check that every row read landed, then commit it
-    (lake.py): readers see the previous version of the day until the commit swaps it."""
-    started = time.monotonic()
+    """Spark engine: write the day under new file names, check that every row read landed, then
+    commit it (lake.py): readers see the previous version of the day until the commit swaps it."""
     observed = Observation(f"bronze-{day}")
     counted = frame.observe(
         observed,
@@ -158,16 +154,34 @@ def load(
     )
     seen = observed.get
     written.expect(seen["rows"])
-    newest = from_unix_micros(seen["newest_us"])
-    log.info("bronze %s: written in %.1f s", day, time.monotonic() - started)
+    return commit_day(writer, day, check, written, from_unix_micros(seen["newest_us"]))
+
+
+def load_arrow(
+    writer: lake.Writer, src: SourceConfig, day: dt.date, check: source.SealCheck, parts: int
+) -> lake.Manifest:
+    """Arrow engine (arrow_read.py): binary COPY streamed into new Parquet files, their rows
+    counted from the footers against the rows read, then the same commit."""
+    landed = arrow_read.write_day(writer.fs, BRONZE_EVENTS, src, day, parts)
+    written = writer.landed(day, landed.files)
+    written.expect(landed.rows)
+    return commit_day(writer, day, check, written, landed.newest)
+
+
+def commit_day(
+    writer: lake.Writer,
+    day: dt.date,
+    check: source.SealCheck,
+    written: lake.Written,
+    newest: dt.datetime | None,
+) -> lake.Manifest:
     start, end = window(day)
-    files = written.files[day]
     manifest = lake.Manifest(
         table=BRONZE_EVENTS,
         date=day.isoformat(),
         rows=written.rows,
         sealed=check.sealed,
-        files=files,
+        files=written.files[day],
         partitions={f"date={day}": written.rows},
         run_id=writer.run_id,
         written_at="",
@@ -274,6 +288,11 @@ def _ingest(
 ) -> BronzeResult:  # fmt: skip
     src = src or SourceConfig.from_env()
     read_path = config.read_path(read_path)
+    if read_path not in READ_PATHS:
+        raise InputError(
+            f"read path {read_path!r} is unknown: expected one of {', '.join(READ_PATHS)} "
+            "(--read-path or DEEP_STORAGE_READ_PATH)"
+        )
     run_id = config.run_id(run_id)
     with source.connect(src) as conn:
         source.check_table(conn, src)
@@ -282,7 +301,8 @@ def _ingest(
         with writer_lock.hold(
             lake_uri, "bronze", str(days or "catch-up"), run_id, store_config
         ) as lease:
-            spark = session.for_lake("bronze", lake_uri, spark, store_config)
+            if read_path == "jdbc":
+                spark = session.for_lake("bronze", lake_uri, spark, store_config)
             if days is None or catch_up:
                 plan = plan_days(fs, conn, src, days, max_days)
             else:
@@ -318,8 +338,11 @@ def _ingest(
                                   check.stuck, changed=False)
                     )  # fmt: skip
                     continue
-                frame = conform(extract(spark, src, day, read_partitions, read_path))
-                manifest = load(writer, frame, day, check)
+                if read_path == "arrow":
+                    manifest = load_arrow(writer, src, day, check, read_partitions)
+                else:
+                    frame = conform(extract_jdbc(spark, src, day, read_partitions))
+                    manifest = load(writer, frame, day, check)
                 state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
                 log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
                 result.days.append(

@@ -80,13 +80,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     type=click.IntRange(1, 64),
     default=2,
     show_default=True,
-    help="Parallel JDBC range reads per day.",
+    help="Parallel range reads (and files) per day.",
 )
 @click.option(
     "--read-path",
     type=click.Choice(["arrow", "jdbc"]),
     default=None,
-    help="jdbc: Spark JDBC (default); arrow: binary COPY into Arrow via ADBC. "
+    help="arrow: binary COPY to Parquet without Spark (default); jdbc: Spark JDBC. "
     "Env DEEP_STORAGE_READ_PATH.",
 )
 @click.option(

@@ -142,10 +142,10 @@ def run_id(explicit: str | None = None, env: Mapping[str, str] | None = None) ->
 
 
 def read_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """How bronze reads the source: explicit, else DEEP_STORAGE_READ_PATH, else jdbc (measured
-    faster end to end here than the Arrow path; benchmarks/)."""
+    """Bronze's engine: explicit, else DEEP_STORAGE_READ_PATH, else arrow (binary COPY to
+    Parquet without Spark, measured faster here: benchmarks/); jdbc is Spark's."""
     env = os.environ if env is None else env
-    return explicit or _env(env, "DEEP_STORAGE_READ_PATH", "jdbc")
+    return explicit or _env(env, "DEEP_STORAGE_READ_PATH", "arrow")
 
 
 def resolve_lake(lake: str | None, env: Mapping[str, str] | None = None) -> str:

@@ -102,14 +102,32 @@ class LakeFS:
         self.lake = lake.rstrip("/")
         parts = urlsplit(self.lake)
         self.bucket = lake_bucket(self.lake)
+        self._store = store
+        self._arrow = None
         if self.bucket is not None:
             from deep_storage.store import s3_client
 
-            self._client = s3_client(store or StoreConfig.from_env())
+            self._store = store or StoreConfig.from_env()
+            self._client = s3_client(self._store)
             self._prefix = parts.path.strip("/")
         else:
             self._client = None
             self._root = Path(parts.path)
+
+    def arrow(self):
+        """(a pyarrow FileSystem, the lake's root path in it), for Parquet I/O without Spark:
+        pyarrow's own S3 client (path-style, the steps' AWS_* settings) or the local disk."""
+        if self._arrow is None:
+            from pyarrow import fs as pafs
+
+            if self._client is None:
+                self._arrow = (pafs.LocalFileSystem(), str(self._root))
+            else:
+                from deep_storage.store import arrow_s3
+
+                root = f"{self.bucket}/{self._prefix}" if self._prefix else self.bucket
+                self._arrow = (arrow_s3(self._store), root)
+        return self._arrow
 
     # --- paths -------------------------------------------------------------------------------
 
@@ -125,6 +143,23 @@ class LakeFS:
     def _fail(self, what: str, exc: Exception) -> StoreError:
         detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or str(exc)
         return StoreError(f"{what} in lake {self.lake} failed: {redact(str(detail))[:300]}")
+
+    def parquet_rows(self, uris: list[str]) -> int:
+        """Rows in the Parquet files `uris`, from their footers (a ranged read each)."""
+        import pyarrow.parquet as pq
+
+        afs, root = self.arrow()
+
+        def rows(uri: str) -> int:
+            try:
+                return pq.read_metadata(f"{root}/{self._rel(uri)}", filesystem=afs).num_rows
+            except OSError as exc:
+                raise self._fail(f"read the footer of {uri}", exc) from None
+
+        if len(uris) <= 2:
+            return sum(map(rows, uris))
+        with ThreadPoolExecutor(_PARALLEL) as pool:
+            return sum(pool.map(rows, uris))
 
     # --- operations --------------------------------------------------------------------------
 
@@ -393,6 +428,17 @@ class Writer:
             else 0
         )
         return Written(self.table, by_day, rows)
+
+    def landed(self, day: dt.date, files: list[str]) -> Written:
+        """Files another engine wrote under new names into `day`'s folder (bronze's Arrow
+        engine), counted from their footers. Nothing becomes visible to readers here."""
+        for rel in files:
+            if partition_date(rel) != day:
+                raise LakeStateError(f"{self.table}: {rel} is not a file of the day {day}")
+        self._listed = self._data_files(day_uri(self.fs.lake, self.table, day))
+        _failpoint(self.table, "written")
+        rows = self.fs.parquet_rows([f"{self.root}/{f}" for f in files])
+        return Written(self.table, {day: sorted(files)}, rows)
 
     def commit(self, manifests: list[Manifest]) -> None:
         """Make `manifests` the current version of their days, in one swap, then delete what no

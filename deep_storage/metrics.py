@@ -89,3 +89,23 @@ def step(name: str) -> Iterator[StepMetrics]:
     finally:
         metrics.set("duration_seconds", time.monotonic() - started)
         push(metrics, ok and metrics.succeeded)
+
+
+class Phases(dict):
+    """Wall seconds per phase of one step's run (read, transform, write, commit...), in the
+    order they ran; `with phases("write"): ...` adds to a phase. In each step's result, for the
+    benchmarks' per-phase breakdown and for anyone reading a slow run's log."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__()
+        self._step = step
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = time.monotonic() - started
+            self[name] = round(self.get(name, 0.0) + spent, 3)
+            log.info("%s: %s took %.1f s", self._step, name, spent)

@@ -27,6 +27,28 @@ def s3_client(store: StoreConfig):
     )
 
 
+def arrow_s3(store: StoreConfig):
+    """pyarrow's S3 filesystem for the lake's store, configured like `s3_client`."""
+    from urllib.parse import urlsplit
+
+    from pyarrow import fs as pafs
+
+    url = store.endpoint_url
+    endpoint = (
+        dict(endpoint_override=urlsplit(url).netloc, scheme=urlsplit(url).scheme) if url else {}
+    )
+    return pafs.S3FileSystem(
+        access_key=store.access_key,
+        secret_key=store.secret_key,
+        region=store.region,
+        force_virtual_addressing=False,  # path-style, as the provider serves it
+        connect_timeout=5,
+        request_timeout=60,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+        **endpoint,
+    )
+
+
 def preflight(store: StoreConfig, lake: str) -> None:
     bucket = lake_bucket(lake)
     if bucket is None:

@@ -105,5 +105,5 @@ def test_run_id_and_read_path_come_from_one_place():
     assert config.run_id("given", {"DEEP_STORAGE_RUN_ID": "env"}) == "given"
     assert config.run_id(None, {"DEEP_STORAGE_RUN_ID": "env"}) == "env"
     assert config.run_id(None, {}) != config.run_id(None, {})
-    assert config.read_path(None, {}) == "jdbc"
-    assert config.read_path(None, {"DEEP_STORAGE_READ_PATH": "arrow"}) == "arrow"
+    assert config.read_path(None, {}) == "arrow"
+    assert config.read_path(None, {"DEEP_STORAGE_READ_PATH": "jdbc"}) == "jdbc"
