@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -61,6 +60,7 @@ class SilverResult:
     skipped: bool = False  # bronze had not changed since the run that built these days
     freshness_lag_s: float | None = None  # bronze's newest event minus silver's
     commit_latency_s: float | None = None  # now minus silver's newest event
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,11 +124,19 @@ class Projection:
     cleared: set[tuple[int, dt.date]]  # committed partitions that end up empty
     by_status: dict[str, int]
     newest: dict[dt.date, dt.datetime]  # newest event time of the rows written, per day
+    cached: list[DataFrame] = field(default_factory=list)
+
+    def release(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
 
 
-def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
+def project(
+    spark: SparkSession, fs: lake.LakeFS, p: Plan, phases: metrics.Phases | None = None
+) -> Projection:
     """The rows of every partition the run changes: re-projected executions, plus the untouched
     rows of committed partitions that held a re-projected execution."""
+    phases = phases if phases is not None else metrics.Phases("silver")
     files = lake.file_uris(fs, p.bronze.values())
     events = (
         spark.read.schema(schemas.BRONZE_EVENTS).parquet(*files)
@@ -141,35 +149,56 @@ def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
         .select(*COLUMNS)
         .cache()
     )
+    with phases("read and project"):
+        sizes = new.groupBy("client_id", "date", "status").agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.max(F.unix_micros(F.greatest(*NEWEST_COLUMNS))).alias("newest_us"),
+        )
+        # One pass fills the cache and counts rows per partition and status.
+        collected = sizes.collect()
+    by_status: dict[str, int] = {}
+    for r in collected:
+        by_status[r.status] = by_status.get(r.status, 0) + r.rows
     ids = new.select("execution_id")
     run_days = set(p.days.days())
     other_days = [d for d in p.silver if d not in run_days]
-    old = lake.read_committed(spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, other_days)
-    # Partitions of other days that hold an execution re-projected now: rewritten without it.
-    touched = {
-        (r.client_id, r.date)
-        for r in old.join(ids, "execution_id", "left_semi")
-        .select("client_id", "date")
-        .distinct()
-        .collect()
-    }
+    touched: set[tuple[int, dt.date]] = set()
     rows = new
-    if touched:
-        targets = spark.createDataFrame(sorted(touched), "client_id long, date date")
-        kept = (
-            old.join(F.broadcast(targets), ["client_id", "date"], "left_semi")
-            .join(ids, "execution_id", "left_anti")
-            .select(*COLUMNS)
-        )
-        rows = rows.unionByName(kept)
-    rows = rows.cache()
-    sizes = rows.groupBy("client_id", "date").agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.max(F.unix_micros(F.greatest(*NEWEST_COLUMNS))).alias("newest_us"),
-    )
-    counts, newest = {}, {}
-    for r in sizes.collect():
-        counts[(r.client_id, r.date)] = r.rows
+    if other_days:
+        with phases("rewrite touched partitions"):
+            old = lake.read_committed(
+                spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, other_days
+            )
+            # Partitions of other days holding an execution re-projected now: rewritten without it.
+            touched = {
+                (r.client_id, r.date)
+                for r in old.join(ids, "execution_id", "left_semi")
+                .select("client_id", "date")
+                .distinct()
+                .collect()
+            }
+            if touched:
+                targets = spark.createDataFrame(sorted(touched), "client_id long, date date")
+                kept = (
+                    old.join(F.broadcast(targets), ["client_id", "date"], "left_semi")
+                    .join(ids, "execution_id", "left_anti")
+                    .select(*COLUMNS)
+                    .cache()
+                )
+                collected += (
+                    kept.groupBy("client_id", "date", "status")
+                    .agg(
+                        F.count(F.lit(1)).alias("rows"),
+                        F.max(F.unix_micros(F.greatest(*NEWEST_COLUMNS))).alias("newest_us"),
+                    )
+                    .collect()
+                )
+                rows = new.unionByName(kept)
+    counts: dict[tuple[int, dt.date], int] = {}
+    newest: dict[dt.date, dt.datetime] = {}
+    for r in collected:
+        key = (r.client_id, r.date)
+        counts[key] = counts.get(key, 0) + r.rows
         if r.newest_us is not None:
             at = from_unix_micros(r.newest_us)
             newest[r.date] = max(at, newest.get(r.date, at))
@@ -180,9 +209,8 @@ def project(spark: SparkSession, fs: lake.LakeFS, p: Plan) -> Projection:
         for key in _partition_keys(m)
         if d in run_days or key in touched
     }
-    by_status = {r.status: r["count"] for r in new.groupBy("status").count().collect()}
-    new.unpersist()
-    return Projection(rows, counts, committed_keys - set(counts), by_status, newest)
+    cached = [new] if rows is new else [new, kept]
+    return Projection(rows, counts, committed_keys - set(counts), by_status, newest, cached)
 
 
 def _partition_keys(m: lake.Manifest) -> list[tuple[int, dt.date]]:
@@ -279,13 +307,11 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
                 resumed = str(theirs)
                 days = DayRange(min(days.first, theirs.first), max(days.last, theirs.last))
                 log.warning("silver: also re-running %s, cut short by a run that died", theirs)
-        started = time.monotonic()
-
-        def phase(name: str) -> None:
-            log.info("silver: %s done at %.1f s", name, time.monotonic() - started)
-
-        p = plan(fs, days, lookback_days)
+        phases = metrics.Phases("silver")
+        with phases("plan"):
+            p = plan(fs, days, lookback_days)
         result = SilverResult(
+            phases=phases,
             lake=lake_uri,
             run_id=run_id,
             days=str(days),
@@ -308,25 +334,23 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             log.info("silver %s: bronze unchanged since the last run: nothing to re-project", days)
             result.skipped = True
             return result
-        spark = session.for_lake("silver", lake_uri, spark, store_config)
-        proj = project(spark, fs, p)
-        phase(f"projection of {len(proj.counts)} partitions")
+        with phases("start spark"):
+            spark = session.for_lake("silver", lake_uri, spark, store_config)
+        proj = project(spark, fs, p, phases)
         writer = lake.Writer(fs, SILVER_EXECUTIONS, lease, run_id)
         written_days = sorted({d for _, d in proj.counts} | {d for _, d in proj.cleared})
-        written = writer.write(
-            proj.rows.repartition("client_id", "date").sortWithinPartitions(
-                "date", "client_id", "triggered_at", "execution_id"
-            ),
-            written_days,
-            schema=schemas.SILVER_EXECUTIONS,
-            partition_by=["client_id", "date"],
-        )
-        written.expect(sum(proj.counts.values()))
-        phase("writing")
-        commits = manifests(p, proj, written)
-        writer.commit(commits)
-        phase("commit")
-        proj.rows.unpersist()
+        with phases("write"):
+            written = writer.write_partitioned(
+                proj.rows,
+                written_days,
+                partition_by=("client_id", "date"),
+                sort_by=["triggered_at", "execution_id"],
+            )
+            written.expect(sum(proj.counts.values()))
+        with phases("commit"):
+            commits = manifests(p, proj, written)
+            writer.commit(commits)
+        proj.release()
         silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
         bronze_newest = lake.newest_event(fs, BRONZE_EVENTS)
     result.by_status = proj.by_status

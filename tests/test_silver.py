@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 
 import pytest
 
 from deep_storage import bronze, silver
+from deep_storage import lake as lakes
 from deep_storage.dates import DayRange
 from deep_storage.errors import LakeStateError
 from deep_storage.lake import SILVER_EXECUTIONS, LakeFS
@@ -149,10 +149,14 @@ def test_rerun_changes_nothing_and_untouched_partitions_keep_their_files(db, spa
 
     silver.run(DayRange(D, D), lake, spark=spark)
     assert snapshot(spark, lake) == before
-    # An S3A committer did the write (its _SUCCESS is a JSON summary naming it), not the
-    # rename-based FileOutputCommitter (copy + delete on S3).
-    success = LakeFS(lake).read_text(f"{lake}/{SILVER_EXECUTIONS}/_SUCCESS")
-    assert json.loads(success)["committer"] == "directory"
+    # Files were written straight under their final names (no rename-based committer's
+    # _temporary copy on S3), and every data file left is one a manifest lists.
+    table = lake.split(f"s3a://{BUCKET}/", 1)[1] + f"/{SILVER_EXECUTIONS}/"
+    keys = [o["Key"][len(table) :] for o in s3.client().list_objects_v2(
+        Bucket=BUCKET, Prefix=table)["Contents"]]  # fmt: skip
+    assert not [k for k in keys if "_temporary" in k]
+    listed = {f for m in lakes.committed(LakeFS(lake), SILVER_EXECUTIONS).values() for f in m.files}
+    assert {k for k in keys if k.endswith(".parquet")} == listed
     listing = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
     assert sorted((o["Key"], o["ETag"], o["LastModified"]) for o in listing) == untouched
 
