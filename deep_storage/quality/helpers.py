@@ -15,7 +15,11 @@ SILVER_HELPERS = ["_execution_id_count", "_token_count"]
 
 
 def _with_count(frame: DataFrame, keys: list[str], name: str, offending) -> DataFrame:
-    """`name` = per-key value from `offending` (key columns + `name`), 1 where the key is absent."""
+    """`name` = per-key value from `offending` (key columns + `name`), 1 where the key is absent.
+
+    `offending` is computed once, here (an eager local checkpoint), so the gate's several passes
+    over the frame join a small materialised table instead of re-aggregating every key."""
+    offending = offending.localCheckpoint(eager=True)
     return frame.join(F.broadcast(offending), keys, "left").withColumn(
         name, F.coalesce(F.col(name), F.lit(1))
     )
