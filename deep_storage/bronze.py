@@ -68,6 +68,7 @@ class BronzeResult:
     lake_newest_event_at: str | None = None
     freshness_lag_s: float | None = None  # the source's newest event minus the lake's
     commit_latency_s: float | None = None  # now minus the lake's newest event
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
 
     def measure_freshness(self, source_newest, lake_newest) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -97,6 +98,7 @@ class BronzeResult:
             "lake_newest_event_at": self.lake_newest_event_at,
             "freshness_lag_s": self.freshness_lag_s,
             "commit_latency_s": self.commit_latency_s,
+            "phases": dict(self.phases),
         }
 
 
@@ -158,14 +160,22 @@ def load(
 
 
 def load_arrow(
-    writer: lake.Writer, src: SourceConfig, day: dt.date, check: source.SealCheck, parts: int
+    writer: lake.Writer,
+    src: SourceConfig,
+    day: dt.date,
+    check: source.SealCheck,
+    parts: int,
+    phases: metrics.Phases,
 ) -> lake.Manifest:
     """Arrow engine (arrow_read.py): binary COPY streamed into new Parquet files, their rows
     counted from the footers against the rows read, then the same commit."""
-    landed = arrow_read.write_day(writer.fs, BRONZE_EVENTS, src, day, parts)
-    written = writer.landed(day, landed.files)
-    written.expect(landed.rows)
-    return commit_day(writer, day, check, written, landed.newest)
+    with phases("read and write"):
+        landed = arrow_read.write_day(writer.fs, BRONZE_EVENTS, src, day, parts)
+    with phases("count landed rows"):
+        written = writer.landed(day, landed.files)
+        written.expect(landed.rows)
+    with phases("commit"):
+        return commit_day(writer, day, check, written, landed.newest)
 
 
 def commit_day(
@@ -301,14 +311,17 @@ def _ingest(
         with writer_lock.hold(
             lake_uri, "bronze", str(days or "catch-up"), run_id, store_config
         ) as lease:
+            phases = metrics.Phases("bronze")
             if read_path == "jdbc":
-                spark = session.for_lake("bronze", lake_uri, spark, store_config)
-            if days is None or catch_up:
-                plan = plan_days(fs, conn, src, days, max_days)
-            else:
-                plan = Plan(list(days.days()), [])
+                with phases("start spark"):
+                    spark = session.for_lake("bronze", lake_uri, spark, store_config)
+            with phases("plan"):
+                if days is None or catch_up:
+                    plan = plan_days(fs, conn, src, days, max_days)
+                else:
+                    plan = Plan(list(days.days()), [])
             result = BronzeResult(
-                lake=lake_uri, run_id=run_id, left=[d.isoformat() for d in plan.left]
+                lake=lake_uri, run_id=run_id, left=[d.isoformat() for d in plan.left], phases=phases
             )
             if not plan.days:
                 log.info("bronze: nothing to ingest")
@@ -326,11 +339,14 @@ def _ingest(
             writer = lake.Writer(fs, BRONZE_EVENTS, lease, run_id)
             before = lake.committed(fs, BRONZE_EVENTS, plan.days)
             for day in plan.days:
-                check = source.seal_check(conn, src, day, seal_margin)
+                with phases("seal check"):
+                    check = source.seal_check(conn, src, day, seal_margin)
                 for stuck in check.stuck:
                     log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
                 old = before.get(day)
-                if old is not None and _unchanged(conn, src, day, old, check):
+                with phases("seal check"):
+                    unchanged = old is not None and _unchanged(conn, src, day, old, check)
+                if unchanged:
                     # An hourly run over a quiet hour: nothing to rewrite, nothing to commit.
                     log.info("bronze %s: %d rows, unchanged at the source: kept", day, old.rows)
                     result.days.append(
@@ -339,10 +355,11 @@ def _ingest(
                     )  # fmt: skip
                     continue
                 if read_path == "arrow":
-                    manifest = load_arrow(writer, src, day, check, read_partitions)
+                    manifest = load_arrow(writer, src, day, check, read_partitions, phases)
                 else:
-                    frame = conform(extract_jdbc(spark, src, day, read_partitions))
-                    manifest = load(writer, frame, day, check)
+                    with phases("read, write and commit (spark)"):
+                        frame = conform(extract_jdbc(spark, src, day, read_partitions))
+                        manifest = load(writer, frame, day, check)
                 state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
                 log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
                 result.days.append(

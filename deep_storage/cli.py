@@ -222,7 +222,13 @@ def validate(date, lake, tables, as_of, volume_k, as_json) -> None:
     if as_json:
         click.echo(
             json.dumps(
-                {**report.metrics(), "failed": report.failed, "warned": report.warned}, indent=2
+                {
+                    **report.metrics(),
+                    "failed": report.failed,
+                    "warned": report.warned,
+                    "phases": dict(report.phases),
+                },
+                indent=2,
             )
         )
     else:

@@ -89,6 +89,7 @@ class ValidationReport:
     run_id: str
     tables: list[TableReport] = field(default_factory=list)
     lag_s: dict[str, float] = field(default_factory=dict)  # table -> seconds behind the source
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
 
     def freshness(self) -> str:
         """The lake's lag behind the source at the gate's time, as numbers, against the SLAs."""
@@ -198,18 +199,20 @@ def _check(
     fs: LakeFS,
     run_id: str,
     notes: list[str],
+    phases: metrics.Phases,
 ) -> TableReport:
     started = time.monotonic()
     # Not cached: each pass (GX's metrics, the quarantine) reads only the columns it needs from
     # the committed files; the helpers' cross-row counts are materialised once (helpers.py).
     augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules))
     extras = [*extras, *(helpers.ok_column(r) for r in row_rules)]
-    log.info("%s %s: helpers in %.1f s", table, day, time.monotonic() - started)
-    gx_result, results = gx_runner.validate(
-        augmented, table, schema, extras, row_rules, table_rules
-    )
+    with phases(f"{table}: great expectations"):
+        gx_result, results = gx_runner.validate(
+            augmented, table, schema, extras, row_rules, table_rules
+        )
     log.info("%s %s: Great Expectations done at %.1f s", table, day, time.monotonic() - started)
-    quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id)
+    with phases(f"{table}: quarantine"):
+        quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id)
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
     report.html = gx_runner.render_html(gx_result, f"{table} {day}")
@@ -238,7 +241,7 @@ def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[ru
     return found
 
 
-def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
+def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> TableReport:
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
     manifests = lake.committed(fs, BRONZE_EVENTS, [day, *earlier])
     manifest = manifests.get(day)
@@ -269,8 +272,10 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
         notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
     history = [manifests[d].rows for d in earlier if d in manifests]
     table_rules += _history_rules(day, history, volume_k, as_of, "occurred_at", BRONZE_SLA, notes)
+    with phases(f"{BRONZE_TABLE}: read and helpers"):
+        frame = frame.transform(helpers.bronze_helpers)
     return _check(
-        frame.transform(helpers.bronze_helpers),
+        frame,
         manifest.rows,
         BRONZE_TABLE,
         day,
@@ -281,10 +286,11 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id) -> TableReport:
         fs,
         run_id,
         notes,
+        phases,
     )
 
 
-def _silver_report(spark, fs, day, as_of, volume_k, run_id) -> TableReport:
+def _silver_report(spark, fs, day, as_of, volume_k, run_id, phases) -> TableReport:
     frame = lake.read_committed(
         spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, [day]
     ).drop("date")
@@ -295,8 +301,10 @@ def _silver_report(spark, fs, day, as_of, volume_k, run_id) -> TableReport:
     silver_rows = counts.get(day, 0)
     history = [counts[d] for d in earlier if d in counts]
     table_rules += _history_rules(day, history, volume_k, as_of, SILVER_NEWEST, SILVER_SLA, notes)
+    with phases(f"{SILVER_TABLE}: read and helpers"):
+        frame = frame.transform(helpers.silver_helpers)
     return _check(
-        frame.transform(helpers.silver_helpers),
+        frame,
         silver_rows,
         SILVER_TABLE,
         day,
@@ -307,6 +315,7 @@ def _silver_report(spark, fs, day, as_of, volume_k, run_id) -> TableReport:
         fs,
         run_id,
         notes,
+        phases,
     )
 
 
@@ -350,13 +359,18 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     fs = LakeFS(lake, store_config)
     report = ValidationReport(day.isoformat(), lake, run_id)
     # The gate reads committed files while it runs: no writer may supersede (delete) them.
+    phases = report.phases = metrics.Phases("validate")
     with writer_lock.hold(lake, "validate", day.isoformat(), run_id, store_config):
-        spark = session.for_lake("validate", lake, spark, store_config)
+        with phases("start spark"):
+            spark = session.for_lake("validate", lake, spark, store_config)
         if "bronze" in tables:
-            report.tables.append(_bronze_report(spark, fs, day, as_of, volume_k, src, run_id))
+            report.tables.append(
+                _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases)
+            )
         if "silver" in tables:
-            report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id))
-        _measure_lag(fs, src, report, day, as_of)
+            report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id, phases))
+        with phases("freshness"):
+            _measure_lag(fs, src, report, day, as_of)
         fs.write_text(
             f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown()
         )
