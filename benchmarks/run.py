@@ -70,12 +70,11 @@ def _tree_rss_kib(pid: int) -> int:
 VERBOSE = False
 
 
-def timed(cmd: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of the command's process tree."""
+def timed(cmd: list[str], env: dict) -> tuple[float, int, dict]:
+    """Wall seconds, peak RSS (MiB) of the command's process tree, and the per-phase times the
+    step printed in its --json result (empty for other commands)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     stop = threading.Event()
 
@@ -87,7 +86,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, err = proc.communicate()
+    out, err = proc.communicate()
     elapsed = time.perf_counter() - start
     stop.set()
     sampler.join()
@@ -98,13 +97,40 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int]:
         )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed: {err.strip().splitlines()[-1:]}")
-    return elapsed, peak // 1024
+    try:
+        phases = json.loads(out).get("phases", {}) if "--json" in cmd else {}
+    except ValueError:
+        phases = {}
+    return elapsed, peak // 1024, phases
+
+
+def _machine() -> str:
+    """What the figures were measured on: cores, memory, CPU model."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
+                "?",
+            )
+        with open("/proc/meminfo") as fh:
+            mem_kib = int(fh.readline().split()[1])
+    except OSError:
+        mem_kib = 0
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores, {mem_kib / 2**20:.0f} GiB, "
+        f"{platform.machine()}, {model}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1, help="the generator's seed")
+    parser.add_argument(
+        "--no-hourly", action="store_true", help="skip the quiet-hour re-run of the steps"
+    )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/latest.json")
     parser.add_argument(
         "--history-days",
@@ -126,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "events": args.events,
         "day": DAY.isoformat(),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.machine()}",
+        "clients": args.clients,
+        "seed": args.seed,
+        "machine": _machine(),
+        "bronze_engine": os.environ.get("DEEP_STORAGE_READ_PATH", "arrow"),
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     with PostgresServer() as pg, SeaweedS3Server() as s3:
@@ -136,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         with pg.connect("trading", "django", PASSWORD) as conn:
             conn.execute(schemas.SOURCE_DDL)
             loaded = synthetic.copy_into(
-                conn, synthetic.generate(DAY, args.events, seed=1, clients=args.clients)
+                conn, synthetic.generate(DAY, args.events, seed=args.seed, clients=args.clients)
             )
             conn.execute("VACUUM ANALYZE stop_events")
         env = {
@@ -174,14 +203,16 @@ def main(argv: list[str] | None = None) -> int:
                 "-c",
                 copy,
             ],
-            "bronze": [CLI, "bronze", "--date", start, "--lake", lake],
-            "silver": [CLI, "silver", "--date", start, "--lake", lake],
+            "bronze": [CLI, "bronze", "--date", start, "--lake", lake, "--json"],
+            "silver": [CLI, "silver", "--date", start, "--lake", lake, "--json"],
             "validate": [CLI, "validate", "--date", start, "--lake", lake, "--json"],
         }
         for name, cmd in steps.items():
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            seconds, peak = timed(cmd, env)
+            seconds, peak, phases = timed(cmd, env)
             results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
+            if phases:
+                results[name]["phases"] = phases
         # (2) the reference for silver: DuckDB over the same bronze files, local copies.
         print("running duckdb reference ...", file=sys.stderr, flush=True)
         manifest = lakes.manifest(
@@ -204,12 +235,13 @@ def main(argv: list[str] | None = None) -> int:
 
         # (6) an hourly run after a quiet hour: the same steps again, nothing new at the source.
         # Its reference is the full run of the same steps above (bronze + silver + validate).
-        quiet = {}
-        for name in ("bronze", "silver", "validate"):
-            print(f"running quiet-hour {name} ...", file=sys.stderr, flush=True)
-            quiet[name], _ = timed(steps[name], env)
-        results["hourly_quiet"] = {k: round(v, 2) for k, v in quiet.items()}
-        results["hourly_quiet"]["seconds"] = round(sum(quiet.values()), 2)
+        if not args.no_hourly:
+            quiet = {}
+            for name in ("bronze", "silver", "validate"):
+                print(f"running quiet-hour {name} ...", file=sys.stderr, flush=True)
+                quiet[name], _, _ = timed(steps[name], env)
+            results["hourly_quiet"] = {k: round(v, 2) for k, v in quiet.items()}
+            results["hourly_quiet"]["seconds"] = round(sum(quiet.values()), 2)
 
         # (4) the same day again, from a table that also holds `history_days` other days.
         if args.history_days:
@@ -236,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     "SELECT count(*) FROM stop_events"
                 ).fetchone()[0]
             print("running bronze_from_60_days ...", file=sys.stderr, flush=True)
-            seconds, peak = timed([CLI, "bronze", "--date", start, "--lake", lake + "-60"], env)
+            seconds, peak, _ = timed([CLI, "bronze", "--date", start, "--lake", lake + "-60"], env)
             results["bronze_from_60_days"] = {
                 "seconds": round(seconds, 2),
                 "peak_rss_mib": peak,
@@ -259,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
         "silver_vs_duckdb": round(s / results["reference_duckdb_silver"]["seconds"], 2),
     }
-    results["ratios"]["hourly_quiet_vs_full_run"] = round(
-        results["hourly_quiet"]["seconds"] / (b + s + v), 3
-    )
+    if "hourly_quiet" in results:
+        results["ratios"]["hourly_quiet_vs_full_run"] = round(
+            results["hourly_quiet"]["seconds"] / (b + s + v), 3
+        )
     if "bronze_from_60_days" in results:
         results["ratios"]["bronze_60_days_vs_1_day"] = round(
             results["bronze_from_60_days"]["seconds"] / b, 3
@@ -276,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         if k in results:
             print(f"{k:<20}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
     print(f"{'reference_duckdb':<20}{results['reference_duckdb_silver']['seconds']:>10.2f}")
-    print(f"{'hourly_quiet':<20}{results['hourly_quiet']['seconds']:>10.2f}")
+    if "hourly_quiet" in results:
+        print(f"{'hourly_quiet':<20}{results['hourly_quiet']['seconds']:>10.2f}")
     for k, val in results["ratios"].items():
         print(f"{k:<34}{val:>8}")
     print(f"(json: {args.json})")

@@ -45,17 +45,14 @@ def _context():
     return context
 
 
-def _expectations(schema: StructType, extras: list[str], row_rules, table_rules):
+def _contract_expectations(schema: StructType, extras: list[str]):
     import great_expectations.expectations as gxe
-
-    def meta(name: str, level: str) -> dict:
-        return {"rule": name, "level": level}
 
     out = [
         gxe.ExpectTableColumnsToMatchSet(
             column_set=[*schema.fieldNames(), *extras],
             exact_match=True,
-            meta=meta("contract_columns", FAIL),
+            meta=_meta("contract_columns", FAIL),
             description="exactly the contract's columns (plus the validator's _ helpers)",
         )
     ]
@@ -64,20 +61,27 @@ def _expectations(schema: StructType, extras: list[str], row_rules, table_rules)
             gxe.ExpectColumnValuesToBeOfType(
                 column=field.name,
                 type_=type(field.dataType).__name__,
-                meta=meta("contract_types", FAIL),
+                meta=_meta("contract_types", FAIL),
                 description=f"{field.name} is {field.dataType.simpleString()}",
             )
         )
+    return out
+
+
+def _rule_expectations(row_rules, table_rules):
+    import great_expectations.expectations as gxe
+
+    out = []
     for rule in row_rules:
         # A flag column per rule (helpers.with_rule_flags): GX bundles these column metrics into
-        # one aggregation over the cached frame instead of a Spark job per rule.
+        # one aggregation over the cached flags instead of a Spark job per rule.
         out.append(
             gxe.ExpectColumnValuesToBeInSet(
                 column=f"_ok_{rule.name}",
                 value_set=[True],
                 description=f"{rule.name} ({rule.level}): {rule.description}; a row is good "
                 f"when: {rule.ok}",
-                meta=meta(rule.name, rule.level),
+                meta=_meta(rule.name, rule.level),
             )
         )
     for rule in table_rules:
@@ -85,33 +89,70 @@ def _expectations(schema: StructType, extras: list[str], row_rules, table_rules)
             gxe.UnexpectedRowsExpectation(
                 unexpected_rows_query=rule.unexpected,
                 description=f"{rule.name} ({rule.level}): {rule.description}",
-                meta=meta(rule.name, rule.level),
+                meta=_meta(rule.name, rule.level),
             )
         )
     return out
 
 
+def _meta(name: str, level: str) -> dict:
+    return {"rule": name, "level": level}
+
+
+def _run(context, name: str, frame: DataFrame, expectations):
+    import great_expectations as gx
+
+    asset = context.data_sources.add_spark(name=f"lake-{name}").add_dataframe_asset(name=name)
+    batch = asset.add_batch_definition_whole_dataframe("day")
+    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+    return definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+
+
+def _combined(suite_name: str, parts):
+    """One validation result holding every expectation's result, as GX renders and stores it."""
+    from great_expectations.core import ExpectationSuiteValidationResult
+
+    results = [r for part in parts for r in part.results]
+    passed = sum(bool(r.success) for r in results)
+    return ExpectationSuiteValidationResult(
+        success=all(part.success for part in parts),
+        results=results,
+        suite_name=suite_name,
+        statistics={
+            "evaluated_expectations": len(results),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(results) - passed,
+            "success_percent": 100.0 * passed / len(results) if results else None,
+        },
+        meta=parts[0].meta,
+    )
+
+
 def validate(
     frame: DataFrame,
+    flags: DataFrame,
     suite_name: str,
     schema: StructType,
     extras: list[str],
     row_rules: tuple[RowRule, ...],
     table_rules: list[TableRule],
 ):
-    """Run the suite on `frame` (cache it first). Returns (GX result, [RuleResult])."""
-    import great_expectations as gx
-
+    """Run the suite: the contract's columns and types on `frame` (its schema only: no pass over
+    the rows), the rules on `flags` (the rule flags and the columns the table rules read,
+    cached: one small frame for every rule). Returns (GX result, [RuleResult])."""
     context = _context()
-    asset = context.data_sources.add_spark(name="lake").add_dataframe_asset(name=suite_name)
-    batch = asset.add_batch_definition_whole_dataframe("day")
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for expectation in _expectations(schema, extras, row_rules, table_rules):
-        suite.add_expectation(expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+    result = _combined(
+        suite_name,
+        [
+            _run(context, f"{suite_name}-contract", frame, _contract_expectations(schema, extras)),
+            _run(context, suite_name, flags, _rule_expectations(row_rules, table_rules)),
+        ],
     )
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
     # GX returns results in no particular order: fold them by the rule named in their meta.
     folded: dict[str, RuleResult] = {}
     descriptions = {r.name: r.description for r in (*row_rules, *table_rules)}

@@ -35,6 +35,11 @@ BRONZE_SLA = dt.timedelta(hours=2)
 SILVER_SLA = dt.timedelta(hours=24)
 HISTORY_DAYS = 14
 SILVER_NEWEST = "greatest(triggered_at, submitted_at, executed_at, failed_at)"
+# The columns the table rules read (freshness: the newest event), beside the row rules' flags.
+TABLE_RULE_COLUMNS = {
+    BRONZE_TABLE: ["occurred_at"],
+    SILVER_TABLE: ["triggered_at", "submitted_at", "executed_at", "failed_at"],
+}
 # How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
 # silver within 1 h of being written (source-schema.md's SLAs).
 LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
@@ -154,11 +159,22 @@ def _write_report(fs: LakeFS, report: TableReport) -> None:
 
 
 def _quarantine(
-    fs: LakeFS, frame: DataFrame, table: str, day: dt.date, row_rules, drop: list[str], run_id: str
+    fs: LakeFS,
+    frame: DataFrame,
+    table: str,
+    day: dt.date,
+    row_rules,
+    drop: list[str],
+    run_id: str,
+    broken: bool = True,
 ) -> int:
     """Rows breaking a row rule -> {lake}/quarantine/<table>/date=D/ with `_reasons`.
-    The folder is replaced on every run, so re-validating a fixed day empties it."""
+    The folder is replaced on every run, so re-validating a fixed day empties it. With no row
+    rule `broken`, nothing is read: the folder is only emptied."""
     folder = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}"
+    if not broken:
+        fs.delete_tree(folder)
+        return 0
     bad = (
         frame.withColumn("_reasons", helpers.reasons(row_rules))
         .where(F.size("_reasons") > 0)
@@ -200,19 +216,27 @@ def _check(
     run_id: str,
     notes: list[str],
     phases: metrics.Phases,
+    table_rule_columns: list[str],
 ) -> TableReport:
     started = time.monotonic()
-    # Not cached: each pass (GX's metrics, the quarantine) reads only the columns it needs from
-    # the committed files; the helpers' cross-row counts are materialised once (helpers.py).
     augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules))
     extras = [*extras, *(helpers.ok_column(r) for r in row_rules)]
+    # The rules are judged on a narrow cached frame: their flags and the columns the table rules
+    # read. The day itself is never cached whole; the contract's columns and types are judged
+    # on its schema, and the quarantine reads it again only when a row rule broke.
+    flags = augmented.select(
+        *(helpers.ok_column(r) for r in row_rules), *table_rule_columns
+    ).cache()
     with phases(f"{table}: great expectations"):
         gx_result, results = gx_runner.validate(
-            augmented, table, schema, extras, row_rules, table_rules
+            augmented, flags, table, schema, extras, row_rules, table_rules
         )
+    flags.unpersist()
     log.info("%s %s: Great Expectations done at %.1f s", table, day, time.monotonic() - started)
+    row_rule_names = {r.name for r in row_rules}
+    broken = any(not r.success for r in results if r.name in row_rule_names)
     with phases(f"{table}: quarantine"):
-        quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id)
+        quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id, broken)
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
     report.html = gx_runner.render_html(gx_result, f"{table} {day}")
@@ -287,6 +311,7 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
         run_id,
         notes,
         phases,
+        TABLE_RULE_COLUMNS[BRONZE_TABLE],
     )
 
 
@@ -316,6 +341,7 @@ def _silver_report(spark, fs, day, as_of, volume_k, run_id, phases) -> TableRepo
         run_id,
         notes,
         phases,
+        TABLE_RULE_COLUMNS[SILVER_TABLE],
     )
 
 
