@@ -63,7 +63,7 @@ class SilverResult:
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "phases": dict(self.phases)}
 
 
 @dataclass(frozen=True)

@@ -25,27 +25,44 @@ def _with_count(frame: DataFrame, keys: list[str], name: str, offending) -> Data
     )
 
 
+def _duplicates(frame: DataFrame, key: str, name: str) -> DataFrame:
+    """(key, name) for the keys that appear more than once, name = their count. The shuffle moves
+    a 64-bit hash per row instead of the key (a hash aggregate of longs); the few keys whose hash
+    repeats are then counted exactly."""
+    hashed = frame.select(key, F.xxhash64(key).alias("_hash"))
+    repeated = (
+        hashed.groupBy("_hash").agg(F.count(F.lit(1)).alias("_n")).where("_n > 1").select("_hash")
+    )
+    return (
+        hashed.join(F.broadcast(repeated), "_hash", "left_semi")
+        .groupBy(key)
+        .agg(F.count(F.lit(1)).alias(name))
+        .where(f"{name} > 1")
+    )
+
+
 def bronze_helpers(events: DataFrame) -> DataFrame:
     """_event_id_count: rows sharing the event_id; _token_tenants: 1, or 2 when the token's
     events disagree on client_id, operation_id or symbol."""
-    duplicates = (
-        events.groupBy("event_id")
-        .agg(F.count(F.lit(1)).alias("_event_id_count"))
-        .where("_event_id_count > 1")
-    )
+    duplicates = _duplicates(events, "event_id", "_event_id_count")
+    # min/max of longs keep the aggregation hash-based (a string's min/max would sort every
+    # row); symbols are compared by their 64-bit hash.
+    compared = {
+        "client_id": F.col("client_id"),
+        "operation_id": F.col("operation_id"),
+        "symbol": F.xxhash64("symbol"),
+    }
     crossing = (
         events.where(F.col("execution_token").isNotNull())
         .groupBy("execution_token")
         .agg(
             *(
                 c
-                for col in ("client_id", "operation_id", "symbol")
-                for c in (F.min(col).alias(f"_min_{col}"), F.max(col).alias(f"_max_{col}"))
+                for name, col in compared.items()
+                for c in (F.min(col).alias(f"_min_{name}"), F.max(col).alias(f"_max_{name}"))
             )
         )
-        .where(
-            " OR ".join(f"_min_{c} <> _max_{c}" for c in ("client_id", "operation_id", "symbol"))
-        )
+        .where(" OR ".join(f"_min_{c} <> _max_{c}" for c in compared))
         .select("execution_token", F.lit(2).alias("_token_tenants"))
     )
     with_ids = _with_count(events, ["event_id"], "_event_id_count", duplicates)
@@ -54,11 +71,7 @@ def bronze_helpers(events: DataFrame) -> DataFrame:
 
 
 def silver_helpers(executions: DataFrame) -> DataFrame:
-    duplicates = (
-        executions.groupBy("execution_id")
-        .agg(F.count(F.lit(1)).alias("_execution_id_count"))
-        .where("_execution_id_count > 1")
-    )
+    duplicates = _duplicates(executions, "execution_id", "_execution_id_count")
     repeated = (
         executions.where(F.col("execution_token").isNotNull())
         .groupBy("client_id", "execution_token")
