@@ -43,7 +43,7 @@ test-integration:  ## tests that start the services
 clean:  ## remove caches and local lakes (not the venv)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info local_lake demo_lake spark-warehouse
 
-.PHONY: compile compile-check readme demo run-local
+.PHONY: compile compile-check readme demo notebooks run-local
 
 compile:  ## regenerate compiled/ from pipelines/ and components/
 	$(BIN)/deep-storage compile
@@ -53,6 +53,9 @@ compile-check:  ## fail when compiled/ is stale
 
 demo:  ## the whole pipeline locally: throwaway PostgreSQL, generated day, local lake, kfp.local
 	$(BIN)/python -m pipelines.demo
+
+notebooks:  ## run examples/*.ipynb top to bottom against the demo lake (make demo first)
+	$(BIN)/python examples/run.py
 
 readme:  ## regenerate components/*/README.md from the components
 	$(BIN)/python -m pipelines.readmes

@@ -10,4 +10,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+from deep_storage.reader import read, status  # the notebook entry points
+
+__all__ = ["__version__", "read", "status"]

@@ -47,7 +47,7 @@ _SERVER_RENDERED = {
 }
 
 
-def query(table: str, lo: dt.datetime, hi: dt.datetime) -> str:
+def query(table: str, lo: dt.datetime, hi: dt.datetime, extra: tuple[str, ...] = ()) -> str:
     """The slice's rows in occurred_at order (an index range scan; ties in no set order).
 
     The bounds are rendered from datetimes this module computed (never from user text) as
@@ -56,14 +56,22 @@ def query(table: str, lo: dt.datetime, hi: dt.datetime) -> str:
     if not _IDENTIFIER.match(table):
         raise ValueError(f"table name {table!r} is not a plain identifier")
     columns = ", ".join(
-        f"{_SERVER_RENDERED[f.name]} AS {f.name}" if f.name in _SERVER_RENDERED else f.name
-        for f in schemas.BRONZE_EVENTS.fields
+        [
+            f"{_SERVER_RENDERED[f.name]} AS {f.name}" if f.name in _SERVER_RENDERED else f.name
+            for f in schemas.BRONZE_EVENTS.fields
+        ]
+        # Columns beyond the contract (schema drift) follow it, as the server's text.
+        + [f"{_quoted(c)}::text AS {_quoted(c)}" for c in extra]
     )
     return (
         f'SELECT {columns} FROM "{table}" '
         f"WHERE occurred_at >= '{_literal(lo)}'::timestamptz "
         f"AND occurred_at < '{_literal(hi)}'::timestamptz ORDER BY occurred_at"
     )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(instant: dt.datetime) -> str:
@@ -90,10 +98,13 @@ def slices(day: dt.date, parts: int) -> list[tuple[dt.datetime, dt.datetime]]:
     return list(itertools.pairwise(edges))
 
 
-def arrow_schema() -> pa.Schema:
+def arrow_schema(extra: tuple[str, ...] = ()) -> pa.Schema:
+    """The contract's columns, then any extra source columns as nullable strings."""
+    import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM starts
 
-    return to_arrow_schema(schemas.BRONZE_EVENTS)
+    contract = to_arrow_schema(schemas.BRONZE_EVENTS)
+    return pa.schema([*contract, *(pa.field(c, pa.string()) for c in extra)])
 
 
 @dataclass(frozen=True)
@@ -103,15 +114,22 @@ class Landed:
     newest: dt.datetime | None  # the newest occurred_at written
 
 
-def write_day(fs: LakeFS, table: str, src: SourceConfig, day: dt.date, parts: int = 2) -> Landed:
+def write_day(
+    fs: LakeFS,
+    table: str,
+    src: SourceConfig,
+    day: dt.date,
+    parts: int = 2,
+    extra: tuple[str, ...] = (),
+) -> Landed:
     """Read the source rows of [day, day+1) once and write them under `{table}/date=D/` as new
-    Parquet files. Nothing is committed here."""
-    target = arrow_schema()
+    Parquet files; `extra` names source columns beyond the contract. Nothing is committed here."""
+    target = arrow_schema(extra)
     tag = uuid.uuid4().hex
     pieces = slices(day, max(1, parts))
 
     def one(index: int, bounds: tuple[dt.datetime, dt.datetime]) -> Landed:
-        return _write_slice(fs, table, src, day, index, bounds, target, tag)
+        return _write_slice(fs, table, src, day, index, bounds, target, tag, extra)
 
     if len(pieces) == 1:
         done = [one(0, pieces[0])]
@@ -124,7 +142,7 @@ def write_day(fs: LakeFS, table: str, src: SourceConfig, day: dt.date, parts: in
     )
 
 
-def _write_slice(fs, table, src, day, index, bounds, target, tag) -> Landed:
+def _write_slice(fs, table, src, day, index, bounds, target, tag, extra) -> Landed:
     import adbc_driver_manager
     import adbc_driver_postgresql
     import adbc_driver_postgresql.dbapi as pgdb
@@ -141,7 +159,7 @@ def _write_slice(fs, table, src, day, index, bounds, target, tag) -> Landed:
         with pgdb.connect(uri(src)) as conn, conn.cursor() as cur:
             hint = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
             cur.adbc_statement.set_options(**{hint: str(BATCH_BYTES)})
-            cur.execute(query(src.table, *bounds))
+            cur.execute(query(src.table, *bounds, extra))
             for batch in cur.fetch_record_batch():
                 if batch.num_rows == 0:
                     continue

@@ -126,19 +126,25 @@ def extract_jdbc(
     return frame.where((F.col("occurred_at") >= F.lit(start)) & (F.col("occurred_at") < F.lit(end)))
 
 
-def conform(frame: DataFrame) -> DataFrame:
-    """Exactly the contract's columns, names, order and types; event_id lower-case canonical."""
+def conform(frame: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
+    """The contract's columns, names, order and types (event_id lower-case canonical), then the
+    source's `extra` columns as strings."""
     columns = []
     for f in schemas.BRONZE_EVENTS.fields:
         col = F.col(f.name)
         if f.name == "event_id":
             col = F.lower(col.cast("string"))
         columns.append(col.cast(f.dataType).alias(f.name))
+    columns += [F.col(f"`{c}`").cast("string").alias(c) for c in extra]
     return frame.select(*columns)
 
 
 def load(
-    writer: lake.Writer, frame: DataFrame, day: dt.date, check: source.SealCheck
+    writer: lake.Writer,
+    frame: DataFrame,
+    day: dt.date,
+    check: source.SealCheck,
+    extra: list[source.SourceColumn] | None = None,
 ) -> lake.Manifest:
     """Spark engine: write the day under new file names, check that every row read landed, then
     commit it (lake.py): readers see the previous version of the day until the commit swaps it."""
@@ -156,7 +162,7 @@ def load(
     )
     seen = observed.get
     written.expect(seen["rows"])
-    return commit_day(writer, day, check, written, from_unix_micros(seen["newest_us"]))
+    return commit_day(writer, day, check, written, from_unix_micros(seen["newest_us"]), extra)
 
 
 def load_arrow(
@@ -166,16 +172,18 @@ def load_arrow(
     check: source.SealCheck,
     parts: int,
     phases: metrics.Phases,
+    extra: list[source.SourceColumn] | None = None,
 ) -> lake.Manifest:
     """Arrow engine (arrow_read.py): binary COPY streamed into new Parquet files, their rows
     counted from the footers against the rows read, then the same commit."""
+    names = tuple(c.name for c in extra or [])
     with phases("read and write"):
-        landed = arrow_read.write_day(writer.fs, BRONZE_EVENTS, src, day, parts)
+        landed = arrow_read.write_day(writer.fs, BRONZE_EVENTS, src, day, parts, names)
     with phases("count landed rows"):
         written = writer.landed(day, landed.files)
         written.expect(landed.rows)
     with phases("commit"):
-        return commit_day(writer, day, check, written, landed.newest)
+        return commit_day(writer, day, check, written, landed.newest, extra)
 
 
 def commit_day(
@@ -184,6 +192,7 @@ def commit_day(
     check: source.SealCheck,
     written: lake.Written,
     newest: dt.datetime | None,
+    extra: list[source.SourceColumn] | None = None,
 ) -> lake.Manifest:
     start, end = window(day)
     manifest = lake.Manifest(
@@ -202,6 +211,8 @@ def commit_day(
             "unsealed_reason": check.reason,
             "stuck_writers": check.stuck,
             "newest_event_at": _iso(newest),
+            # Source columns beyond the contract (schema drift), stored after it as strings.
+            "extra_columns": [{"name": c.name, "source_type": c.data_type} for c in extra or []],
         },
     )
     writer.commit([manifest])
@@ -305,7 +316,15 @@ def _ingest(
         )
     run_id = config.run_id(run_id)
     with source.connect(src) as conn:
-        source.check_table(conn, src)
+        extra = source.check_table(conn, src)
+        for c in extra:
+            log.warning(
+                "bronze: %s has a column beyond the contract, %s (%s): stored after the "
+                "contract's columns as text; the gate warns",
+                src.table,
+                c.name,
+                c.data_type,
+            )
         store_config = store.checked(lake_uri, store_config)
         fs = lake.LakeFS(lake_uri, store_config)
         with writer_lock.hold(
@@ -355,11 +374,12 @@ def _ingest(
                     )  # fmt: skip
                     continue
                 if read_path == "arrow":
-                    manifest = load_arrow(writer, src, day, check, read_partitions, phases)
+                    manifest = load_arrow(writer, src, day, check, read_partitions, phases, extra)
                 else:
                     with phases("read, write and commit (spark)"):
-                        frame = conform(extract_jdbc(spark, src, day, read_partitions))
-                        manifest = load(writer, frame, day, check)
+                        frame = extract_jdbc(spark, src, day, read_partitions)
+                        frame = conform(frame, tuple(c.name for c in extra))
+                        manifest = load(writer, frame, day, check, extra)
                 state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
                 log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
                 result.days.append(

@@ -242,6 +242,35 @@ def validate(date, lake, tables, as_of, volume_k, as_json) -> None:
         )
 
 
+@cli.command()
+@lake_option
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=14,
+    show_default=True,
+    help="The newest days of each table.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+def status(lake, days, as_json) -> None:
+    """Per table and day: rows, sealed, committed when, and the gate's verdict with its report."""
+    from deep_storage import reader
+
+    found = reader.status(lake, days=days)
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in found], indent=2))
+        return
+    if not found:
+        click.echo(f"{resolve_lake(lake)}: nothing committed yet")
+        return
+    click.echo(f"{'table':<7} {'date':<10} {'rows':>10}  {'sealed':<8} {'committed':<20} gate")
+    for s in found:
+        when = s.committed_at[:19].replace("T", " ")
+        gate = f"{s.gate}  {s.report}" if s.gate else "not run"
+        sealed = "sealed" if s.sealed else "UNSEALED"
+        click.echo(f"{s.table:<7} {s.date:<10} {s.rows:>10}  {sealed:<8} {when:<20} {gate}")
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

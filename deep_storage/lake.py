@@ -330,10 +330,16 @@ def read_committed(
 ) -> DataFrame:
     """The committed rows of `days`, with the table's partition columns (typed: client_id
     bigint, date date). Only files a committed manifest lists are opened."""
+    manifests = committed(fs, table, days).values()
+    return read_files(spark, fs, table, schema, file_uris(fs, manifests))
+
+
+def read_files(
+    spark: SparkSession, fs: LakeFS, table: str, schema: StructType, files: list[str]
+) -> DataFrame:
+    """`files` (URIs of the table's data files) as one DataFrame with the partition columns."""
     from pyspark.sql import functions as F
 
-    manifests = committed(fs, table, days).values()
-    files = file_uris(fs, manifests)
     partition_columns = ["client_id", "date"] if table == SILVER_EXECUTIONS else ["date"]
     if not files:
         frame = spark.createDataFrame([], schema)

@@ -14,7 +14,7 @@ import psycopg
 from deep_storage.config import SourceConfig, redact
 from deep_storage.dates import window
 from deep_storage.errors import SourceError
-from deep_storage.schemas import SOURCE_COLUMNS
+from deep_storage.schemas import BRONZE_EVENTS, SOURCE_COLUMNS
 
 REQUIRED_COLUMNS = SOURCE_COLUMNS
 
@@ -52,20 +52,89 @@ def connect(source: SourceConfig) -> psycopg.Connection:
     return conn
 
 
-def check_table(conn: psycopg.Connection, source: SourceConfig) -> None:
+@dataclass(frozen=True)
+class SourceColumn:
+    """A column of the source table, as information_schema describes it."""
+
+    name: str
+    data_type: str  # e.g. "bigint", "character varying", "numeric"
+    udt: str  # e.g. "int8", "varchar", "numeric"
+    precision: int | None = None  # numeric only
+    scale: int | None = None
+
+    def describe(self) -> str:
+        if self.udt == "numeric":
+            return (
+                "numeric" if self.precision is None else f"numeric({self.precision},{self.scale})"
+            )
+        return self.data_type
+
+
+def columns(conn: psycopg.Connection, source: SourceConfig) -> list[SourceColumn]:
+    """The table's columns in table order (empty when the table does not exist)."""
     rows = conn.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = current_schema() AND table_name = %s",
+        "SELECT column_name, data_type, udt_name, numeric_precision, numeric_scale "
+        "FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
         (source.table,),
     ).fetchall()
-    if not rows:
+    return [
+        SourceColumn(name, data_type, udt, precision if udt == "numeric" else None, scale)
+        for name, data_type, udt, precision, scale in rows
+    ]
+
+
+_STRINGS = ("varchar", "text", "bpchar")
+_FITS = {
+    "event_id": ("uuid", *_STRINGS),
+    "payload_json": ("jsonb", "json", "text"),
+    "string": _STRINGS,
+    "bigint": ("int2", "int4", "int8"),
+    "int": ("int2", "int4"),
+    "timestamp": ("timestamptz",),
+}
+
+
+def _fits(column: SourceColumn, contract_field) -> tuple[bool, str]:
+    """Does the source column fit the contract's type? (fits, what the contract accepts)."""
+    kind = contract_field.dataType.simpleString()
+    if kind.startswith("decimal"):
+        p, s = contract_field.dataType.precision, contract_field.dataType.scale
+        ok = (
+            column.udt == "numeric"
+            and column.precision is not None
+            and column.scale <= s
+            and column.precision - column.scale <= p - s
+        )
+        return ok, f"numeric({p},{s}) or narrower"
+    accepted = _FITS.get(contract_field.name) or _FITS[kind]
+    return column.udt in accepted, " or ".join(accepted)
+
+
+def check_table(conn: psycopg.Connection, source: SourceConfig) -> list[SourceColumn]:
+    """Check the table against the contract; return its columns beyond the contract (in table
+    order): they flow into bronze after the contract's. A missing contract column, or one whose
+    type no longer fits the contract's, stops the ingest before anything is written."""
+    found = columns(conn, source)
+    if not found:
         raise SourceError(f"{source.where}: table {source.table} not found: are migrations run?")
-    missing = sorted(set(REQUIRED_COLUMNS) - {r[0] for r in rows})
+    by_name = {c.name: c for c in found}
+    missing = [c for c in REQUIRED_COLUMNS if c not in by_name]
     if missing:
         raise SourceError(
-            f"{source.where}: table {source.table} lacks columns {', '.join(missing)}: "
-            "expected the stop_events schema of source-schema.md"
+            f"{source.where}: table {source.table} lacks columns {', '.join(missing)}: bronze "
+            "stops and writes nothing; restore them, or change the contract (docs/lake-contract.md)"
         )
+    for wanted in BRONZE_EVENTS.fields:
+        ok, accepted = _fits(by_name[wanted.name], wanted)
+        if not ok:
+            raise SourceError(
+                f"{source.where}: column {source.table}.{wanted.name} is "
+                f"{by_name[wanted.name].describe()}: the contract's "
+                f"{wanted.dataType.simpleString()} "
+                f"takes {accepted}; bronze stops and writes nothing (docs/lake-contract.md)"
+            )
+    return [c for c in found if c.name not in REQUIRED_COLUMNS]
 
 
 def server_now(conn: psycopg.Connection) -> dt.datetime:

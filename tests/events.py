@@ -52,8 +52,9 @@ def event(occurred_at: dt.datetime | str, event_type: str = "STOP_TRIGGERED", **
     return row
 
 
-def insert(conn, rows: list[dict]) -> None:
-    placeholders = ", ".join(["%s"] * len(COLUMNS))
-    sql = f"INSERT INTO stop_events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+def insert(conn, rows: list[dict], table: str = "stop_events") -> None:
+    columns = [*COLUMNS, *(k for k in rows[0] if k not in COLUMNS)] if rows else COLUMNS
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
     with conn.cursor() as cur:
-        cur.executemany(sql, [tuple(r[c] for c in COLUMNS) for r in rows])
+        cur.executemany(sql, [tuple(r.get(c) for c in columns) for r in rows])

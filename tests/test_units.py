@@ -107,3 +107,68 @@ def test_run_id_and_read_path_come_from_one_place():
     assert config.run_id(None, {}) != config.run_id(None, {})
     assert config.read_path(None, {}) == "arrow"
     assert config.read_path(None, {"DEEP_STORAGE_READ_PATH": "jdbc"}) == "jdbc"
+
+
+def test_benchmark_table_marks_each_target_met_or_missed_and_flags_memory_over_limit():
+    from benchmarks import report
+
+    run = {
+        "events": 5_000_000,
+        "seed": 2,
+        "clients": 500,
+        "machine": "vm",
+        "reference_copy": {"seconds": 10.0},
+        "reference_duckdb_silver": {"seconds": 10.0},
+        "bronze": {"seconds": 19.0, "peak_rss_mib": 500, "phases": {"read and write": 18.0}},
+        "silver": {"seconds": 30.0, "peak_rss_mib": 9000},
+        "validate": {"seconds": 10.0, "peak_rss_mib": 100},
+        "ratios": {
+            "bronze_throughput_vs_copy": 0.526,
+            "silver_vs_duckdb": 3.0,
+            "validate_vs_bronze_plus_silver": 0.204,
+        },
+    }
+    (row,) = report.scaling([run]).splitlines()[2:]
+    assert "| 5,000,000 | 2 | 500 |" in row
+    assert "0.53 (met)" in row and "3.00x (missed)" in row and "0.20 (met)" in row
+    assert "500 / 9000 (over) / 100" in row
+    assert "read and write 18.0" in report.phases(run)
+
+
+@pytest.mark.parametrize(
+    "column, udt, precision, scale, fits",
+    [
+        ("event_id", "uuid", None, None, True),
+        ("event_id", "text", None, None, True),
+        ("retry_count", "int4", None, None, True),
+        ("retry_count", "int8", None, None, False),  # may overflow the contract's int
+        ("client_id", "int4", None, None, True),  # widening into bigint is safe
+        ("fill_price", "numeric", 20, 8, True),
+        ("fill_price", "numeric", 18, 6, True),
+        ("fill_price", "numeric", 30, 10, False),
+        ("fill_price", "numeric", 21, 9, False),
+        ("fill_price", "numeric", None, None, False),  # unconstrained numeric may not fit
+        ("occurred_at", "timestamp", None, None, False),  # no time zone: ambiguous instants
+        ("symbol", "text", None, None, True),
+        ("payload_json", "jsonb", None, None, True),
+    ],
+)
+def test_a_source_column_fits_the_contract_only_when_every_value_does(
+    column, udt, precision, scale, fits
+):
+    from deep_storage import schemas
+    from deep_storage.source import SourceColumn, _fits
+
+    contract = schemas.BRONZE_EVENTS[column]
+    assert _fits(SourceColumn(column, udt, udt, precision, scale), contract)[0] is fits
+
+
+def test_extra_source_columns_follow_the_contract_as_quoted_text():
+    from deep_storage import arrow_read
+
+    start, end = window(D)
+    sql = arrow_read.query("stop_events", start, end, ("venue", 'odd"name'))
+    assert sql.index("retry_count") < sql.index('"venue"::text AS "venue"')
+    assert '"odd""name"::text' in sql
+    schema = arrow_read.arrow_schema(("venue",))
+    assert schema.names[-1] == "venue" and str(schema.field("venue").type) == "string"

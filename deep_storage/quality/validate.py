@@ -115,6 +115,22 @@ class ValidationReport:
     def warned(self) -> list[str]:
         return [f"{t.table}.{r.name}" for t in self.tables for r in t.warned]
 
+    def verdict(self) -> dict:
+        """The gate's verdict by its own levels, per table and overall (what `status` shows)."""
+
+        def of(failed: bool, warned: bool) -> str:
+            return "failed" if failed else "warned" if warned else "passed"
+
+        return {
+            "date": self.date,
+            "run_id": self.run_id,
+            "checked_at": dt.datetime.now(dt.UTC).isoformat(),
+            "verdict": of(bool(self.failed), bool(self.warned)),
+            "tables": {t.table: of(bool(t.failed), bool(t.warned)) for t in self.tables},
+            "failed": self.failed,
+            "warned": self.warned,
+        }
+
     def metrics(self) -> dict[str, float]:
         return {
             "rows_checked": sum(t.rows for t in self.tables),
@@ -176,8 +192,10 @@ def _quarantine(
         fs.delete_tree(folder)
         return 0
     bad = (
-        frame.withColumn("_reasons", helpers.reasons(row_rules))
-        .where(F.size("_reasons") > 0)
+        # Filter on the flags first (generated code), then name the reasons of the few rows
+        # left: the array of reasons is interpreted per row (35 s over 5M rows when it came first).
+        frame.where(~F.expr(" AND ".join(helpers.ok_column(r) for r in row_rules)))
+        .withColumn("_reasons", helpers.reasons(row_rules))
         .drop(*drop)
         .withColumn("_run_id", F.lit(run_id))
         .withColumn("_quarantined_at", F.current_timestamp())
@@ -219,6 +237,7 @@ def _check(
     notes: list[str],
     phases: metrics.Phases,
     table_rule_columns: list[str],
+    more_results: list[RuleResult] | None = None,
 ) -> TableReport:
     started = time.monotonic()
     augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules))
@@ -240,6 +259,7 @@ def _check(
     with phases(f"{table}: quarantine"):
         quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id, broken)
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
+    results = [*results, *(more_results or [])]
     report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
     report.html = gx_runner.render_html(gx_result, f"{table} {day}")
     report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
@@ -296,11 +316,21 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
         )
     for stuck in manifest.details.get("stuck_writers") or []:
         notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
+    extra = manifest.details.get("extra_columns") or []
     history = [manifests[d].rows for d in earlier if d in manifests]
     table_rules += _history_rules(day, history, volume_k, as_of, "occurred_at", BRONZE_SLA, notes)
     with phases(f"{BRONZE_TABLE}: read and helpers"):
         frame = frame.transform(helpers.bronze_helpers)
-    return _check(
+    # Schema drift at the source: kept in bronze after the contract's columns, warned here.
+    drift = RuleResult(
+        "source_columns_known",
+        rules.WARN,
+        not extra,
+        "the source has exactly the contract's columns (new ones are kept in bronze, after "
+        "them, as text)",
+        ", ".join(f"{c['name']} ({c['source_type']})" for c in extra) or None,
+    )
+    report = _check(
         frame,
         manifest.rows,
         BRONZE_TABLE,
@@ -314,7 +344,9 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
         notes,
         phases,
         TABLE_RULE_COLUMNS[BRONZE_TABLE],
+        [drift],
     )
+    return report
 
 
 def _silver_report(spark, fs, day, as_of, volume_k, run_id, phases) -> TableReport:
@@ -399,9 +431,9 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
             report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id, phases))
         with phases("freshness"):
             _measure_lag(fs, src, report, day, as_of)
-        fs.write_text(
-            f"{lake}/{QUALITY}/summary/date={day.isoformat()}/summary.md", report.markdown()
-        )
+        folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
+        fs.write_text(f"{folder}/summary.md", report.markdown())
+        fs.write_text(f"{folder}/verdict.json", json.dumps(report.verdict(), indent=1) + "\n")
     return report
 
 
