@@ -139,7 +139,7 @@ def read(
     if engine == "duckdb":
         return _duckdb(sel, fs, columns, where)
     # Without a filter, pyarrow scans the files itself (multi-threaded, columns pushed down).
-    table = _duckdb(sel, fs, columns, where).arrow() if where else _arrow(sel, fs, columns)
+    table = _table(_duckdb(sel, fs, columns, where)) if where else _arrow(sel, fs, columns)
     if engine == "arrow":
         return table
     if engine == "polars":
@@ -211,6 +211,12 @@ def _arrow(sel: Selection, fs: lakes.LakeFS, columns: list[str] | None):
         unsealed = pa.array(sel.unsealed, type=pa.date32())
         table = table.append_column("_sealed", pc.invert(pc.is_in(table["date"], unsealed)))
     return table.select(wanted)
+
+
+def _table(relation):
+    """A DuckDB relation's rows as one Arrow table (DuckDB 2 renamed the call)."""
+    fetch = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+    return fetch()
 
 
 def _sealed_sql(sel: Selection) -> str:
