@@ -64,6 +64,10 @@ N ?= 100000
 bench:  ## benchmarks: make bench N=1000000 (ratios against references measured in the same run)
 	$(BIN)/python -m benchmarks.run --events $(N) $(BENCH_ARGS)
 
+PER_DAY ?= 200000
+bench-read:  ## the notebook reader vs DuckDB: make bench-read PER_DAY=1000000 (a week of silver)
+	$(BIN)/python -m benchmarks.read_week --events-per-day $(PER_DAY) $(BENCH_ARGS)
+
 # The Spark image (spark_image/): the tag is the package version, as in components/_image.py.
 SPARK_IMAGE := $(SPARK_IMAGE_NAME):$(SPARK_IMAGE_TAG)
 SPARK_IMAGE_SOURCE ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)

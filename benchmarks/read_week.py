@@ -1,0 +1,151 @@
+"""The notebook reader against DuckDB: a week of silver into pandas.
+
+    python -m benchmarks.read_week --events-per-day N [--days 7] [--json PATH]   (make bench-read)
+
+Starts its own PostgreSQL and SeaweedFS S3, loads `--days` days of N generated events, runs bronze
+and silver over them as a user would, then reads the week of silver into pandas three ways, each
+in a fresh process, timing the read call alone (imports and interpreter start excluded):
+  reference      DuckDB: read_parquet(<the manifest-listed files, local copies>).df()
+  reader local   deep_storage.read("silver", first, last) on a local copy of the lake
+  reader s3      deep_storage.read("silver", first, last) on the lake in S3
+The target is reader local / reference <= 1.5 (the same files on the same disk); reader s3 adds
+the object store's transfer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.run import CLI, REPO, _machine
+from deep_storage import lake as lakes
+from deep_storage import schemas, synthetic
+from deep_storage.local_services import PostgresServer, SeaweedS3Server
+
+LAST = dt.date(2025, 6, 7)
+PASSWORD = "bench-pa$$!"
+
+_READER = """
+import json, sys, time
+import deep_storage
+t = time.perf_counter()
+frame = deep_storage.read("silver", sys.argv[1], sys.argv[2], lake=sys.argv[3])
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(frame)}))
+"""
+
+_DUCKDB = """
+import json, sys, time
+import duckdb
+files = json.load(open(sys.argv[1]))
+t = time.perf_counter()
+frame = duckdb.read_parquet(files, hive_partitioning=True).df()
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(frame)}))
+"""
+
+
+def _python(code: str, *args: str, env: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"read failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _step(args: list[str], env: dict) -> None:
+    out = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{args[0]} failed: {out.stderr.strip().splitlines()[-1:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events-per-day", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/read-latest.json")
+    args = parser.parse_args(argv)
+    first = LAST - dt.timedelta(days=args.days - 1)
+    results: dict = {
+        "events_per_day": args.events_per_day,
+        "days": args.days,
+        "machine": _machine(),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    with PostgresServer() as pg, SeaweedS3Server() as s3:
+        pg.create_app_database("trading", "django", PASSWORD)
+        s3.create_bucket("bench")
+        with pg.connect("trading", "django", PASSWORD) as conn:
+            conn.execute(schemas.SOURCE_DDL)
+            for i in range(args.days):
+                day = first + dt.timedelta(days=i)
+                print(f"loading {day} ...", file=sys.stderr, flush=True)
+                synthetic.copy_into(
+                    conn,
+                    synthetic.generate(day, args.events_per_day, seed=10 + i, clients=args.clients),
+                )
+            conn.execute("VACUUM ANALYZE stop_events")
+        env = {
+            **os.environ,
+            "DJANGO_DB_HOST": "127.0.0.1",
+            "DJANGO_DB_PORT": str(pg.port),
+            "DJANGO_DB_NAME": "trading",
+            "DJANGO_DB_USER": "django",
+            "DJANGO_DB_PASSWORD": PASSWORD,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_ENDPOINT": s3.endpoint,
+            "AWS_REGION": s3.region,
+            "S3_BUCKET": "bench",
+        }
+        lake = "s3a://bench/lake"
+        span = ["--date", first.isoformat(), "--until", LAST.isoformat(), "--lake", lake]
+        print("running bronze and silver ...", file=sys.stderr, flush=True)
+        _step(["bronze", *span, "--max-days", str(args.days)], env)
+        _step(["silver", *span], env)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "lake"
+            client = s3.client()
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket="bench", Prefix="lake/silver/"
+            ):
+                for obj in page.get("Contents", []):
+                    target = local / obj["Key"][len("lake/") :]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    client.download_file("bench", obj["Key"], str(target))
+            fs = lakes.LakeFS(f"file://{local}")
+            manifests = lakes.committed(fs, lakes.SILVER_EXECUTIONS).values()
+            files = [str(local / lakes.SILVER_EXECUTIONS / f) for m in manifests for f in m.files]
+            listing = Path(tmp) / "files.json"
+            listing.write_text(json.dumps(files))
+            print("reading ...", file=sys.stderr, flush=True)
+            results["reference_duckdb"] = _python(_DUCKDB, str(listing), env=env)
+            results["reader_local"] = _python(
+                _READER, first.isoformat(), LAST.isoformat(), f"file://{local}", env=env
+            )
+            results["reader_s3"] = _python(
+                _READER, first.isoformat(), LAST.isoformat(), lake, env=env
+            )
+            results["files"] = len(files)
+    rows = {results[k]["rows"] for k in ("reference_duckdb", "reader_local", "reader_s3")}
+    if len(rows) != 1:
+        raise SystemExit(f"the reads disagree on the rows: {results}")
+    ref = results["reference_duckdb"]["seconds"]
+    results["ratios"] = {
+        "reader_local_vs_duckdb": round(results["reader_local"]["seconds"] / ref, 2),
+        "reader_s3_vs_duckdb": round(results["reader_s3"]["seconds"] / ref, 2),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
