@@ -148,7 +148,7 @@ def read(
         except ImportError:
             raise InputError("engine 'polars' needs polars: pip install polars") from None
         return polars.from_arrow(table)
-    frame = table.to_pandas()
+    frame = _pandas(table)
     frame.attrs["unsealed_days"] = [d.isoformat() for d in sel.unsealed]
     frame.attrs["missing_days"] = [d.isoformat() for d in sel.missing]
     return frame
@@ -211,6 +211,17 @@ def _arrow(sel: Selection, fs: lakes.LakeFS, columns: list[str] | None):
         unsealed = pa.array(sel.unsealed, type=pa.date32())
         table = table.append_column("_sealed", pc.invert(pc.is_in(table["date"], unsealed)))
     return table.select(wanted)
+
+
+def _pandas(table):
+    """Money stays exact: decimal columns become pandas' Arrow-backed decimal128 (converting them
+    to Python Decimal objects row by row is slow, to float inexact); the rest as pandas does."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return table.to_pandas(
+        types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_decimal(t) else None
+    )
 
 
 def _table(relation):

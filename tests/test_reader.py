@@ -41,6 +41,7 @@ def test_every_engine_returns_the_same_committed_rows_with_typed_partitions(spar
     frame = deep_storage.read("silver", "2025-06-01", "2025-06-02", lake=built)
     assert len(frame) == committed
     assert str(frame["client_id"].dtype) == "int64"
+    assert str(frame["fill_price"].dtype) == "decimal128(20, 8)[pyarrow]"  # exact, not float
     assert {str(d) for d in frame["date"].unique()} <= {"2025-06-01", "2025-06-02"}
     table = deep_storage.read("silver", D1, D2, lake=built, engine="arrow")
     assert table.schema.field("date").type == pa.date32()
