@@ -50,7 +50,8 @@ def bronze_helpers(events: DataFrame) -> DataFrame:
     compared = {
         "client_id": F.col("client_id"),
         "operation_id": F.col("operation_id"),
-        "symbol": F.xxhash64("symbol"),
+        # NULL stays NULL (min/max skip it, as they skipped a NULL symbol before).
+        "symbol": F.when(F.col("symbol").isNotNull(), F.xxhash64("symbol")),
     }
     crossing = (
         events.where(F.col("execution_token").isNotNull())
