@@ -17,19 +17,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.run import CLI, REPO, _machine
+from benchmarks.run import CLI, PASSWORD, REPO, _machine, service_env
 from deep_storage import lake as lakes
 from deep_storage import schemas, synthetic
 from deep_storage.local_services import PostgresServer, SeaweedS3Server
 
 LAST = dt.date(2025, 6, 7)
-PASSWORD = "bench-pa$$!"
 
 _READER = """
 import json, sys, time
@@ -91,19 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     synthetic.generate(day, args.events_per_day, seed=10 + i, clients=args.clients),
                 )
             conn.execute("VACUUM ANALYZE stop_events")
-        env = {
-            **os.environ,
-            "DJANGO_DB_HOST": "127.0.0.1",
-            "DJANGO_DB_PORT": str(pg.port),
-            "DJANGO_DB_NAME": "trading",
-            "DJANGO_DB_USER": "django",
-            "DJANGO_DB_PASSWORD": PASSWORD,
-            "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-            "AWS_ENDPOINT": s3.endpoint,
-            "AWS_REGION": s3.region,
-            "S3_BUCKET": "bench",
-        }
+        env = service_env(pg, s3)
         lake = "s3a://bench/lake"
         span = ["--date", first.isoformat(), "--until", LAST.isoformat(), "--lake", lake]
         print("running bronze and silver ...", file=sys.stderr, flush=True)

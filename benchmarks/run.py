@@ -104,6 +104,25 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int, dict]:
     return elapsed, peak // 1024, phases
 
 
+def service_env(pg, s3) -> dict:
+    """The steps' settings for the benchmark's own PostgreSQL and S3 (as the cluster's secrets
+    name them)."""
+    return {
+        **os.environ,
+        "DJANGO_DB_HOST": "127.0.0.1",
+        "DJANGO_DB_PORT": str(pg.port),
+        "DJANGO_DB_NAME": "trading",
+        "DJANGO_DB_USER": "django",
+        "DJANGO_DB_PASSWORD": PASSWORD,
+        "PGPASSWORD": PASSWORD,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_ENDPOINT": s3.endpoint,
+        "AWS_REGION": s3.region,
+        "S3_BUCKET": "bench",
+    }
+
+
 def _machine() -> str:
     """What the figures were measured on: cores, memory, CPU model."""
     model = "?"
@@ -168,20 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn, synthetic.generate(DAY, args.events, seed=args.seed, clients=args.clients)
             )
             conn.execute("VACUUM ANALYZE stop_events")
-        env = {
-            **os.environ,
-            "DJANGO_DB_HOST": "127.0.0.1",
-            "DJANGO_DB_PORT": str(pg.port),
-            "DJANGO_DB_NAME": "trading",
-            "DJANGO_DB_USER": "django",
-            "DJANGO_DB_PASSWORD": PASSWORD,
-            "PGPASSWORD": PASSWORD,
-            "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-            "AWS_ENDPOINT": s3.endpoint,
-            "AWS_REGION": s3.region,
-            "S3_BUCKET": "bench",
-        }
+        env = service_env(pg, s3)
         lake = "s3a://bench/lake"
         start, end = DAY.isoformat(), (DAY + dt.timedelta(days=1)).isoformat()
         copy = (

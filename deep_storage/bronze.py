@@ -157,7 +157,6 @@ def load(
     written = writer.write(
         counted.sortWithinPartitions("occurred_at", "event_id"),
         [day],
-        schema=schemas.BRONZE_EVENTS,
         folder=lake.day_uri(writer.fs.lake, BRONZE_EVENTS, day),
     )
     seen = observed.get

@@ -406,7 +406,6 @@ class Writer:
         frame: DataFrame,
         days: list[dt.date],
         *,
-        schema: StructType,
         partition_by: list[str] | None = None,
         folder: str | None = None,
     ) -> Written:
@@ -423,21 +422,7 @@ class Writer:
         # Under the lease nothing else writes data files: `clean` reuses this listing.
         self._listed = after
         _failpoint(self.table, "written")
-        by_day: dict[dt.date, list[str]] = {d: [] for d in days}
-        for rel in new:
-            day = partition_date(rel)
-            if day not in by_day:
-                raise LakeStateError(
-                    f"{self.table}: the write produced {rel}, outside the days {days}"
-                )
-            by_day[day].append(rel)
-        spark = frame.sparkSession
-        rows = (
-            spark.read.schema(schema).parquet(*[f"{self.root}/{f}" for f in new]).count()
-            if new
-            else 0
-        )
-        return Written(self.table, by_day, rows)
+        return self._written(days, new)
 
     def write_partitioned(
         self,
@@ -460,15 +445,20 @@ class Writer:
         )
         self._listed = self._data_files(self.root)
         _failpoint(self.table, "written")
+        return self._written(days, landed)
+
+    def _written(self, days: list[dt.date], files: list[str]) -> Written:
+        """New `files` grouped by day (each must belong to one of `days`), their rows counted
+        from the Parquet footers."""
         by_day: dict[dt.date, list[str]] = {d: [] for d in days}
-        for rel in landed:
+        for rel in files:
             day = partition_date(rel)
             if day not in by_day:
                 raise LakeStateError(
                     f"{self.table}: the write produced {rel}, outside the days {days}"
                 )
             by_day[day].append(rel)
-        rows = self.fs.parquet_rows([f"{self.root}/{f}" for f in landed])
+        rows = self.fs.parquet_rows([f"{self.root}/{f}" for f in files])
         return Written(self.table, {d: sorted(f) for d, f in by_day.items()}, rows)
 
     def landed(self, day: dt.date, files: list[str]) -> Written:
@@ -479,8 +469,7 @@ class Writer:
                 raise LakeStateError(f"{self.table}: {rel} is not a file of the day {day}")
         self._listed = self._data_files(day_uri(self.fs.lake, self.table, day))
         _failpoint(self.table, "written")
-        rows = self.fs.parquet_rows([f"{self.root}/{f}" for f in files])
-        return Written(self.table, {day: sorted(files)}, rows)
+        return self._written([day], files)
 
     def commit(self, manifests: list[Manifest]) -> None:
         """Make `manifests` the current version of their days, in one swap, then delete what no

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deep_storage import lake as lakes
-from deep_storage.config import StoreConfig, lake_bucket, resolve_lake
+from deep_storage.config import StoreConfig, resolve_lake
 from deep_storage.dates import DayRange, parse_day
 from deep_storage.errors import InputError
 
@@ -73,9 +73,7 @@ def select(
     last = first if end is None else end if isinstance(end, dt.date) else parse_day(end)
     days = DayRange(first, last)
     uri = resolve_lake(lake)
-    if lake_bucket(uri) is not None and store is None:
-        store = StoreConfig.from_env()
-    fs = lakes.LakeFS(uri, store)
+    fs = lakes.LakeFS(uri, store)  # an s3a lake takes the AWS_* settings when store is None
     manifests = lakes.committed(fs, spec.path, days.days())
     wanted = None if clients is None else {int(c) for c in clients}
     if wanted is not None and spec.partitions[0][0] != "client_id":
@@ -297,8 +295,6 @@ def status(
     import json
 
     uri = resolve_lake(lake)
-    if lake_bucket(uri) is not None and store is None:
-        store = StoreConfig.from_env()
     fs = lakes.LakeFS(uri, store)
     out = []
     for name, spec in TABLES.items():

@@ -29,7 +29,6 @@ def write_bronze_day(spark, lake: str, day: dt.date, rows: list[dict], sealed: b
         written = writer.write(
             frame.coalesce(1),
             [day],
-            schema=schemas.BRONZE_EVENTS,
             folder=day_uri(lake, BRONZE_EVENTS, day),
         )
         writer.commit(
@@ -76,9 +75,7 @@ def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
     ).withColumn("date", F.lit(day))
     with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
         writer = lakes.Writer(fs, SILVER_EXECUTIONS, lease, "crafted")
-        written = writer.write(
-            frame, [day], schema=schemas.SILVER_EXECUTIONS, partition_by=["client_id", "date"]
-        )
+        written = writer.write(frame, [day], partition_by=["client_id", "date"])
         partitions = {}
         for r in rows:
             key = f"client_id={r['client_id']}/date={day}"
