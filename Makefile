@@ -57,6 +57,10 @@ demo:  ## the whole pipeline locally: throwaway PostgreSQL, generated day, local
 notebooks:  ## run examples/*.ipynb top to bottom against the demo lake (make demo first)
 	$(BIN)/python examples/run.py
 
+report-screenshot:  ## refresh docs/images/quality-report.png: the gate's page in headless Chromium
+	DEEP_STORAGE_REPORT_SCREENSHOT=docs/images/quality-report.png $(BIN)/pytest -q \
+		tests/test_report_browser.py -k verdict_first
+
 readme:  ## regenerate components/*/README.md from the components
 	$(BIN)/python -m pipelines.readmes
 

@@ -317,7 +317,7 @@ def status(
                     m.written_at,
                     m.run_id,
                     gate,
-                    f"{uri}/{lakes.QUALITY}/{gate_table}/date={day.isoformat()}/report.html"
+                    f"{uri}/{lakes.QUALITY}/summary/date={day.isoformat()}/report.html"
                     if gate
                     else None,
                 )

@@ -125,6 +125,9 @@ class Projection:
     by_status: dict[str, int]
     newest: dict[dt.date, dt.datetime]  # newest event time of the rows written, per day
     cached: list[DataFrame] = field(default_factory=list)
+    # rows per status in each partition written (the manifest keeps them: the gate's report
+    # charts a fortnight of statuses from manifests alone)
+    statuses: dict[tuple[int, dt.date], dict[str, int]] = field(default_factory=dict)
 
     def release(self) -> None:
         for frame in self.cached:
@@ -196,9 +199,12 @@ def project(
                 rows = new.unionByName(kept)
     counts: dict[tuple[int, dt.date], int] = {}
     newest: dict[dt.date, dt.datetime] = {}
+    statuses: dict[tuple[int, dt.date], dict[str, int]] = {}
     for r in collected:
         key = (r.client_id, r.date)
         counts[key] = counts.get(key, 0) + r.rows
+        of_key = statuses.setdefault(key, {})
+        of_key[r.status] = of_key.get(r.status, 0) + r.rows
         if r.newest_us is not None:
             at = from_unix_micros(r.newest_us)
             newest[r.date] = max(at, newest.get(r.date, at))
@@ -210,7 +216,9 @@ def project(
         if d in run_days or key in touched
     }
     cached = [new] if rows is new else [new, kept]
-    return Projection(rows, counts, committed_keys - set(counts), by_status, newest, cached)
+    return Projection(
+        rows, counts, committed_keys - set(counts), by_status, newest, cached, statuses
+    )
 
 
 def _partition_keys(m: lake.Manifest) -> list[tuple[int, dt.date]]:
@@ -244,6 +252,12 @@ def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Man
             if key[1] == day:
                 partitions[_folder(key)] = rows
         files += written.files.get(day, [])
+        old_statuses = (old.details.get("statuses") or {}) if old else {}
+        statuses = {part: old_statuses[part] for part in partitions if part in old_statuses} | {
+            _folder(key): dict(sorted(s.items()))
+            for key, s in proj.statuses.items()
+            if key[1] == day
+        }
         bronze_day = p.bronze.get(day)
         candidates = [proj.newest[day]] if day in proj.newest else []
         if old and old.details.get("newest_event_at"):
@@ -264,6 +278,7 @@ def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Man
                     "bronze_sealed": bool(bronze_day and bronze_day.sealed),
                     "bronze_inputs": p.bronze_inputs,
                     "newest_event_at": max(candidates).isoformat() if candidates else None,
+                    "statuses": dict(sorted(statuses.items())),
                 },
             )
         )

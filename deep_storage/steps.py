@@ -116,7 +116,7 @@ def quality(
     lake_uri: str, first_day: str, last_day: str, as_of: str = "", volume_k: float = 3.0
 ) -> QualityResult:
     """Validate every day of the range; every report is written before the verdict."""
-    from deep_storage.quality import validate
+    from deep_storage.quality import report_page, validate
 
     lake = resolve_lake(lake_uri or None)
     reports = [
@@ -128,15 +128,9 @@ def quality(
         for k, v in r.metrics().items():
             # Counts add up over the days; a lag is the lake's, measured once per day: the last.
             metrics[k] = v if k.endswith("_lag_seconds") else metrics.get(k, 0) + v
-    html_pages = [r.html() for r in reports]
-    html = (
-        html_pages[0]
-        if len(html_pages) == 1
-        else "".join(f"<section>{page}</section>" for page in html_pages)
-    )
     return QualityResult(
         markdown="\n".join(r.markdown() for r in reports),
-        html=html,
+        html=report_page.render(reports),
         metrics=metrics,
         failed=[f"{r.date}:{f}" for r in reports for f in r.failed],
         warned=[f"{r.date}:{w}" for r in reports for w in r.warned],

@@ -19,7 +19,9 @@ def _relaxed(schema: StructType) -> StructType:
     return StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
 
 
-def write_bronze_day(spark, lake: str, day: dt.date, rows: list[dict], sealed: bool = False):
+def write_bronze_day(
+    spark, lake: str, day: dt.date, rows: list[dict], sealed: bool = False, details=None
+):
     fs = LakeFS(lake)
     frame = spark.createDataFrame(
         [tuple(r[c] for c in COLUMNS) for r in rows], _relaxed(schemas.BRONZE_EVENTS)
@@ -42,6 +44,7 @@ def write_bronze_day(spark, lake: str, day: dt.date, rows: list[dict], sealed: b
                     partitions={f"date={day}": len(rows)},
                     run_id="crafted",
                     written_at="",
+                    details=details or {},
                 )
             ]
         )

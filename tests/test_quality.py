@@ -163,8 +163,10 @@ def test_a_clean_realistic_day_passes_and_writes_its_reports(db, spark, lake, s3
     bronze_results = outcomes(report, "bronze_events")
     assert bronze_results["rows_match_source"] == "passed"
     fs = LakeFS(lake)
-    html = fs.read_text(f"{lake}/_quality/bronze_events/date={D}/report.html")
-    assert "rows_match_source" in html and "<link" not in html
+    page = fs.read_text(f"{lake}/_quality/summary/date={D}/report.html")
+    assert f'data-verdict="{report.verdict()["verdict"]}"' in page and "rows_match_source" in page
+    docs = fs.read_text(f"{lake}/_quality/bronze_events/date={D}/data_docs.html")
+    assert "rows_match_source" in docs and "<link" not in docs and "newsletter" not in docs
     summary = fs.read_text(f"{lake}/_quality/silver_stop_executions/date={D}/summary.md")
     assert "| status_known | fail | **passed** |" in summary
     results = json.loads(fs.read_text(f"{lake}/_quality/bronze_events/date={D}/results.json"))
@@ -220,6 +222,13 @@ def test_warnings_only_exit_zero_and_are_recorded(db, spark, lake):
     assert "| fresh_within_sla | warn | **passed** |" in done.stdout
     summary = LakeFS(lake).read_text(f"{lake}/_quality/bronze_events/date={D}/summary.md")
     assert "| volume_within_history | warn | **warned** |" in summary
+    # The page and the gate agree (warned), where GX calls its suite failed; the page shows
+    # the offending values themselves, not a flag.
+    page = LakeFS(lake).read_text(f"{lake}/_quality/summary/date={D}/report.html")
+    assert 'data-verdict="warned"' in page and "KILL_SWITCH_V2" in page and "51.0000" in page
+    docs = LakeFS(lake).read_text(f"{lake}/_quality/bronze_events/date={D}/data_docs.html")
+    assert "verdict for bronze_events 2025-06-01: <b>WARNED</b>" in docs
+    assert "KILL_SWITCH_V2" in docs
 
     stale = run_cli(
         "validate",

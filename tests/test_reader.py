@@ -173,7 +173,7 @@ def test_status_shows_rows_seal_commit_and_the_gates_verdict(spark, built):
     assert b2.rows == lakes.manifest(fs, lakes.BRONZE_EVENTS, D2).rows
     assert b2.sealed is True and b2.committed_at
     assert b2.gate in ("passed", "warned")
-    assert b2.report.endswith("/_quality/bronze_events/date=2025-06-02/report.html")
+    assert b2.report.endswith("/_quality/summary/date=2025-06-02/report.html")
     assert rows[("silver", "2025-06-01")].gate is None  # the gate never ran on that day
     out = run_cli("status", "--lake", built)
     assert out.returncode == 0, out.stderr

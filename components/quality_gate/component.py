@@ -21,7 +21,7 @@ def quality_gate(
     Needs the DJANGO_DB_* (source row counts) and AWS_*/S3_BUCKET variables.
 
     Args:
-        report: The Great Expectations validation page, one self-contained HTML file.
+        report: The gate's page: verdict first, every rule, the offending rows by value, charts.
         summary: Rules passed, failed and warned, per table and day.
         metrics: Rows checked, rules passed / failed / warned, rows quarantined.
         first_day: First UTC day to validate (YYYY-MM-DD).

@@ -1,14 +1,18 @@
 """Great Expectations (GX Core 1.x, ephemeral context, Spark dataframe source): suites built from
-rules.py, run on a cached frame, rendered to one self-contained HTML page."""
+rules.py, run on a cached frame; GX's own Data Docs page rendered as one self-contained file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deep_storage.quality.helpers import evidence_column
 from deep_storage.quality.rules import FAIL, RowRule, TableRule
 
 if TYPE_CHECKING:
@@ -16,6 +20,12 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
+
+SAMPLES = 20
+_ROW_RULE_RESULT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES}
+# A table rule's query returns one row when it breaks: COMPLETE keeps that row (the counts it
+# compared) in the result.
+_TABLE_RULE_RESULT = {"result_format": "COMPLETE"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,10 @@ class RuleResult:
     success: bool
     description: str
     observed: Any = None
+    percent: float | None = None  # of the table's rows, for row rules
+    # Up to SAMPLES offending rows: the row's id and the columns that break the rule, by their
+    # real values (GX's sampled unexpected values), or what a table rule's query returned.
+    samples: tuple[dict, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -73,15 +87,16 @@ def _rule_expectations(row_rules, table_rules):
 
     out = []
     for rule in row_rules:
-        # A flag column per rule (helpers.with_rule_flags): GX bundles these column metrics into
-        # one aggregation over the cached flags instead of a Spark job per rule.
+        # The rule's evidence column (helpers.with_evidence) is NULL for a good row and holds the
+        # offending values otherwise: GX samples those values, and bundles every rule's count
+        # into one aggregation over the cached frame instead of a Spark job per rule.
         out.append(
-            gxe.ExpectColumnValuesToBeInSet(
-                column=f"_ok_{rule.name}",
-                value_set=[True],
+            gxe.ExpectColumnValuesToBeNull(
+                column=evidence_column(rule),
                 description=f"{rule.name} ({rule.level}): {rule.description}; a row is good "
                 f"when: {rule.ok}",
                 meta=_meta(rule.name, rule.level),
+                result_format=_ROW_RULE_RESULT,
             )
         )
     for rule in table_rules:
@@ -90,6 +105,7 @@ def _rule_expectations(row_rules, table_rules):
                 unexpected_rows_query=rule.unexpected,
                 description=f"{rule.name} ({rule.level}): {rule.description}",
                 meta=_meta(rule.name, rule.level),
+                result_format=_TABLE_RULE_RESULT,
             )
         )
     return out
@@ -110,7 +126,8 @@ def _run(context, name: str, frame: DataFrame, expectations):
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=name, data=batch, suite=suite)
     )
-    return definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    # No run-wide result_format: each expectation carries its own.
+    return definition.run(batch_parameters={"dataframe": frame})
 
 
 def _combined(suite_name: str, parts):
@@ -161,12 +178,14 @@ def validate(
         name, level = m.get("rule", r.expectation_config.type), m.get("level", FAIL)
         found = r.result or {}
         observed = found.get("observed_value", found.get("unexpected_count"))
+        percent = found.get("unexpected_percent")
+        samples = _samples(found)
         if r.exception_info and r.exception_info.get("raised_exception"):
             observed = f"error: {r.exception_info.get('exception_message')}"
         prior = folded.get(name)
         success = bool(r.success) and (prior.success if prior else True)
         if prior and not prior.success:
-            observed = prior.observed
+            observed, percent, samples = prior.observed, prior.percent, prior.samples
         elif not r.success and name == "contract_types":
             observed = f"{r.expectation_config.kwargs.get('column')} is {observed}"
         folded[name] = RuleResult(
@@ -175,6 +194,8 @@ def validate(
             success,
             descriptions.get(name, r.expectation_config.description or ""),
             observed,
+            percent,
+            samples,
         )
     if "contract_types" in folded:
         folded["contract_types"] = RuleResult(
@@ -192,15 +213,34 @@ def validate(
     return result, list(folded.values())
 
 
-def render_html(result, title: str) -> str:
-    """GX's validation page as ONE file: its own CSS inlined, links to CDNs removed (the
-    Kubeflow UI shows it in a sandboxed frame, and the cluster may have no internet)."""
+def _samples(found: dict) -> tuple[dict, ...]:
+    """The offending rows GX sampled: a row rule's evidence JSON, a table rule's query rows."""
+    out: list[dict] = []
+    for value in found.get("partial_unexpected_list") or []:
+        try:
+            parsed = json.loads(value, parse_float=Decimal)
+        except (TypeError, ValueError):
+            parsed = {"value": value}
+        out.append(parsed if isinstance(parsed, dict) else {"value": parsed})
+    for row in (found.get("details") or {}).get("unexpected_rows") or []:
+        out.append(row.asDict() if hasattr(row, "asDict") else dict(row))
+    return tuple(out[:SAMPLES])
+
+
+def render_html(result, title: str, gate_outcome: str, page_uri: str) -> str:
+    """GX's own Data Docs page for the suite, as ONE file: its CSS inlined, links to CDNs, the
+    logo and the newsletter banner removed (the Kubeflow UI shows it in a sandboxed frame, and
+    the cluster may have no internet). GX calls a suite failed when any expectation breaks, warn
+    rules included: a banner on top states the gate's own verdict and where its page is."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
     html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
     html = re.sub(r"<link[^>]*>", "", html)
     html = re.sub(r"<script[^>]*\bsrc=[^>]*>\s*</script>", "", html)
+    html = re.sub(r"<img[^>]*>", "", html)
+    html = re.sub(r"<nav[^>]*>.*?</nav>", "", html, flags=re.S)
+    html = re.sub(r"<footer>.*?</footer>", "", html, flags=re.S)  # the newsletter banner
     import great_expectations.render.view as view
 
     styles = Path(view.__file__).parent / "static" / "styles" / "data_docs_default_styles.css"
@@ -209,6 +249,14 @@ def render_html(result, title: str) -> str:
         "body{font-family:system-ui,sans-serif;margin:1rem}table{border-collapse:collapse}"
         "td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top}"
         ".text-danger{color:#b00020}.text-success{color:#1b7f3b}"
+        ".gate{padding:10px 14px;border-radius:6px;background:#f1f3f6;margin-bottom:12px}"
     )
-    head = f"<title>{title}</title><style>{css}</style>"
-    return html.replace("<head>", f"<head>{head}", 1) if "<head>" in html else head + html
+    head = f"<title>{escape(title)}: Great Expectations</title><style>{css}</style>"
+    banner = (
+        f'<div class="gate">The gate\'s verdict for {escape(title)}: '
+        f"<b>{gate_outcome.upper()}</b>. Great Expectations marks the suite failed when any "
+        "expectation breaks, warn-level rules included; the gate fails only on fail-level "
+        f"rules. The gate's page: {escape(page_uri)}</div>"
+    )
+    html = html.replace("<head>", f"<head>{head}", 1) if "<head>" in html else head + html
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, html, count=1)

@@ -98,3 +98,27 @@ def reasons(rules) -> F.Column:
     """array<string> of the names of the row rules a row breaks (empty when it breaks none)."""
     broken = [F.when(~F.coalesce(F.expr(r.ok), F.lit(False)), F.lit(r.name)) for r in rules]
     return F.filter(F.array(*broken), lambda x: x.isNotNull())
+
+
+def evidence_column(rule) -> str:
+    return f"_bad_{rule.name}"
+
+
+def with_evidence(frame: DataFrame, rules, row_id: str) -> DataFrame:
+    """One string column per row rule (`_bad_<name>`): NULL for a good row; for an offending row,
+    a JSON object of its id and the columns that break the rule, by their real values (NULLs kept
+    as null). Great Expectations judges each rule by expecting its column to be NULL, so its
+    sampled unexpected values, and the report built from them, are the offending values
+    themselves. Reads the `_ok_` flags of with_rule_flags."""
+    return frame.withColumns(
+        {
+            evidence_column(r): F.when(
+                ~F.col(ok_column(r)),
+                F.to_json(
+                    F.struct(F.col(row_id), *(F.expr(s) for s in r.shows)),
+                    {"ignoreNullFields": "false"},
+                ),
+            )
+            for r in rules
+        }
+    )

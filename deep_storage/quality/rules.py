@@ -37,6 +37,9 @@ class RowRule:
     level: str
     ok: str  # Spark SQL, TRUE for a good row; NULL counts as broken
     description: str
+    # What the report shows of an offending row, beside its id: the columns that break the rule
+    # (Spark SQL expressions, `AS name` where a helper or a derived value needs a readable name).
+    shows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,30 +58,43 @@ def _ts(instant: dt.datetime) -> str:
     return f"TIMESTAMP'{instant.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
 
 
+# The column that names a row in the report's offending rows, per table.
+ROW_ID = {"bronze_events": "event_id", "silver_stop_executions": "execution_id"}
+
+
+def _null_columns(columns: tuple[str, ...]) -> str:
+    named = ", ".join(f"CASE WHEN {c} IS NULL THEN '{c}' END" for c in columns)
+    return f"concat_ws(', ', {named}) AS null_columns"
+
+
 BRONZE_ROW_RULES = (
     RowRule(
         "event_id_unique",
         FAIL,
         "event_id IS NOT NULL AND _event_id_count = 1",
         "event_id is present and appears once in the day",
+        ("_event_id_count AS rows_with_this_id",),
     ),
     RowRule(
         "required_not_null",
         FAIL,
         " AND ".join(f"{c} IS NOT NULL" for c in BRONZE_REQUIRED),
         "columns NOT NULL at the source are present: " + ", ".join(BRONZE_REQUIRED),
+        (_null_columns(BRONZE_REQUIRED),),
     ),
     RowRule(
         "event_type_known",
         WARN,
         f"event_type IN ({_quoted(KNOWN_EVENT_TYPES)})",
         "event_type is one the projection understands (unknown types are kept, never dropped)",
+        ("event_type",),
     ),
     RowRule(
         "side_buy_sell",
         WARN,
         "side IS NULL OR side IN ('BUY', 'SELL')",
         "side is BUY or SELL where present",
+        ("side",),
     ),
     RowRule(
         "prices_positive",
@@ -88,18 +104,21 @@ BRONZE_ROW_RULES = (
             for c in ("trigger_price", "stop_price", "quantity", "fill_price")
         ),
         "trigger_price, stop_price, quantity and fill_price are > 0 where present",
+        ("trigger_price", "stop_price", "quantity", "fill_price"),
     ),
     RowRule(
         "slippage_in_range",
         WARN,
         "slippage_pct IS NULL OR slippage_pct BETWEEN 0 AND 50",
         "slippage_pct lies within [0, 50] where present",
+        ("slippage_pct",),
     ),
     RowRule(
         "token_single_tenant",
         WARN,
         "execution_token IS NULL OR _token_tenants = 1",
         "all events of one execution_token share client_id, operation_id and symbol",
+        ("execution_token", "client_id", "operation_id", "symbol"),
     ),
 )
 
@@ -109,18 +128,21 @@ SILVER_ROW_RULES = (
         FAIL,
         "execution_id IS NOT NULL AND _execution_id_count = 1",
         "execution_id is present and unique",
+        ("_execution_id_count AS rows_with_this_id",),
     ),
     RowRule(
         "one_row_per_execution",
         FAIL,
         "execution_token IS NULL OR _token_count = 1",
         "one row per (client_id, execution_token)",
+        ("client_id", "execution_token", "_token_count AS rows_with_this_token"),
     ),
     RowRule(
         "status_known",
         FAIL,
         f"status IN ({_quoted(STATUSES)})",
         "status is one of " + ", ".join(STATUSES),
+        ("status",),
     ),
     RowRule(
         "executed_is_complete",
@@ -128,12 +150,14 @@ SILVER_ROW_RULES = (
         "status <> 'EXECUTED' OR (executed_at IS NOT NULL AND fill_price IS NOT NULL "
         "AND exchange_order_id IS NOT NULL)",
         "EXECUTED implies executed_at, fill_price and exchange_order_id",
+        ("status", "executed_at", "fill_price", "exchange_order_id"),
     ),
     RowRule(
         "failed_has_failed_at",
         FAIL,
         "status <> 'FAILED' OR failed_at IS NOT NULL",
         "FAILED implies failed_at",
+        ("status", "failed_at"),
     ),
     RowRule(
         "timestamps_ordered",
@@ -143,6 +167,7 @@ SILVER_ROW_RULES = (
         "coalesce(triggered_at <= executed_at, true)",
         "triggered_at <= submitted_at <= executed_at where present (services stamp events with "
         "their own clocks, so an execution's events can be out of causal order)",
+        ("triggered_at", "submitted_at", "executed_at"),
     ),
 )
 

@@ -2,7 +2,8 @@
 
 Per table: read the committed day, add the helper columns, cache, run the GX suite once,
 quarantine the rows that break row rules (they stay where they are: nothing is lost), write the
-reports under {lake}/_quality/<table>/date=D/, and fail only when a `fail` rule broke.
+results under {lake}/_quality/<table>/date=D/ and the day's page under
+{lake}/_quality/summary/date=D/report.html, and fail only when a `fail` rule broke.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
 from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, SILVER_EXECUTIONS, LakeFS
-from deep_storage.quality import gx_runner, helpers, rules
+from deep_storage.quality import gx_runner, helpers, report_page, rules
 from deep_storage.quality.gx_runner import RuleResult
 
 if TYPE_CHECKING:
@@ -53,8 +54,9 @@ class TableReport:
     results: list[RuleResult]
     quarantined: int
     notes: list[str] = field(default_factory=list)
-    html: str = ""
+    data_docs: str = ""  # GX's own Data Docs page
     results_json: str = ""
+    links: dict[str, str] = field(default_factory=dict)  # what the page links to: label -> URI
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -95,6 +97,10 @@ class ValidationReport:
     tables: list[TableReport] = field(default_factory=list)
     lag_s: dict[str, float] = field(default_factory=dict)  # table -> seconds behind the source
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
+    # "bronze"/"silver" -> ISO day -> {"rows": n, "statuses": {status: n}}, the last 14 days
+    # from the manifests alone (the page's charts)
+    history: dict[str, dict[str, dict]] = field(default_factory=dict)
+    endpoint: str | None = None  # the object store's, for the page's links
 
     def freshness(self) -> str:
         """The lake's lag behind the source at the gate's time, as numbers, against the SLAs."""
@@ -154,23 +160,19 @@ class ValidationReport:
         return head + "\n".join(t.markdown() for t in self.tables)
 
     def html(self) -> str:
-        parts = [f"<h1>Data quality {self.date}</h1><pre>{json.dumps(self.metrics())}</pre>"]
-        parts += [f"<h2>{t.table}</h2>{_body(t.html)}" for t in self.tables]
-        css = "body{font-family:system-ui,sans-serif;margin:1rem}"
-        head = self.tables[0].html.split("</head>")[0] if self.tables else f"<style>{css}</style>"
-        return f"{head}</head><body>{''.join(parts)}</body></html>"
+        """The day's page (report_page): verdict first, rules, offending rows, charts."""
+        return report_page.render([self])
 
 
-def _body(html: str) -> str:
-    if "<body" not in html:
-        return html
-    return html.split("<body", 1)[1].split(">", 1)[1].rsplit("</body>", 1)[0]
+def report_uri(lake_uri: str, day: dt.date | str) -> str:
+    """Where the gate's page for `day` lives in the lake."""
+    return f"{lake_uri.rstrip('/')}/{QUALITY}/summary/date={day}/report.html"
 
 
 def _write_report(fs: LakeFS, report: TableReport) -> None:
     folder = f"{fs.lake}/{QUALITY}/{report.table}/date={report.date}"
     fs.write_text(f"{folder}/results.json", report.results_json)
-    fs.write_text(f"{folder}/report.html", report.html)
+    fs.write_text(f"{folder}/data_docs.html", report.data_docs)
     fs.write_text(f"{folder}/summary.md", report.markdown())
 
 
@@ -240,13 +242,20 @@ def _check(
     more_results: list[RuleResult] | None = None,
 ) -> TableReport:
     started = time.monotonic()
-    augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules))
-    extras = [*extras, *(helpers.ok_column(r) for r in row_rules)]
-    # The rules are judged on a narrow cached frame: their flags and the columns the table rules
-    # read. The day itself is never cached whole; the contract's columns and types are judged
-    # on its schema, and the quarantine reads it again only when a row rule broke.
+    augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules)).transform(
+        lambda f: helpers.with_evidence(f, row_rules, rules.ROW_ID[table])
+    )
+    extras = [
+        *extras,
+        *(helpers.ok_column(r) for r in row_rules),
+        *(helpers.evidence_column(r) for r in row_rules),
+    ]
+    # The rules are judged on a narrow cached frame: their evidence columns (NULL for a good
+    # row) and the columns the table rules read. The day itself is never cached whole; the
+    # contract's columns and types are judged on its schema, and the quarantine reads it again
+    # only when a row rule broke.
     flags = augmented.select(
-        *(helpers.ok_column(r) for r in row_rules), *table_rule_columns
+        *(helpers.evidence_column(r) for r in row_rules), *table_rule_columns
     ).cache()
     with phases(f"{table}: great expectations"):
         gx_result, results = gx_runner.validate(
@@ -261,14 +270,27 @@ def _check(
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     results = [*results, *(more_results or [])]
     report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
-    report.html = gx_runner.render_html(gx_result, f"{table} {day}")
+    report.data_docs = gx_runner.render_html(
+        gx_result, f"{table} {day}", gate_outcome(report), report_uri(fs.lake, day)
+    )
     report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
+    folder = f"{fs.lake}/{QUALITY}/{table}/date={day.isoformat()}"
+    report.links = {
+        "results (JSON)": f"{folder}/results.json",
+        "Great Expectations Data Docs": f"{folder}/data_docs.html",
+    }
+    if quarantined:
+        report.links["quarantined rows"] = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}/"
     _write_report(fs, report)
     for r in report.failed + report.warned:
         log.warning(
             "%s %s: rule %s %s (%s): %s", table, day, r.name, r.outcome, r.level, r.observed
         )
     return report
+
+
+def gate_outcome(report: TableReport) -> str:
+    return "failed" if report.failed else "warned" if report.warned else "passed"
 
 
 def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[rules.TableRule]:
@@ -431,10 +453,30 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
             report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id, phases))
         with phases("freshness"):
             _measure_lag(fs, src, report, day, as_of)
+        report.history = _history(fs, day)
+        report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
         fs.write_text(f"{folder}/summary.md", report.markdown())
+        fs.write_text(f"{folder}/report.html", report.html())
         fs.write_text(f"{folder}/verdict.json", json.dumps(report.verdict(), indent=1) + "\n")
     return report
+
+
+def _history(fs: LakeFS, day: dt.date) -> dict[str, dict[str, dict]]:
+    """Rows per day of both tables and silver's rows per status, over the HISTORY_DAYS up to
+    `day`, from the manifests alone."""
+    days = [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS - 1, -1, -1)]
+    out: dict[str, dict[str, dict]] = {}
+    for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
+        found = lake.committed(fs, table, days)
+        out[name] = {}
+        for d, m in sorted(found.items()):
+            statuses: dict[str, int] = {}
+            for counts in (m.details.get("statuses") or {}).values():
+                for status, n in counts.items():
+                    statuses[status] = statuses.get(status, 0) + n
+            out[name][d.isoformat()] = {"rows": m.rows, "statuses": statuses}
+    return out
 
 
 def _measure_lag(
@@ -475,6 +517,6 @@ def _finish(report: ValidationReport, lake: str, day: dt.date, raise_on_failure:
     if report.failed and raise_on_failure:
         raise QualityGateError(
             f"quality gate failed for {day}: {', '.join(report.failed)} "
-            f"(report: {lake}/{QUALITY}/<table>/date={day}/report.html)"
+            f"(report: {report_uri(lake, day)})"
         )
     return report
