@@ -52,7 +52,7 @@ compile-check:  ## fail when compiled/ is stale
 	$(BIN)/deep-storage compile --check
 
 demo:  ## the whole pipeline locally: throwaway PostgreSQL, generated day, local lake, kfp.local
-	$(BIN)/python -m pipelines.demo
+	$(BIN)/python -m demo.run
 
 notebooks:  ## run examples/*.ipynb top to bottom against the demo lake (make demo first)
 	$(BIN)/python examples/run.py
@@ -62,7 +62,7 @@ report-screenshot:  ## refresh docs/images/quality-report.png: the gate's page i
 		tests/test_report_browser.py -k verdict_first
 
 readme:  ## regenerate components/*/README.md from the components
-	$(BIN)/python -m pipelines.readmes
+	$(BIN)/python -m deep_storage_kfp.pipelines.readmes
 
 N ?= 100000
 bench:  ## benchmarks: make bench N=1000000 (ratios against references measured in the same run)

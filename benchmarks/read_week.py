@@ -24,8 +24,9 @@ from pathlib import Path
 
 from benchmarks.run import CLI, PASSWORD, REPO, _machine, service_env
 from deep_storage import lake as lakes
-from deep_storage import schemas, synthetic
-from deep_storage.local_services import PostgresServer, SeaweedS3Server
+from deep_storage import schemas
+from demo import synthetic
+from demo.local_services import PostgresServer, SeaweedS3Server
 
 LAST = dt.date(2025, 6, 7)
 

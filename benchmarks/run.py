@@ -28,9 +28,10 @@ from pathlib import Path
 
 from benchmarks import duckdb_silver
 from deep_storage import lake as lakes
-from deep_storage import schemas, synthetic
+from deep_storage import schemas
 from deep_storage.config import StoreConfig
-from deep_storage.local_services import PostgresServer, SeaweedS3Server
+from demo import synthetic
+from demo.local_services import PostgresServer, SeaweedS3Server
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "deep-storage")

@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from deep_storage import (
     arrow_read,
     config,
+    defaults,
     lake,
     metrics,
     schemas,
@@ -41,9 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEAL_MARGIN = dt.timedelta(minutes=5)
-DEFAULT_READ_PARTITIONS = 2
-DEFAULT_MAX_DAYS = 14
+DEFAULT_SEAL_MARGIN = dt.timedelta(seconds=defaults.SEAL_MARGIN_S)
+DEFAULT_READ_PARTITIONS = defaults.READ_PARTITIONS
+DEFAULT_MAX_DAYS = defaults.MAX_DAYS
 RETENTION_DAYS = 90
 READ_PATHS = ("arrow", "jdbc")
 

@@ -5,17 +5,15 @@ Errors become one line on stderr and an exit code (errors.py); `--debug` shows t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
 
 import click
 
-from deep_storage import __version__
+from deep_storage import __version__, defaults, steps
 from deep_storage.config import redact, resolve_lake
-from deep_storage.dates import DayRange
-from deep_storage.errors import DeepStorageError, InputError, QualityGateError
+from deep_storage.errors import DeepStorageError
 
 log = logging.getLogger("deep_storage")
 
@@ -31,12 +29,14 @@ def _setup_logging(debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _days(date: str | None, until: str | None) -> DayRange | None:
-    if date is None:
-        if until is not None:
-            raise click.UsageError("--until needs --date")
-        return None
-    return DayRange.parse(date, until)
+# How the CLI names the steps' inputs, in their errors.
+FLAGS = {
+    "run_date": "--date",
+    "until_date": "--until",
+    "first_day": "--date",
+    "last_day": "--until",
+    "as_of": "--as-of",
+}
 
 
 date_option = click.option(
@@ -70,7 +70,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--seal-margin",
     type=click.IntRange(min=0),
-    default=300,
+    default=defaults.SEAL_MARGIN_S,
     show_default=True,
     metavar="SECONDS",
     help="Clock-skew margin before a day can seal.",
@@ -78,7 +78,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--read-partitions",
     type=click.IntRange(1, 64),
-    default=2,
+    default=defaults.READ_PARTITIONS,
     show_default=True,
     help="Parallel range reads (and files) per day.",
 )
@@ -92,7 +92,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--max-days",
     type=click.IntRange(1, 366),
-    default=14,
+    default=defaults.MAX_DAYS,
     show_default=True,
     help="At most this many days per run (without --date); the next run continues.",
 )
@@ -103,17 +103,17 @@ def bronze(date, until, lake, seal_margin, read_partitions, read_path, max_days,
     Without --date: every day missing or unsealed since the oldest ingested one (gaps
     included) up to today; on an empty lake, from the source's oldest event within 90 days.
     """
-    from deep_storage import bronze as step
-
-    days = _days(date, until)
-    result = step.run(
-        days,
-        resolve_lake(lake),
-        seal_margin=dt.timedelta(seconds=seal_margin),
-        read_partitions=read_partitions,
-        read_path=read_path,
+    result = steps.bronze(
+        lake or "",
+        date or "",
+        until or "",
+        seal_margin_s=seal_margin,
         max_days=max_days,
-    )
+        read_partitions=read_partitions,
+        read_path=read_path or "",
+        catch_up=date is None,
+        names=FLAGS,
+    ).result
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -139,16 +139,14 @@ def bronze(date, until, lake, seal_margin, read_partitions, read_path, max_days,
 @click.option(
     "--lookback-days",
     type=click.IntRange(0, 60),
-    default=7,
+    default=defaults.LOOKBACK_DAYS,
     show_default=True,
     help="How many days an execution may span.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def silver(date, until, lake, lookback_days, as_json) -> None:
     """Rebuild silver/stop_executions for the executions of --date .. --until."""
-    from deep_storage import silver as step
-
-    result = step.run(_days(date, until), resolve_lake(lake), lookback_days=lookback_days)
+    result = steps.silver(lake or "", date, until or "", lookback_days, names=FLAGS).result
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -173,6 +171,7 @@ def silver(date, until, lake, lookback_days, as_json) -> None:
 
 @cli.command()
 @click.option("--date", "date", required=True, metavar="YYYY-MM-DD", help="UTC day to check.")
+@until_option
 @lake_option
 @click.option(
     "--table",
@@ -190,56 +189,41 @@ def silver(date, until, lake, lookback_days, as_json) -> None:
 @click.option(
     "--volume-k",
     type=click.FloatRange(min=0),
-    default=3.0,
+    default=defaults.VOLUME_K,
     show_default=True,
-    help="Warn when the day's rows fall outside mean ± k·stdev of 14 days.",
+    help="Warn when the day's rows fall outside mean ± k·stdev of the previous days.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
-def validate(date, lake, tables, as_of, volume_k, as_json) -> None:
-    """Quality gate for one day: exits non-zero when a `fail` rule breaks."""
-    from deep_storage.dates import parse_day
-    from deep_storage.quality import validate as step
-
-    day = parse_day(date)
-    when = None
-    if as_of:
-        try:
-            when = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(
-                f"--as-of {as_of!r} is not a time: expected ISO-8601, e.g. 2025-06-02T01:00:00Z"
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-    report = step.run(
-        day,
-        resolve_lake(lake),
-        as_of=when,
-        volume_k=volume_k,
-        tables=tuple(tables) or ("bronze", "silver"),
-        raise_on_failure=False,
+def validate(date, until, lake, tables, as_of, volume_k, as_json) -> None:
+    """Quality gate for --date (.. --until): exits non-zero when a `fail` rule breaks."""
+    checked = steps.quality(
+        lake or "",
+        date,
+        until or "",
+        as_of or "",
+        volume_k,
+        tuple(tables) or ("bronze", "silver"),
+        names=FLAGS,
     )
+    report = checked.metrics
     if as_json:
+        phases: dict[str, float] = {}
+        for r in checked.reports:
+            for k, v in r.phases.items():
+                phases[k] = phases.get(k, 0) + v
         click.echo(
             json.dumps(
-                {
-                    **report.metrics(),
-                    "failed": report.failed,
-                    "warned": report.warned,
-                    "phases": dict(report.phases),
-                },
+                {**report, "failed": checked.failed, "warned": checked.warned, "phases": phases},
                 indent=2,
             )
         )
     else:
-        click.echo(report.markdown())
-    for name in report.warned:
-        click.echo(f"warning: rule {name} broke (level warn)", err=True)
-    if report.failed:
-        raise QualityGateError(
-            f"quality gate failed for {day}: {', '.join(report.failed)} "
-            f"(reports under {report.lake}/_quality/)"
-        )
+        click.echo(checked.markdown)
+    for r in checked.reports:
+        on = f" on {r.date}" if len(checked.reports) > 1 else ""
+        for name in r.warned:
+            click.echo(f"warning: rule {name} broke (level warn){on}", err=True)
+    checked.raise_if_failed()
 
 
 @cli.command()
@@ -271,10 +255,11 @@ def status(lake, days, as_json) -> None:
         click.echo(f"{s.table:<7} {s.date:<10} {s.rows:>10}  {sealed:<8} {when:<20} {gate}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, group: click.Group | None = None) -> int:
+    """Run `group` (default: the library's commands) with the one-line error contract."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="deep-storage", standalone_mode=False)
+        (group or cli).main(args=argv, prog_name="deep-storage", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("deep-storage: aborted", err=True)
         return 130
@@ -289,13 +274,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # Spark/JVM failures and the unexpected: one line, no secret
         if debug:
             raise
-        message = _java_message(exc) or f"{type(exc).__name__}: {exc}"
+        message = _python_reason(exc) or _java_message(exc) or f"{type(exc).__name__}: {exc}"
         first = redact(message.strip().splitlines()[0] if message.strip() else type(exc).__name__)
         click.echo(
             f"deep-storage: error: {first[:500]} (rerun with --debug for the traceback)", err=True
         )
         return 1
     return 0
+
+
+def _python_reason(exc: Exception) -> str | None:
+    """A Python task failing inside Spark (PythonException) carries the worker's traceback:
+    its last line is the reason ("ValueError: ..."), the first only says where it came from."""
+    text = str(exc)
+    if "Traceback (most recent call last)" not in text:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _java_message(exc: Exception) -> str | None:

@@ -1,6 +1,6 @@
 """Settings, read from the environment in one place.
 
-The variable names are the keys of the cluster's existing secrets (source-schema.md):
+The variable names are the keys of the cluster's existing secrets (docs/source.md):
 DJANGO_DB_* for the source, AWS_* and S3_BUCKET for object storage. An explicit argument beats
 the environment, which beats the default. Secrets are `repr=False` and registered for `redact`.
 """
@@ -28,6 +28,18 @@ def redact(text: str) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+# The keys of the cluster's two secrets, as the steps read them from the environment (the
+# platform profile maps each key to the variable of the same name).
+DB_ENV = ("DJANGO_DB_HOST", "DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD")
+STORE_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT",
+    "AWS_REGION",
+    "S3_BUCKET",
+)
 
 
 def _env(env: Mapping[str, str], key: str, default: str | None = None) -> str | None:

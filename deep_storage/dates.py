@@ -12,8 +12,9 @@ UTC = dt.UTC
 MAX_RANGE_DAYS = 3660
 
 
-def parse_day(value: str, *, name: str = "--date") -> dt.date:
-    """`YYYY-MM-DD` -> date, or an InputError that says what was expected."""
+def parse_day(value: str, *, name: str = "date") -> dt.date:
+    """`YYYY-MM-DD` -> date, or an InputError naming the value as the caller knows it (`name`:
+    a CLI flag, a component parameter) and what was expected."""
     try:
         if len(value) != 10:
             raise ValueError
@@ -34,8 +35,8 @@ class DayRange:
     def __post_init__(self) -> None:
         if self.last < self.first:
             raise InputError(
-                f"--until {self.last} is before --date {self.first}: "
-                "expected --until on or after --date"
+                f"the last day {self.last} is before the first day {self.first}: "
+                "expected a last day on or after the first"
             )
         if (self.last - self.first).days >= MAX_RANGE_DAYS:
             raise InputError(
@@ -43,9 +44,17 @@ class DayRange:
             )
 
     @classmethod
-    def parse(cls, date: str, until: str | None = None) -> DayRange:
-        first = parse_day(date, name="--date")
-        last = parse_day(until, name="--until") if until else first
+    def parse(
+        cls, date: str, until: str | None = None, names: tuple[str, str] = ("date", "until")
+    ) -> DayRange:
+        """Both ends as the caller names them (`names`: CLI flags or component parameters)."""
+        first = parse_day(date, name=names[0])
+        last = parse_day(until, name=names[1]) if until else first
+        if last < first:
+            raise InputError(
+                f"{names[1]} {last} is before {names[0]} {first}: "
+                f"expected {names[1]} on or after {names[0]}"
+            )
         return cls(first, last)
 
     def days(self) -> Iterator[dt.date]:

@@ -1,4 +1,4 @@
-"""The app's StopExecution projection, rebuilt from bronze events (lake-contract.md, "Silver").
+"""The app's StopExecution projection, rebuilt from bronze events (docs/lake-contract.md, "Silver").
 
 Pure `DataFrame -> DataFrame` transforms: no I/O and no actions. Chain them with `transform`:
 
@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
+from deep_storage.event_types import PROGRESS_STATUS, SUBMITTED, TERMINAL_STATUS, TRIGGERED
 from deep_storage.schemas import SILVER_EXECUTIONS
 
 __all__ = [
@@ -41,22 +42,9 @@ EXECUTION_NAMESPACE = uuid.UUID("297dd833-e786-5eb0-a340-ebb788350e3a")
 
 # Event order inside an execution is (occurred_at, rank, event_id); unknown types rank with the
 # terminal ones, as "every other type".
-RANK: dict[str, int] = {"STOP_TRIGGERED": 0, "EXECUTION_SUBMITTED": 1}
+RANK: dict[str, int] = {TRIGGERED: 0, SUBMITTED: 1}
 OTHER_RANK = 2
 
-TERMINAL_STATUS: dict[str, str] = {
-    "EXECUTED": "EXECUTED",
-    "FAILED": "FAILED",
-    "BLOCKED": "BLOCKED",
-    "STALE_PRICE": "BLOCKED",
-    "KILL_SWITCH": "BLOCKED",
-    "SLIPPAGE_BREACH": "BLOCKED",
-    "CIRCUIT_BREAKER": "BLOCKED",
-}
-PROGRESS_STATUS: dict[str, str] = {
-    "EXECUTION_SUBMITTED": "SUBMITTED",
-    "STOP_TRIGGERED": "PENDING",
-}
 # Status of an execution none of whose events has a known type: "no known event yet". Unknown
 # types never set a status, but the execution exists (its events are not dropped) and status is
 # never NULL, so it reads as PENDING.
@@ -246,7 +234,7 @@ def executions(events: DataFrame) -> DataFrame:
         "trigger_price": _first_non_null("trigger_price"),
         "quantity": F.coalesce(executed["quantity"], _first_non_null("quantity")),
         "side": _first_non_null("side"),
-        "triggered_at": _first_at("STOP_TRIGGERED"),
+        "triggered_at": _first_at(TRIGGERED),
         "submitted_at": _first_at("EXECUTION_SUBMITTED"),
         "executed_at": _first_at("EXECUTED"),
         "failed_at": _first_at("FAILED"),

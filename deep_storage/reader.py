@@ -69,8 +69,8 @@ def select(
     if table not in TABLES:
         raise InputError(f"table {table!r} is unknown: expected one of {', '.join(TABLES)}")
     spec = TABLES[table]
-    first = start if isinstance(start, dt.date) else parse_day(start)
-    last = first if end is None else end if isinstance(end, dt.date) else parse_day(end)
+    first = start if isinstance(start, dt.date) else parse_day(start, name="start")
+    last = first if end is None else end if isinstance(end, dt.date) else parse_day(end, name="end")
     days = DayRange(first, last)
     uri = resolve_lake(lake)
     fs = lakes.LakeFS(uri, store)  # an s3a lake takes the AWS_* settings when store is None

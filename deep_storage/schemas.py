@@ -1,4 +1,4 @@
-"""The lake's column contracts (lake-contract.md), as Spark schemas."""
+"""The lake's column contracts (docs/lake-contract.md), as Spark schemas."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ SILVER_EXECUTIONS = StructType(
 # The source's columns in table order (also bronze's column order).
 SOURCE_COLUMNS: tuple[str, ...] = tuple(BRONZE_EVENTS.fieldNames())
 
-# The source table as the Django app creates it (source-schema.md); the tests and the demo
+# The source table as the Django app creates it (docs/source.md); the tests and the demo
 # create it from here, so the lake and its fixtures cannot drift apart.
 SOURCE_DDL = """
 CREATE TABLE IF NOT EXISTS stop_events (

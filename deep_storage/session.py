@@ -139,14 +139,22 @@ def build(
             builder = builder.config("spark.local.dir", settings.local_dir)
         if store is not None:
             for key, value in s3a_options(store).items():
-                builder = builder.config(f"spark.hadoop.{key}", value)
+                # PySpark starts the JVM with every builder setting as `--conf k=v` in its
+                # argv, where `ps` in the pod shows it: the credentials go in after, below.
+                if key not in CREDENTIALS:
+                    builder = builder.config(f"spark.hadoop.{key}", value)
         active = builder.getOrCreate()
         active.sparkContext.setLogLevel("WARN")
-    elif store is not None:
+    if store is not None:
+        # Through py4j into the driver's Hadoop configuration, which Spark ships to the
+        # executors with each file scan: never on a command line.
         conf = active.sparkContext._jsc.hadoopConfiguration()
         for key, value in s3a_options(store).items():
             conf.set(key, value)
     return active
+
+
+CREDENTIALS = ("fs.s3a.access.key", "fs.s3a.secret.key")
 
 
 def for_lake(

@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import config, lake, metrics, projection, schemas, session, store, writer_lock
+from deep_storage import (
+    config,
+    defaults,
+    lake,
+    metrics,
+    projection,
+    schemas,
+    session,
+    store,
+    writer_lock,
+)
 from deep_storage.config import StoreConfig
 from deep_storage.dates import DayRange, from_unix_micros, window
 from deep_storage.errors import LakeStateError
@@ -38,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOOKBACK_DAYS = 7
 COLUMNS = [*schemas.SILVER_EXECUTIONS.fieldNames(), "date"]
 NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
 
@@ -291,7 +300,7 @@ def run(
     *,
     spark: SparkSession | None = None,
     store_config: StoreConfig | None = None,
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    lookback_days: int = defaults.LOOKBACK_DAYS,
     run_id: str | None = None,
 ) -> SilverResult:
     """Project executions for `days` and commit the silver partitions they change."""

@@ -1,41 +1,64 @@
-"""What each pipeline step does, as the KFP components call it: plain Python in, plain Python
-out (dates as ISO strings, metrics as dicts), so a component body is one call and its outputs."""
+"""The one way in: the `deep-storage` CLI and the KFP components both call these functions.
+
+Inputs are plain strings and numbers as either caller has them (empty means "not given"; a
+value is named in an error as the caller named it, through `names`); outputs are the library's
+result plus the metrics a component logs. Every rule about turning inputs into library calls
+(which days, catch-up, the time of a run, the gate's verdict) lives here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from deep_storage import defaults
 from deep_storage.config import resolve_lake
 from deep_storage.dates import DayRange, parse_day
-from deep_storage.errors import InputError, LakeStateError, QualityGateError
+from deep_storage.errors import InputError, LakeStateError
+
+# How each caller names the inputs, for its errors: the component's parameters by default.
+PARAMETERS = {
+    "run_date": "run_date",
+    "until_date": "until_date",
+    "first_day": "first_day",
+    "last_day": "last_day",
+    "as_of": "as_of",
+}
 
 
-def _instant(value: str) -> dt.datetime | None:
-    """An RFC 3339 time from KFP, or None when empty or an unresolved placeholder."""
+def parse_instant(value: str, name: str) -> dt.datetime | None:
+    """An RFC 3339 / ISO-8601 time -> aware UTC datetime. Empty, or KFP's placeholder left
+    unresolved (a one-off run has no schedule time), means None; anything else that is not a
+    time is an InputError naming `name`."""
     value = (value or "").strip()
     if not value or "{{" in value:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        raise InputError(
+            f"{name} {value!r} is not a time: expected ISO-8601, e.g. 2025-06-02T01:00:00Z"
+        ) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def resolve_run_date(
-    run_date: str = "", scheduled_time: str = "", create_time: str = ""
-) -> dt.date:
+    run_date: str = "",
+    scheduled_time: str = "",
+    create_time: str = "",
+    names: Mapping[str, str] = PARAMETERS,
+) -> dt.date | None:
     """An explicit run_date wins; else the UTC date of the run's scheduled time (recurring
-    runs); else of its creation time (a one-off run has no schedule time)."""
+    runs); else of its creation time; else None (today, catching up)."""
     if run_date.strip():
-        return parse_day(run_date.strip(), name="run_date")
-    for instant in (_instant(scheduled_time), _instant(create_time)):
+        return parse_day(run_date.strip(), name=names["run_date"])
+    for value, name in ((scheduled_time, "scheduled_time"), (create_time, "create_time")):
+        instant = parse_instant(value, name)
         if instant is not None:
             return instant.date()
-    raise InputError(
-        "run_date is empty and the run has no schedule or creation time: pass run_date=YYYY-MM-DD"
-    )
+    return None
 
 
 @dataclass
@@ -43,6 +66,7 @@ class StepResult:
     first_day: str
     last_day: str
     metrics: dict[str, float] = field(default_factory=dict)
+    result: Any = None  # the library's own result (printed by the CLI)
 
 
 def bronze(
@@ -51,28 +75,45 @@ def bronze(
     until_date: str = "",
     scheduled_time: str = "",
     create_time: str = "",
-    seal_margin_s: int = 300,
-    max_days: int = 14,
+    seal_margin_s: int = defaults.SEAL_MARGIN_S,
+    max_days: int = defaults.MAX_DAYS,
+    read_partitions: int = defaults.READ_PARTITIONS,
+    read_path: str = "",
+    catch_up: bool = True,
+    names: Mapping[str, str] = PARAMETERS,
 ) -> StepResult:
-    """Ingest run_date..until_date and every missing or unsealed day since the oldest ingested
-    one (on an empty lake: since the source's oldest event within retention), oldest first, at
-    most max_days. Returns the span silver must rebuild."""
+    """Ingest run_date..until_date (no run date: today). With catch_up, also every missing or
+    unsealed day since the oldest ingested one (on an empty lake: since the source's oldest
+    event within retention), oldest first, at most max_days. Returns the span silver must
+    rebuild."""
     from deep_storage import bronze as step
 
-    first = resolve_run_date(run_date, scheduled_time, create_time)
-    last = parse_day(until_date, name="until_date") if until_date.strip() else first
+    first = resolve_run_date(run_date, scheduled_time, create_time, names)
+    if until_date.strip() and first is None:
+        raise InputError(f"{names['until_date']} needs {names['run_date']}")
+    days = None
+    if first is not None:
+        last = parse_day(until_date, name=names["until_date"]) if until_date.strip() else first
+        if last < first:
+            raise InputError(
+                f"{names['until_date']} {last} is before {names['run_date']} {first}: "
+                f"expected {names['until_date']} on or after {names['run_date']}"
+            )
+        days = DayRange(first, last)
     result = step.run(
-        DayRange(first, last),
+        days,
         resolve_lake(lake_uri or None),
         seal_margin=dt.timedelta(seconds=seal_margin_s),
-        catch_up=True,
+        read_partitions=read_partitions,
+        read_path=read_path or None,
+        catch_up=catch_up,
         max_days=max_days,
     )
-    if not result.days:
-        raise LakeStateError(f"bronze ingested no day for {DayRange(first, last)}")
+    if not result.days and days is not None:
+        raise LakeStateError(f"bronze ingested no day for {days}")
     return StepResult(
-        first_day=result.days[0].date,
-        last_day=result.days[-1].date,
+        first_day=result.days[0].date if result.days else "",
+        last_day=result.days[-1].date if result.days else "",
         metrics={
             "days": len(result.days),
             "days_changed": sum(d.changed for d in result.days),
@@ -81,13 +122,25 @@ def bronze(
             "days_left": len(result.left),
             "stuck_writers": len({w for d in result.days for w in d.stuck_writers}),
         },
+        result=result,
     )
 
 
-def silver(lake_uri: str, first_day: str, last_day: str, lookback_days: int = 7) -> StepResult:
+def _range(first_day: str, last_day: str, names: Mapping[str, str]) -> DayRange:
+    return DayRange.parse(first_day, last_day or None, (names["first_day"], names["last_day"]))
+
+
+def silver(
+    lake_uri: str,
+    first_day: str,
+    last_day: str = "",
+    lookback_days: int = defaults.LOOKBACK_DAYS,
+    names: Mapping[str, str] = PARAMETERS,
+) -> StepResult:
+    """Rebuild silver for the executions of first_day..last_day."""
     from deep_storage import silver as step
 
-    days = DayRange.parse(first_day, last_day)
+    days = _range(first_day, last_day, names)
     result = step.run(days, resolve_lake(lake_uri or None), lookback_days=lookback_days)
     metrics = {
         "executions": result.executions,
@@ -96,42 +149,69 @@ def silver(lake_uri: str, first_day: str, last_day: str, lookback_days: int = 7)
         "skipped": int(result.skipped),
     }
     metrics.update({f"status_{k.lower()}": v for k, v in result.by_status.items()})
-    return StepResult(first_day, last_day, metrics)
+    return StepResult(days.first.isoformat(), days.last.isoformat(), metrics, result)
 
 
 @dataclass
 class QualityResult:
-    markdown: str
-    html: str
-    metrics: dict[str, float]
-    failed: list[str]
-    warned: list[str]
+    reports: list  # one validate.ValidationReport per day
+    lake: str
+
+    @property
+    def failed(self) -> list[str]:
+        return [f"{r.date}:{f}" for r in self.reports for f in r.failed]
+
+    @property
+    def warned(self) -> list[str]:
+        return [f"{r.date}:{w}" for r in self.reports for w in r.warned]
+
+    @property
+    def markdown(self) -> str:
+        return "\n".join(r.markdown() for r in self.reports)
+
+    @property
+    def html(self) -> str:
+        from deep_storage.quality import report_page
+
+        return report_page.render(self.reports)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self.reports:
+            for k, v in r.metrics().items():
+                # Counts add up over the days; a lag is the lake's, measured once per day: the last.
+                out[k] = v if k.endswith("_lag_seconds") else out.get(k, 0) + v
+        return out
 
     def raise_if_failed(self) -> None:
-        if self.failed:
-            raise QualityGateError("quality gate failed: " + ", ".join(self.failed))
+        """The gate's verdict, in one place for the CLI and the component: a QualityGateError
+        naming the broken fail rules and where the page is (reports are already written)."""
+        from deep_storage.quality.validate import gate_error
+
+        error = gate_error(self.lake, self.reports)
+        if error:
+            raise error
 
 
 def quality(
-    lake_uri: str, first_day: str, last_day: str, as_of: str = "", volume_k: float = 3.0
+    lake_uri: str,
+    first_day: str,
+    last_day: str = "",
+    as_of: str = "",
+    volume_k: float = defaults.VOLUME_K,
+    tables: tuple[str, ...] = ("bronze", "silver"),
+    names: Mapping[str, str] = PARAMETERS,
 ) -> QualityResult:
     """Validate every day of the range; every report is written before the verdict."""
-    from deep_storage.quality import report_page, validate
+    from deep_storage.quality import validate
 
     lake = resolve_lake(lake_uri or None)
+    when = parse_instant(as_of, names["as_of"])
     reports = [
-        validate.run(day, lake, as_of=_instant(as_of), volume_k=volume_k, raise_on_failure=False)
-        for day in DayRange.parse(first_day, last_day).days()
+        validate.run(
+            day, lake, as_of=when, volume_k=volume_k, tables=tables, raise_on_failure=False
+        )
+        for day in _range(first_day, last_day, names).days()
     ]
-    metrics: dict[str, float] = {}
-    for r in reports:
-        for k, v in r.metrics().items():
-            # Counts add up over the days; a lag is the lake's, measured once per day: the last.
-            metrics[k] = v if k.endswith("_lag_seconds") else metrics.get(k, 0) + v
-    return QualityResult(
-        markdown="\n".join(r.markdown() for r in reports),
-        html=report_page.render(reports),
-        metrics=metrics,
-        failed=[f"{r.date}:{f}" for r in reports for f in r.failed],
-        warned=[f"{r.date}:{w}" for r in reports for w in r.warned],
-    )
+    return QualityResult(reports, lake)

@@ -1,7 +1,8 @@
 """The KFP half of `deep-storage`: compile, run-local, submit, schedule, backfill.
 
-It extends the library's command group (deep_storage.cli), so the library itself never imports
-kfp and data still flows one way: CLI -> pipelines/components -> library -> lake.
+`command()` builds the whole `deep-storage` group: the library's commands (deep_storage.cli,
+which never imports kfp) and these, registered explicitly. Data flows one way: CLI ->
+pipelines/components -> library -> lake.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import click
 
-from deep_storage.cli import cli, lake_option, until_option
+from deep_storage import defaults
+from deep_storage.cli import cli as library_cli
+from deep_storage.cli import lake_option, until_option
 from deep_storage.cli import main as _main
 from deep_storage.config import resolve_lake
 from deep_storage.dates import DayRange
-from deep_storage.errors import LakeStateError
+from deep_storage.errors import InputError, LakeStateError
 
 # Hourly at :05: each run ingests today so far and yesterday until it seals, so an event reaches
 # silver within the hour. Daily at 01:15 stays available for lakes without that SLA.
@@ -23,11 +26,11 @@ HOURLY = "0 5 * * * *"
 DAILY = "0 15 1 * * *"
 
 
-@cli.command("compile")
+@click.command("compile")
 @click.option("--check", is_flag=True, help="Fail when compiled/ differs from a fresh compile.")
 def compile_cmd(check: bool) -> None:
     """Write compiled/ (the pipeline and each component as KFP YAML)."""
-    from pipelines import compile as compiling
+    from deep_storage_kfp.pipelines import compile as compiling
 
     if check:
         problems = compiling.stale()
@@ -41,11 +44,13 @@ def compile_cmd(check: bool) -> None:
         click.echo(f"wrote {path.relative_to(compiling.REPO)}")
 
 
-@cli.command("run-local")
+@click.command("run-local")
 @click.option("--date", "date", required=True, metavar="YYYY-MM-DD", help="Run date.")
 @until_option
 @lake_option
-@click.option("--lookback-days", type=click.IntRange(0, 60), default=7, show_default=True)
+@click.option(
+    "--lookback-days", type=click.IntRange(0, 60), default=defaults.LOOKBACK_DAYS, show_default=True
+)
 @click.option(
     "--pipeline-root",
     type=click.Path(path_type=Path),
@@ -55,9 +60,9 @@ def compile_cmd(check: bool) -> None:
 )
 def run_local(date, until, lake, lookback_days, pipeline_root) -> None:
     """Run the whole pipeline here through kfp.local (SubprocessRunner, no Docker)."""
-    from pipelines import local
+    from deep_storage_kfp.pipelines import local
 
-    days = DayRange.parse(date, until)
+    days = DayRange.parse(date, until, names=("--date", "--until"))
     result = local.run(
         days.first,
         days.last if until else None,
@@ -88,6 +93,12 @@ def _kfp_options(func):
             default=None,
             help="Bearer token (env KFP_TOKEN); never printed.",
         ),
+        click.option(
+            "--verify-ssl/--no-verify-ssl",
+            default=True,
+            show_default=True,
+            help="Check the API's TLS certificate (--no-verify-ssl for a self-signed one).",
+        ),
         click.option("--namespace", default="kubeflow", show_default=True),
         click.option("--experiment", default="deep-storage", show_default=True),
         click.option(
@@ -102,7 +113,12 @@ def _kfp_options(func):
             default="",
             help="lake_uri parameter (default: the bucket from the S3 secret).",
         ),
-        click.option("--lookback-days", type=click.IntRange(0, 60), default=7, show_default=True),
+        click.option(
+            "--lookback-days",
+            type=click.IntRange(0, 60),
+            default=defaults.LOOKBACK_DAYS,
+            show_default=True,
+        ),
         click.option("--db-secret", default="django-db-credentials", show_default=True),
         click.option("--s3-secret", default="contabo-s3-credentials", show_default=True),
         click.option("--service-account", default=None, help="Run the pods as this account."),
@@ -114,7 +130,7 @@ def _kfp_options(func):
 
 
 def _package(path: Path | None) -> Path:
-    from pipelines import compile as compiling
+    from deep_storage_kfp.pipelines import compile as compiling
 
     return path or compiling.COMPILED / compiling.PIPELINE_FILE
 
@@ -135,7 +151,7 @@ def _show(result, as_json: bool, text: str) -> None:
     click.echo(json.dumps(result, indent=2, default=str) if as_json else text)
 
 
-@cli.command()
+@click.command()
 @_kfp_options
 @click.option(
     "--date",
@@ -148,6 +164,7 @@ def _show(result, as_json: bool, text: str) -> None:
 def submit(
     host,
     token,
+    verify_ssl,
     namespace,
     experiment,
     package,
@@ -161,9 +178,15 @@ def submit(
     until_date,
 ) -> None:
     """Create one run of the pipeline on a KFP API server."""
-    from pipelines import client
+    from deep_storage_kfp.pipelines import client
 
-    kfp = client.connect(host, token, namespace)
+    # Checked here, before anything reaches the cluster: the run would fail in its first pod.
+    if run_date:
+        DayRange.parse(run_date, until_date or None, names=("--date", "--until"))
+    elif until_date:
+        raise InputError("--until needs --date")
+
+    kfp = client.connect(host, token, namespace, verify_ssl)
     result = client.submit(
         kfp,
         _package(package),
@@ -176,7 +199,7 @@ def submit(
     _show(result, as_json, f"run {result['run_id']} created ({result['run_name']})")
 
 
-@cli.command()
+@click.command()
 @_kfp_options
 @click.option(
     "--name",
@@ -201,6 +224,7 @@ def submit(
 def schedule(
     host,
     token,
+    verify_ssl,
     namespace,
     experiment,
     package,
@@ -216,9 +240,9 @@ def schedule(
     catchup,
 ) -> None:
     """Create or update the recurring run, idempotently by name."""
-    from pipelines import client
+    from deep_storage_kfp.pipelines import client
 
-    kfp = client.connect(host, token, namespace)
+    kfp = client.connect(host, token, namespace, verify_ssl)
     result = client.schedule(
         kfp,
         _package(package),
@@ -237,13 +261,14 @@ def schedule(
     )
 
 
-@cli.command()
+@click.command()
 @_kfp_options
 @click.option("--from", "first", required=True, metavar="YYYY-MM-DD")
 @click.option("--to", "last", required=True, metavar="YYYY-MM-DD")
 def backfill(
     host,
     token,
+    verify_ssl,
     namespace,
     experiment,
     package,
@@ -257,10 +282,10 @@ def backfill(
     last,
 ) -> None:
     """Submit one run that covers every UTC day from --from to --to."""
-    from pipelines import client
+    from deep_storage_kfp.pipelines import client
 
-    days = DayRange.parse(first, last)
-    kfp = client.connect(host, token, namespace)
+    days = DayRange.parse(first, last, names=("--from", "--to"))
+    kfp = client.connect(host, token, namespace, verify_ssl)
     runs = client.backfill(
         kfp,
         _package(package),
@@ -273,8 +298,23 @@ def backfill(
     _show(runs, as_json, f"{len(runs)} runs created for {days}")
 
 
+KFP_COMMANDS = (compile_cmd, run_local, submit, schedule, backfill)
+
+
+def command() -> click.Group:
+    """`deep-storage`: the library's commands and the KFP ones, in one group built here."""
+    return click.Group(
+        name="deep-storage",
+        params=list(library_cli.params),
+        callback=library_cli.callback,
+        help=library_cli.help,
+        context_settings=library_cli.context_settings,
+        commands={**library_cli.commands, **{c.name: c for c in KFP_COMMANDS}},
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    return _main(argv)
+    return _main(argv, command())
 
 
 if __name__ == "__main__":

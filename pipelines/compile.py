@@ -8,8 +8,8 @@ from pathlib import Path
 
 from kfp import compiler
 
-import components
-from pipelines.deep_storage_pipeline import deep_storage_pipeline
+from deep_storage_kfp import components
+from deep_storage_kfp.pipelines.deep_storage_pipeline import deep_storage_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 COMPILED = REPO / "compiled"
@@ -27,9 +27,24 @@ def compile_all(out_dir: Path = COMPILED) -> list[Path]:
     for rel, func in _targets():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        compiler.Compiler().compile(func, str(path))
+        _compile(func, path)
         written.append(path)
     return written
+
+
+def _compile(func, path: Path) -> None:
+    """Caching off, in every spec: a cached bronze or gate would skip reading the source or
+    judging the lake. The pipeline sets it per task (the platform profile). A component compiled
+    on its own is wrapped by the SDK in a one-task pipeline whose task caches (KFP 2.17 ignores
+    `--disable-execution-caching-by-default` there): its one task is switched off here."""
+    compiler.Compiler().compile(func, str(path))
+    if func is deep_storage_pipeline:
+        return
+    text = path.read_text()
+    cached = "cachingOptions:\n          enableCache: true\n"
+    if text.count(cached) != 1:
+        raise RuntimeError(f"{path.name}: expected one cached task to switch off")
+    path.write_text(text.replace(cached, "cachingOptions: {}\n"))
 
 
 def _comparable(text: str) -> list[str]:

@@ -7,8 +7,8 @@ runs without retries; everything else is the same graph and the same components.
 
 from kfp import dsl
 
-from components import bronze_ingest, quality_gate, silver_transform
-from pipelines import platform
+from deep_storage_kfp.components import bronze_ingest, quality_gate, silver_transform
+from deep_storage_kfp.pipelines import platform
 
 PIPELINE_NAME = "deep-storage"
 DESCRIPTION = (
@@ -41,14 +41,18 @@ def build(local: bool = False):
             create_time=created,
             max_days=max_days,
         )
-        platform.apply(bronze.set_display_name("bronze ingest"), "bronze", **secrets)
+        platform.apply_platform_profile(
+            bronze.set_display_name("bronze ingest"), "bronze", **secrets
+        )
         silver = silver_transform(
             lake_uri=lake_uri,
             first_day=bronze.outputs["first_day"],
             last_day=bronze.outputs["last_day"],
             lookback_days=lookback_days,
         )
-        platform.apply(silver.set_display_name("silver transform"), "silver", **secrets)
+        platform.apply_platform_profile(
+            silver.set_display_name("silver transform"), "silver", **secrets
+        )
         gate = quality_gate(
             lake_uri=lake_uri,
             first_day=bronze.outputs["first_day"],
@@ -56,7 +60,7 @@ def build(local: bool = False):
             as_of=scheduled,
         )
         gate.after(silver)
-        platform.apply(gate.set_display_name("quality gate"), "quality", **secrets)
+        platform.apply_platform_profile(gate.set_display_name("quality gate"), "quality", **secrets)
 
     return deep_storage
 

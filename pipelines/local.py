@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deep_storage import defaults
 from deep_storage.errors import DeepStorageError
 
 
@@ -22,11 +23,15 @@ class LocalRun:
 
 
 def run(
-    first: dt.date, last: dt.date | None, lake: str, pipeline_root: Path, lookback_days: int = 7
+    first: dt.date,
+    last: dt.date | None,
+    lake: str,
+    pipeline_root: Path,
+    lookback_days: int = defaults.LOOKBACK_DAYS,
 ) -> LocalRun:
     from kfp import local
 
-    from pipelines.deep_storage_pipeline import build
+    from deep_storage_kfp.pipelines.deep_storage_pipeline import build
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     local.init(

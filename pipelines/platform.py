@@ -11,16 +11,9 @@ from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 
-from components._image import IMAGE_TAG
-
-DB_SECRET_KEYS = ("DJANGO_DB_HOST", "DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD")
-S3_SECRET_KEYS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_ENDPOINT",
-    "AWS_REGION",
-    "S3_BUCKET",
-)
+from deep_storage.config import DB_ENV as DB_SECRET_KEYS
+from deep_storage.config import STORE_ENV as S3_SECRET_KEYS
+from deep_storage_kfp.components._image import IMAGE_TAG
 
 
 @dataclass(frozen=True)
@@ -43,13 +36,15 @@ class StepSize:
         return f"local[{max(1, int(float(self.cpu_limit)))}]"
 
 
-# The sizing used on the cluster so far (source-schema.md).
+# The sizing used on the cluster so far (docs/source.md).
 SIZES = {
     "bronze": StepSize("1", "2", "2Gi", "4Gi", timeout_s=2 * 3600),
     "silver": StepSize("1", "2", "4Gi", "8Gi", timeout_s=2 * 3600),
     "quality": StepSize("1", "2", "4Gi", "8Gi", timeout_s=3600),
 }
 SETTINGS_CONFIG_MAP = "deep-storage-settings"
+# A gate that fails has judged the lake: a retry judges it again and fails again, 2 × backoff later.
+NOT_RETRIED = ("quality",)
 SECRETS_BY_STEP = {"bronze": ("db", "s3"), "silver": ("s3",), "quality": ("db", "s3")}
 
 
@@ -70,16 +65,30 @@ CLUSTER = Profile()
 LOCAL = Profile(retries=0)  # kfp.local honours retries with real backoff: none locally
 
 
-def apply(
-    task: dsl.PipelineTask, step: str, *, db_secret, s3_secret, profile: Profile = CLUSTER
+def apply_platform_profile(
+    task: dsl.PipelineTask,
+    step: str,
+    *,
+    db_secret: str = "django-db-credentials",
+    s3_secret: str = "contabo-s3-credentials",
+    profile: Profile = CLUSTER,
 ) -> dsl.PipelineTask:
+    """Everything a component's task needs on the cluster, for your own pipelines too: caching
+    off, requests and limits, the Spark driver's memory and master, retries (none for the
+    gate: it fails the same way every time), the analytics node pool and its toleration, the
+    image pull secret, labels, the timeout, the metrics ConfigMap and the secrets as env.
+
+    `step` is "bronze", "silver" or "quality" (the component's sizing and secrets); the secret
+    names are the cluster's. Returns the task, for chaining."""
+    if step not in SIZES:
+        raise ValueError(f"step {step!r} is not one of {', '.join(SIZES)}")
     size = SIZES[step]
     task.set_caching_options(False)
     task.set_cpu_request(size.cpu_request).set_cpu_limit(size.cpu_limit)
     task.set_memory_request(size.memory_request).set_memory_limit(size.memory_limit)
     task.set_env_variable("DEEP_STORAGE_DRIVER_MEMORY", size.driver_memory)
     task.set_env_variable("DEEP_STORAGE_SPARK_MASTER", size.spark_master)
-    if profile.retries:
+    if profile.retries and step not in NOT_RETRIED:
         task.set_retry(
             profile.retries,
             backoff_duration=profile.backoff,

@@ -8,9 +8,9 @@ import inspect
 import re
 from pathlib import Path
 
-import components
-from components._image import IMAGE
-from pipelines import platform
+from deep_storage_kfp import components
+from deep_storage_kfp.components._image import IMAGE
+from deep_storage_kfp.pipelines import platform
 
 STEP_OF = {"bronze_ingest": "bronze", "silver_transform": "silver", "quality_gate": "quality"}
 FOLDER = Path(components.__file__).resolve().parent

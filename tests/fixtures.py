@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 
 from deep_storage import schemas  # noqa: E402
 from deep_storage.config import SourceConfig, StoreConfig  # noqa: E402
-from deep_storage.local_services import PostgresServer, SeaweedS3Server  # noqa: E402
+from demo.local_services import PostgresServer, SeaweedS3Server  # noqa: E402
 
 # Every character that broke a shell-escaped secret before: ! $ ' " @ : /
 APP_PASSWORD = "s3cr!t$'\"@:/pw"
@@ -102,7 +102,7 @@ def pushgateway():
     """A real Prometheus Pushgateway on a loopback port; yields its URL."""
     import urllib.request
 
-    from deep_storage.local_services import free_port
+    from demo.local_services import free_port
 
     if not Path(PUSHGATEWAY).exists():
         pytest.fail(f"{PUSHGATEWAY} is missing: apt-get install prometheus-pushgateway")

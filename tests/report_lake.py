@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from deep_storage import silver, synthetic
+from deep_storage import silver
 from deep_storage.dates import DayRange
+from demo import synthetic
 from tests.events import COLUMNS
 from tests.lake_fixtures import write_bronze_day
 

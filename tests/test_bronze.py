@@ -282,7 +282,7 @@ def test_wrong_password_is_refused_without_echoing_it(service_env, lake, s3):
 
 
 def test_unreachable_database_is_named(service_env, lake, s3):
-    from deep_storage.local_services import free_port
+    from demo.local_services import free_port
 
     result = run_cli(
         "bronze", "--date", "2025-06-01", "--lake", lake, env={"DJANGO_DB_PORT": str(free_port())}
@@ -298,7 +298,7 @@ def test_missing_bucket_is_named(service_env, s3):
 
 
 def test_unreachable_object_storage_is_named(service_env, lake, s3):
-    from deep_storage.local_services import free_port
+    from demo.local_services import free_port
 
     result = run_cli(
         "bronze",

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from deep_storage import __version__
-from pipelines import compile as compiling
+from deep_storage_kfp.pipelines import compile as compiling
 from tests.fixtures import APP_PASSWORD
 
 pytestmark = pytest.mark.unit
@@ -108,7 +108,10 @@ def test_every_task_is_placed_sized_retried_and_uncached(spec):
     }
     for task, step in STEPS.items():
         assert tasks[task]["cachingOptions"] == {}, f"{task}: caching must be off"
-        assert tasks[task]["retryPolicy"]["maxRetryCount"] == 2
+        if step == "quality":  # a failed gate fails the same way again: not retried
+            assert "retryPolicy" not in tasks[task]
+        else:
+            assert tasks[task]["retryPolicy"]["maxRetryCount"] == 2
         ex = executors[f"exec-{task}"]
         assert ex["nodeSelector"]["labels"] == {"robson.io/pool": "analytics"}
         assert ex["tolerations"] == [
@@ -145,7 +148,44 @@ def test_each_component_has_its_own_compiled_spec():
     )
 
 
+def test_a_component_compiled_on_its_own_is_not_cached():
+    """Someone who runs or imports one spec of compiled/components/ must not get a cached,
+    skipped ingest or gate."""
+    for path in sorted((compiling.COMPILED / "components").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        tasks = spec["root"]["dag"]["tasks"]
+        assert all(t.get("cachingOptions", {}) == {} for t in tasks.values()), path.name
+        assert "enableCache: true" not in path.read_text()
+
+
+def _readme_block(marker: str) -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    after = text[text.index(marker) :]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_of_an_own_pipeline_gets_the_platform_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_readme_block("<!-- own-pipeline:"), "README.md", "exec", dont_inherit=True), {})
+    pipeline, platform = yaml.safe_load_all((tmp_path / "rebuild_silver.yaml").read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secrets = {
+        task: sorted(s["secretName"] for s in ex["secretAsEnv"]) for task, ex in executors.items()
+    }
+    assert secrets == {
+        "exec-silver-transform": ["contabo-s3-credentials"],
+        "exec-quality-gate": ["contabo-s3-credentials", "django-db-credentials"],
+    }
+    for ex in executors.values():
+        assert ex["nodeSelector"]["labels"] == {"robson.io/pool": "analytics"}
+        assert ex["tolerations"][0]["value"] == "analytics"
+        assert [s["secretName"] for s in ex["imagePullSecret"]] == ["ghcr-pull-secret"]
+    tasks = pipeline["root"]["dag"]["tasks"]
+    assert all(t["cachingOptions"] == {} for t in tasks.values())
+    assert tasks["silver-transform"]["retryPolicy"]["maxRetryCount"] == 2
+
+
 def test_component_readmes_are_current():
-    from pipelines import readmes
+    from deep_storage_kfp.pipelines import readmes
 
     assert readmes.stale() == [], "run `make readme` and commit"

@@ -143,7 +143,7 @@ def test_each_step_pushes_its_metrics_to_a_real_pushgateway(db, lake, pushgatewa
 
 
 def test_an_unreachable_pushgateway_is_a_warning_not_a_failure(db, lake):
-    from deep_storage.local_services import free_port
+    from demo.local_services import free_port
 
     insert(db, [event(at(D, 9))])
     url = f"http://127.0.0.1:{free_port()}"

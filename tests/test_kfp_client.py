@@ -15,7 +15,7 @@ import pytest
 from kfp import compiler, dsl
 
 from deep_storage.errors import InputError, PlatformError
-from pipelines import client as kfp_client
+from deep_storage_kfp.pipelines import client as kfp_client
 from tests.fake_kfp import API, FakeKfpServer
 
 pytestmark = pytest.mark.unit

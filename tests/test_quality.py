@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from deep_storage import bronze, silver, synthetic
+from deep_storage import bronze, silver
 from deep_storage.dates import DayRange
 from deep_storage.errors import QualityGateError
 from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
+from demo import synthetic
 from tests.events import event
 from tests.fixtures import run_cli
 from tests.lake_fixtures import bronze_rows, silver_row, write_bronze_day, write_silver_day
@@ -252,7 +253,8 @@ def test_a_fail_rule_exits_non_zero_with_one_reason(spark, lake):
     errors = [line for line in done.stderr.splitlines() if line.startswith("deep-storage: error")]
     assert errors == [
         f"deep-storage: error: quality gate failed for 2025-06-01: "
-        f"bronze_events.required_not_null (reports under {lake}/_quality/)"
+        f"bronze_events.required_not_null "
+        f"(report: {lake}/_quality/summary/date=2025-06-01/report.html)"
     ]
 
 

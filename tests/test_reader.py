@@ -9,11 +9,12 @@ import pyarrow.fs as pafs
 import pytest
 
 import deep_storage
-from deep_storage import bronze, silver, synthetic
+from deep_storage import bronze, silver
 from deep_storage import lake as lakes
 from deep_storage.dates import DayRange
 from deep_storage.errors import InputError
 from deep_storage.quality import validate
+from demo import synthetic
 from tests.fixtures import run_cli
 
 pytestmark = pytest.mark.integration

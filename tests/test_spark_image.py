@@ -26,7 +26,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from components._image import IMAGE_NAME
+from deep_storage_kfp.components._image import IMAGE_NAME
 
 pytestmark = pytest.mark.unit
 

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components._image import IMAGE_NAME
-from deep_storage import synthetic
+from deep_storage_kfp.components._image import IMAGE_NAME
+from demo import synthetic
 from tests.events import event, insert
 from tests.fixtures import run_cli
 

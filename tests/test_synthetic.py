@@ -10,9 +10,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 
-from deep_storage import synthetic
+from deep_storage import event_types
 from deep_storage.schemas import SOURCE_DDL
-from deep_storage.synthetic import COLUMNS, LIFECYCLES, generate
+from demo import synthetic
+from demo.synthetic import COLUMNS, LIFECYCLES, generate
 
 # Not a module-wide pytestmark: the one PostgreSQL test would then also be selected by `-m unit`.
 unit = pytest.mark.unit
@@ -203,7 +204,7 @@ def test_types_and_decimal_scales(day_rows):
             assert col(row, "exchange_order_id") and len(col(row, "request_payload_hash")) == 64
         else:
             assert col(row, "fill_price") is None and col(row, "slippage_pct") is None
-        if col(row, "event_type") in ("FAILED", *synthetic.BLOCK_TYPES):
+        if col(row, "event_type") in ("FAILED", *event_types.BLOCK_TYPES):
             assert col(row, "error_message")
     assert any(col(r, "retry_count") > 0 for r in day_rows)
 
@@ -256,7 +257,7 @@ def test_custom_symbols_and_clients():
 
 @pytest.mark.integration
 def test_copy_into_postgres_round_trip():
-    from deep_storage.local_services import PostgresServer
+    from demo.local_services import PostgresServer
 
     rows = list(generate(DAY, 2000, seed=11))
     with PostgresServer() as server, server.connect("postgres") as conn:

@@ -34,8 +34,10 @@ def test_range_is_inclusive_and_refuses_reversed_bounds():
         "2025-06-30",
         "2025-07-01",
     ]
-    with pytest.raises(InputError, match="before --date"):
-        DayRange.parse("2025-06-02", "2025-06-01")
+    with pytest.raises(InputError, match="--until 2025-06-01 is before --date 2025-06-02"):
+        DayRange.parse("2025-06-02", "2025-06-01", names=("--date", "--until"))
+    with pytest.raises(InputError, match="last_day 2025-06-01 is before first_day"):
+        DayRange.parse("2025-06-02", "2025-06-01", names=("first_day", "last_day"))
 
 
 def test_lake_uri_defaults_to_the_bucket_and_rejects_relative_paths():

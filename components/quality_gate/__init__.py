@@ -1,3 +1,3 @@
-from components.quality_gate.component import quality_gate
+from deep_storage_kfp.components.quality_gate.component import quality_gate
 
 __all__ = ["quality_gate"]

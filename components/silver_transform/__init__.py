@@ -1,3 +1,3 @@
-from components.silver_transform.component import silver_transform
+from deep_storage_kfp.components.silver_transform.component import silver_transform
 
 __all__ = ["silver_transform"]

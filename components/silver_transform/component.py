@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Metrics, Output
 
-from components._image import IMAGE
+from deep_storage_kfp.components._image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

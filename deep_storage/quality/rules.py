@@ -17,14 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from deep_storage.event_types import KNOWN_EVENT_TYPES, STATUSES
+
 FAIL = "fail"
 WARN = "warn"
 
-KNOWN_EVENT_TYPES = (
-    "STOP_TRIGGERED", "EXECUTION_SUBMITTED", "EXECUTED", "FAILED", "BLOCKED",
-    "STALE_PRICE", "KILL_SWITCH", "SLIPPAGE_BREACH", "CIRCUIT_BREAKER",
-)  # fmt: skip
-STATUSES = ("PENDING", "SUBMITTED", "EXECUTED", "FAILED", "BLOCKED")
 BRONZE_REQUIRED = (
     "event_id", "occurred_at", "operation_id", "client_id", "symbol", "event_type",
     "payload_json", "source", "retry_count",

@@ -11,13 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from deep_storage import config, lake, metrics, schemas, session, source, store, writer_lock
+from deep_storage import (
+    config,
+    defaults,
+    lake,
+    metrics,
+    schemas,
+    session,
+    source,
+    store,
+    writer_lock,
+)
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
@@ -34,7 +45,7 @@ BRONZE_TABLE = "bronze_events"
 SILVER_TABLE = "silver_stop_executions"
 BRONZE_SLA = dt.timedelta(hours=2)
 SILVER_SLA = dt.timedelta(hours=24)
-HISTORY_DAYS = 14
+HISTORY_DAYS = defaults.HISTORY_DAYS
 SILVER_NEWEST = "greatest(triggered_at, submitted_at, executed_at, failed_at)"
 # The columns the table rules read (freshness: the newest event), beside the row rules' flags.
 TABLE_RULE_COLUMNS = {
@@ -42,7 +53,7 @@ TABLE_RULE_COLUMNS = {
     SILVER_TABLE: ["triggered_at", "submitted_at", "executed_at", "failed_at"],
 }
 # How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
-# silver within 1 h of being written (source-schema.md's SLAs).
+# silver within 1 h of being written (docs/source.md).
 LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
 
 
@@ -55,6 +66,7 @@ class TableReport:
     quarantined: int
     notes: list[str] = field(default_factory=list)
     data_docs: str = ""  # GX's own Data Docs page
+    gx_result: object = field(default=None, repr=False)
     results_json: str = ""
     links: dict[str, str] = field(default_factory=dict)  # what the page links to: label -> URI
 
@@ -170,6 +182,13 @@ def report_uri(lake_uri: str, day: dt.date | str) -> str:
 
 
 def _write_report(fs: LakeFS, report: TableReport) -> None:
+    """The table's files, once every result is in (the lag is judged after the tables)."""
+    report.data_docs = gx_runner.render_html(
+        report.gx_result,
+        f"{report.table} {report.date}",
+        gate_outcome(report),
+        report_uri(fs.lake, report.date),
+    )
     folder = f"{fs.lake}/{QUALITY}/{report.table}/date={report.date}"
     fs.write_text(f"{folder}/results.json", report.results_json)
     fs.write_text(f"{folder}/data_docs.html", report.data_docs)
@@ -270,9 +289,7 @@ def _check(
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     results = [*results, *(more_results or [])]
     report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
-    report.data_docs = gx_runner.render_html(
-        gx_result, f"{table} {day}", gate_outcome(report), report_uri(fs.lake, day)
-    )
+    report.gx_result = gx_result
     report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
     folder = f"{fs.lake}/{QUALITY}/{table}/date={day.isoformat()}"
     report.links = {
@@ -281,7 +298,6 @@ def _check(
     }
     if quarantined:
         report.links["quarantined rows"] = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}/"
-    _write_report(fs, report)
     for r in report.failed + report.warned:
         log.warning(
             "%s %s: rule %s %s (%s): %s", table, day, r.name, r.outcome, r.level, r.observed
@@ -409,7 +425,7 @@ def run(
     store_config: StoreConfig | None = None,
     src: SourceConfig | None = None,
     as_of: dt.datetime | None = None,
-    volume_k: float = 3.0,
+    volume_k: float = defaults.VOLUME_K,
     tables: tuple[str, ...] = ("bronze", "silver"),
     run_id: str | None = None,
     raise_on_failure: bool = True,
@@ -433,10 +449,7 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     run_id = config.run_id(run_id)
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     if src is None:
-        try:
-            src = SourceConfig.from_env()
-        except InputError:
-            src = None
+        src = _source_from_env()
     store_config = store.checked(lake, store_config)
     fs = LakeFS(lake, store_config)
     report = ValidationReport(day.isoformat(), lake, run_id)
@@ -453,6 +466,8 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
             report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id, phases))
         with phases("freshness"):
             _measure_lag(fs, src, report, day, as_of)
+        for table_report in report.tables:
+            _write_report(fs, table_report)
         report.history = _history(fs, day)
         report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
@@ -477,6 +492,15 @@ def _history(fs: LakeFS, day: dt.date) -> dict[str, dict[str, dict]]:
                     statuses[status] = statuses.get(status, 0) + n
             out[name][d.isoformat()] = {"rows": m.rows, "statuses": statuses}
     return out
+
+
+def _source_from_env() -> SourceConfig | None:
+    """The source for the completeness and freshness checks: None only when no DJANGO_DB_*
+    variable is set at all (a gate run without the database, noted in the report). A partial
+    or invalid setting is an error: silently skipping the only completeness check is worse."""
+    if not any(os.environ.get(k) for k in config.DB_ENV):
+        return None
+    return SourceConfig.from_env()
 
 
 def _measure_lag(
@@ -513,10 +537,19 @@ def _measure_lag(
             )
 
 
+def gate_error(lake: str, reports: list[ValidationReport]) -> QualityGateError | None:
+    """The gate's verdict as an error, the same for the CLI, the component and the library:
+    the broken fail rules by day and where each day's page is. None when none broke."""
+    failed = [r for r in reports if r.failed]
+    if not failed:
+        return None
+    rules = "; ".join(f"{r.date}: {', '.join(r.failed)}" for r in failed)
+    pages = ", ".join(report_uri(lake, r.date) for r in failed)
+    return QualityGateError(f"quality gate failed for {rules} (report: {pages})")
+
+
 def _finish(report: ValidationReport, lake: str, day: dt.date, raise_on_failure: bool):
-    if report.failed and raise_on_failure:
-        raise QualityGateError(
-            f"quality gate failed for {day}: {', '.join(report.failed)} "
-            f"(report: {report_uri(lake, day)})"
-        )
+    error = gate_error(lake, [report])
+    if error and raise_on_failure:
+        raise error
     return report

@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from kfp.dsl import Metrics
 
-from components import bronze_ingest
 from deep_storage import lake as lakes
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
+from deep_storage_kfp.components import bronze_ingest
 from tests.events import event, insert
 from tests.lake_fixtures import recommit
 

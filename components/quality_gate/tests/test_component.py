@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from kfp.dsl import HTML, Markdown, Metrics
 
-from components import quality_gate
 from deep_storage.errors import QualityGateError
+from deep_storage_kfp.components import quality_gate
 from tests.events import event
 from tests.lake_fixtures import write_bronze_day
 

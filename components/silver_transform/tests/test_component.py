@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from kfp.dsl import Metrics
 
-from components import silver_transform
 from deep_storage import bronze
 from deep_storage.dates import DayRange
+from deep_storage_kfp.components import silver_transform
 from tests.events import event, insert
 
 pytestmark = pytest.mark.integration

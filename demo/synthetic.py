@@ -1,6 +1,6 @@
 """Synthetic `stop_events` rows for the demo, the tests and the benchmarks.
 
-The rows follow the lifecycles of source-schema.md, including the awkward parts the lake has to
+The rows follow the lifecycles of docs/source.md, including the awkward parts the lake has to
 survive (single FAILED rows, block reasons, unknown event types, NULL tokens, retries, executions
 that finish after midnight, operation ids reused by different clients), so a pipeline that passes
 on this data has met them all. Output is a pure function of (day, seed, parameters): a benchmark
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from deep_storage.event_types import EXECUTED, FAILED, SUBMITTED, TRIGGERED
 from deep_storage.schemas import SOURCE_COLUMNS
 
 # The column order of schemas.SOURCE_DDL; rows are positional so COPY needs no per-row dicts.
@@ -24,17 +25,6 @@ COLUMNS: tuple[str, ...] = SOURCE_COLUMNS
 
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDC", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
 
-TRIGGERED = "STOP_TRIGGERED"
-SUBMITTED = "EXECUTION_SUBMITTED"
-EXECUTED = "EXECUTED"
-FAILED = "FAILED"
-BLOCK_TYPES: tuple[str, ...] = (
-    "BLOCKED",
-    "STALE_PRICE",
-    "KILL_SWITCH",
-    "SLIPPAGE_BREACH",
-    "CIRCUIT_BREAKER",
-)
 # Not one of the known types on purpose: bronze must keep it and silver must not choke on it.
 UNKNOWN_TYPE = "PRICE_REFRESHED"
 

@@ -3,7 +3,7 @@
 A throwaway PostgreSQL (Debian's binaries) seeded with a realistic generated trading day,
 a local Parquet lake, the pipeline through kfp.local, and a short summary of what landed.
 
-    python -m pipelines.demo [--events N] [--lake-dir DIR]
+    python -m demo.run [--events N] [--lake-dir DIR]
 """
 
 from __future__ import annotations
@@ -77,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake-dir", type=Path, default=REPO / "demo_lake")
     args = parser.parse_args(argv)
 
-    from deep_storage import schemas, synthetic
+    from deep_storage import schemas
     from deep_storage.errors import DeepStorageError
-    from deep_storage.local_services import PostgresServer
-    from pipelines import local
+    from deep_storage_kfp.pipelines import local
+    from demo import synthetic
+    from demo.local_services import PostgresServer
 
     total = 5
     today = dt.datetime.now(dt.UTC).date()

@@ -1,0 +1,10 @@
+"""Every default a user can override, in one place: the CLI's options, the steps' adapter, the
+library and the KFP components' signatures. KFP needs literal defaults in a component's
+signature; tests/test_defaults.py checks that every literal there matches this module."""
+
+LOOKBACK_DAYS = 7  # how many days before the run's first an execution may have started
+SEAL_MARGIN_S = 300  # clock-skew margin before a day can seal, seconds
+VOLUME_K = 3.0  # warn when a day's rows fall outside mean ± k·stdev of the previous days
+MAX_DAYS = 14  # at most this many days per bronze run (catch-up); the next run continues
+READ_PARTITIONS = 2  # parallel range reads (and files) per bronze day
+HISTORY_DAYS = 14  # the days the gate compares a day against, and charts

@@ -1,0 +1,62 @@
+"""Defaults live in deep_storage/defaults.py. KFP needs literals in a component's and the
+pipeline's signature, and click shows its own: each literal must match the one source."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from deep_storage import defaults
+from deep_storage.cli import cli
+from deep_storage_kfp.components import bronze_ingest, quality_gate, silver_transform
+from deep_storage_kfp.pipelines import deep_storage_pipeline
+
+pytestmark = pytest.mark.unit
+
+SOURCE = {
+    "lookback_days": defaults.LOOKBACK_DAYS,
+    "seal_margin_s": defaults.SEAL_MARGIN_S,
+    "volume_k": defaults.VOLUME_K,
+    "max_days": defaults.MAX_DAYS,
+}
+
+
+def _signature_defaults(func) -> dict:
+    return {
+        name: p.default
+        for name, p in inspect.signature(func).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+@pytest.mark.parametrize(
+    "component", [bronze_ingest, silver_transform, quality_gate], ids=lambda c: c.name
+)
+def test_component_literals_match_the_defaults(component):
+    found = _signature_defaults(component.python_func)
+    shared = {k: v for k, v in found.items() if k in SOURCE}
+    assert shared, f"{component.name} takes none of the shared defaults"
+    assert shared == {k: SOURCE[k] for k in shared}
+
+
+def test_pipeline_literals_match_the_defaults():
+    spec = deep_storage_pipeline.deep_storage_pipeline.component_spec.inputs
+    found = {name: spec[name].default for name in spec if name in SOURCE}
+    assert found == {k: SOURCE[k] for k in found} and set(found) == {"lookback_days", "max_days"}
+
+
+def test_cli_options_use_the_defaults():
+    options = {
+        (command, p.name): p.default
+        for command, c in cli.commands.items()
+        for p in c.params
+        if p.name in {"seal_margin", "lookback_days", "volume_k", "max_days", "read_partitions"}
+    }
+    assert options == {
+        ("bronze", "seal_margin"): defaults.SEAL_MARGIN_S,
+        ("bronze", "read_partitions"): defaults.READ_PARTITIONS,
+        ("bronze", "max_days"): defaults.MAX_DAYS,
+        ("silver", "lookback_days"): defaults.LOOKBACK_DAYS,
+        ("validate", "volume_k"): defaults.VOLUME_K,
+    }
