@@ -164,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.2,
         help="events of each history day, as a fraction of --events",
     )
+    parser.add_argument(
+        "--standalone-workers",
+        type=int,
+        default=0,
+        help="also run silver and validate on a Spark standalone cluster of this many one-core "
+        "workers on loopback (0: skip), against the local-mode runs of the same day",
+    )
     parser.add_argument("--verbose", action="store_true", help="show each step's progress log")
     args = parser.parse_args(argv)
     global VERBOSE
@@ -250,6 +257,30 @@ def main(argv: list[str] | None = None) -> int:
             results["hourly_quiet"] = {k: round(v, 2) for k, v in quiet.items()}
             results["hourly_quiet"]["seconds"] = round(sum(quiet.values()), 2)
 
+        # (7) the same silver and gate with executors in other processes: a standalone cluster
+        # on this machine, against the local-mode runs above (same day, same bronze).
+        if args.standalone_workers:
+            from demo.local_services import SparkStandalone
+
+            cluster_lake = lake + "-cluster"
+            timed([CLI, "bronze", "--date", start, "--lake", cluster_lake], env)
+            with SparkStandalone(workers=args.standalone_workers, cores=1, memory="5g") as c:
+                cluster_env = {
+                    **env,
+                    "DEEP_STORAGE_SPARK_MASTER": c.url,
+                    "DEEP_STORAGE_SPARK_CONF": json.dumps({"spark.executor.memory": "4g"}),
+                }
+                standalone: dict = {"workers": args.standalone_workers}
+                for name in ("silver", "validate"):
+                    print(f"running standalone {name} ...", file=sys.stderr, flush=True)
+                    cmd = [CLI, name, "--date", start, "--lake", cluster_lake, "--json"]
+                    seconds, peak, phases = timed(cmd, cluster_env)
+                    # peak: the driver's process tree; the executors are the workers' children.
+                    standalone[name] = {"seconds": round(seconds, 2), "driver_peak_rss_mib": peak}
+                    if phases:
+                        standalone[name]["phases"] = phases
+            results["standalone"] = standalone
+
         # (4) the same day again, from a table that also holds `history_days` other days.
         if args.history_days:
             per_day = max(1, int(args.events * args.history_fraction))
@@ -302,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         results["ratios"]["hourly_quiet_vs_full_run"] = round(
             results["hourly_quiet"]["seconds"] / (b + s + v), 3
         )
+    if "standalone" in results:
+        for name in ("silver", "validate"):
+            results["ratios"][f"{name}_standalone_vs_local"] = round(
+                results["standalone"][name]["seconds"] / results[name]["seconds"], 3
+            )
     if "bronze_from_60_days" in results:
         results["ratios"]["bronze_60_days_vs_1_day"] = round(
             results["bronze_from_60_days"]["seconds"] / b, 3

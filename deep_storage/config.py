@@ -7,6 +7,7 @@ the environment, which beats the default. Secrets are `repr=False` and registere
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Mapping
@@ -201,6 +202,11 @@ class SparkSettings:
     shuffle_partitions: int = 8
     jars_dir: str | None = None
     local_dir: str | None = None
+    # Settings for a cluster manager (the platform profile's spark_k8s_conf, as JSON in
+    # DEEP_STORAGE_SPARK_CONF), applied after the project's own; and the address executors
+    # reach the driver at (the pod's IP, DEEP_STORAGE_DRIVER_HOST).
+    extra_conf: tuple[tuple[str, str], ...] = ()
+    driver_host: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSettings:
@@ -212,7 +218,19 @@ class SparkSettings:
             raise InputError(
                 f"DEEP_STORAGE_SHUFFLE_PARTITIONS {partitions_text!r} is not a whole number"
             ) from None
+        conf_text = _env(env, "DEEP_STORAGE_SPARK_CONF", "{}")
+        try:
+            extra = json.loads(conf_text)
+            if not isinstance(extra, dict):
+                raise ValueError
+        except ValueError:
+            raise InputError(
+                "DEEP_STORAGE_SPARK_CONF is not a JSON object of Spark settings: expected "
+                '{"spark.executor.instances": "4", ...}'
+            ) from None
         return cls(
+            extra_conf=tuple(sorted((str(k), str(v)) for k, v in extra.items())),
+            driver_host=_env(env, "DEEP_STORAGE_DRIVER_HOST"),
             master=_env(env, "DEEP_STORAGE_SPARK_MASTER", "local[*]"),
             driver_memory=_env(env, "DEEP_STORAGE_DRIVER_MEMORY", "2g"),
             shuffle_partitions=partitions,

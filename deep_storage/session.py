@@ -45,9 +45,11 @@ def _find_jars(settings: SparkSettings) -> list[str]:
     )
 
 
-def s3a_options(store: StoreConfig) -> dict[str, str]:
+def s3a_options(store: StoreConfig, executors_elsewhere: bool = False) -> dict[str, str]:
     """Hadoop settings for the S3A connector, path-style, with short retries so a dead endpoint
-    fails in seconds rather than minutes."""
+    fails in seconds rather than minutes. With executors in other processes (a cluster
+    manager), the magic committer: the staging committers keep each task's pending uploads on
+    a path the driver must read too, which pods on different nodes do not share."""
     options = {
         "fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
@@ -68,7 +70,8 @@ def s3a_options(store: StoreConfig) -> dict[str, str]:
         "mapreduce.outputcommitter.factory.scheme.s3a": (
             "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
         ),
-        "fs.s3a.committer.name": "directory",
+        "fs.s3a.committer.name": "magic" if executors_elsewhere else "directory",
+        "fs.s3a.committer.magic.enabled": "true",
         "fs.s3a.committer.staging.conflict-mode": "append",
         "fs.s3a.committer.abort.pending.uploads": "true",
         # Absolute, under the temp dir: its default (tmp/staging under the working directory)
@@ -91,6 +94,7 @@ def build(
     from pyspark.sql import SparkSession
 
     settings = settings or SparkSettings.from_env()
+    elsewhere = not settings.master.startswith("local")
     active = SparkSession.getActiveSession()
     if active is None:
         if settings.master.startswith("local"):
@@ -133,12 +137,19 @@ def build(
             builder = builder.config("spark.driver.host", "127.0.0.1").config(
                 "spark.driver.bindAddress", "127.0.0.1"
             )
+        elif settings.driver_host:
+            # Client mode on a cluster manager: executors in other pods call the driver back.
+            builder = builder.config("spark.driver.host", settings.driver_host).config(
+                "spark.driver.bindAddress", "0.0.0.0"
+            )
+        for key, value in settings.extra_conf:
+            builder = builder.config(key, value)
         if jars:
             builder = builder.config("spark.jars", ",".join(jars))
         if settings.local_dir:
             builder = builder.config("spark.local.dir", settings.local_dir)
         if store is not None:
-            for key, value in s3a_options(store).items():
+            for key, value in s3a_options(store, elsewhere).items():
                 # PySpark starts the JVM with every builder setting as `--conf k=v` in its
                 # argv, where `ps` in the pod shows it: the credentials go in after, below.
                 if key not in CREDENTIALS:
@@ -149,7 +160,7 @@ def build(
         # Through py4j into the driver's Hadoop configuration, which Spark ships to the
         # executors with each file scan: never on a command line.
         conf = active.sparkContext._jsc.hadoopConfiguration()
-        for key, value in s3a_options(store).items():
+        for key, value in s3a_options(store, elsewhere).items():
             conf.set(key, value)
     return active
 

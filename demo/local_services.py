@@ -325,3 +325,93 @@ class SeaweedS3Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class SparkStandalone:
+    """A Spark standalone cluster on loopback from the pinned pyspark's `spark-class` (its pip
+    package has no start-master.sh): a master and `workers` workers of `cores` cores each.
+    `url` is what DEEP_STORAGE_SPARK_MASTER takes; `state()` is the master's JSON view."""
+
+    def __init__(self, workers: int = 2, cores: int = 1, memory: str = "2g") -> None:
+        self.workers, self.cores, self.memory = workers, cores, memory
+        self.procs: list[subprocess.Popen] = []
+        self.root: Path | None = None
+        self.port = self.webui = 0
+
+    @property
+    def url(self) -> str:
+        return f"spark://127.0.0.1:{self.port}"
+
+    def state(self) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.webui}/json/", timeout=5) as r:
+            return json.loads(r.read())
+
+    def start(self, timeout_s: float = 90) -> SparkStandalone:
+        import pyspark
+
+        home = Path(pyspark.__file__).parent
+        self.root = Path(tempfile.mkdtemp(prefix="deep-storage-spark-"))
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(home),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOG_DIR": str(self.root),
+        }
+        self.port, self.webui = free_port(), free_port()
+
+        def launch(name: str, *args: str) -> None:
+            log = (self.root / f"{name}.log").open("w")
+            self.procs.append(
+                subprocess.Popen(
+                    [str(home / "bin" / "spark-class"), *args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+        launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+               "--port", str(self.port), "--webui-port", str(self.webui))  # fmt: skip
+        for i in range(self.workers):
+            work = self.root / f"worker-{i}"
+            work.mkdir()
+            launch(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                   "--cores", str(self.cores), "--memory", self.memory,
+                   "--webui-port", str(free_port()), "--work-dir", str(work), self.url)  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                alive = sum(w["state"] == "ALIVE" for w in self.state()["workers"])
+                if alive == self.workers:
+                    return self
+            except OSError:
+                pass
+            if any(p.poll() is not None for p in self.procs):
+                break
+            time.sleep(0.5)
+        logs = "".join((self.root / f).read_text()[-800:] for f in ("master.log",))
+        self.stop()
+        raise RuntimeError(f"the Spark standalone cluster did not come up:\n{logs}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs = []
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def __enter__(self) -> SparkStandalone:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

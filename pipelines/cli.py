@@ -265,6 +265,14 @@ def schedule(
 @_kfp_options
 @click.option("--from", "first", required=True, metavar="YYYY-MM-DD")
 @click.option("--to", "last", required=True, metavar="YYYY-MM-DD")
+@click.option(
+    "--executors",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Run silver and the gate with this many Spark executor pods on Kubernetes (client "
+    "mode, the same image); 0: local mode in the task pod, as the schedule runs.",
+)
 def backfill(
     host,
     token,
@@ -280,15 +288,31 @@ def backfill(
     as_json,
     first,
     last,
+    executors,
 ) -> None:
     """Submit one run that covers every UTC day from --from to --to."""
+    import tempfile
+
     from deep_storage_kfp.pipelines import client
 
     days = DayRange.parse(first, last, names=("--from", "--to"))
     kfp = client.connect(host, token, namespace, verify_ssl)
+    compiled = _package(package)
+    if executors:
+        if package is not None:
+            raise InputError("--executors compiles its own variant of the pipeline: drop --package")
+        from kfp import compiler
+
+        from deep_storage_kfp.pipelines.deep_storage_pipeline import build
+
+        compiled = Path(tempfile.mkdtemp()) / "deep_storage_executors.yaml"
+        compiler.Compiler().compile(
+            build(executors=executors, db_secret_name=db_secret, s3_secret_name=s3_secret),
+            str(compiled),
+        )
     runs = client.backfill(
         kfp,
-        _package(package),
+        compiled,
         days.first,
         days.last,
         _params(lake, lookback_days, db_secret, s3_secret),

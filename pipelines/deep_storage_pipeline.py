@@ -17,7 +17,16 @@ DESCRIPTION = (
 )
 
 
-def build(local: bool = False):
+def build(
+    local: bool = False,
+    executors: int = 0,
+    db_secret_name: str = "django-db-credentials",
+    s3_secret_name: str = "contabo-s3-credentials",
+):
+    """The pipeline; with `executors`, silver and the gate run Spark with that many executor
+    pods on Kubernetes (a backfill's variant: `deep-storage backfill --executors N`), whose
+    secrets are the named ones (the executors' env is fixed when this variant compiles)."""
+    named = {"db_secret": db_secret_name, "s3_secret": s3_secret_name}
     profile = platform.LOCAL if local else platform.CLUSTER
     scheduled = "" if local else dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
     created = "" if local else dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
@@ -53,6 +62,8 @@ def build(local: bool = False):
         platform.apply_platform_profile(
             silver.set_display_name("silver transform"), "silver", **secrets
         )
+        if executors:
+            platform.use_executors(silver, "silver", executors, **named)
         gate = quality_gate(
             lake_uri=lake_uri,
             first_day=bronze.outputs["first_day"],
@@ -61,6 +72,8 @@ def build(local: bool = False):
         )
         gate.after(silver)
         platform.apply_platform_profile(gate.set_display_name("quality gate"), "quality", **secrets)
+        if executors:
+            platform.use_executors(gate, "quality", executors, **named)
 
     return deep_storage
 

@@ -118,3 +118,162 @@ def apply_platform_profile(
         name, keys = secrets[which]
         kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env={k: k for k in keys})
     return task
+
+
+# --- Spark on Kubernetes: executors from the same image, for backfills ---------------------------
+
+K8S_MASTER = "k8s://https://kubernetes.default.svc"
+NAMESPACE = "analytics-jobs"
+SERVICE_ACCOUNT = "deep-storage-pipeline"
+EXECUTOR_TEMPLATE_CONFIG_MAP = "deep-storage-executor-template"
+EXECUTOR_TEMPLATE_DIR = "/etc/deep-storage"
+EXECUTOR_TEMPLATE_FILE = "executor-pod-template.yaml"
+# Fixed ports, so the NetworkPolicies can name them: executors call the driver's RPC port, and
+# driver and executors fetch shuffle blocks from each other's block manager.
+DRIVER_PORT = 7078
+BLOCK_MANAGER_PORT = 7079
+EXECUTOR_SIZE = StepSize("1", "1", "3Gi", "4Gi", timeout_s=0)
+EXECUTOR_STEPS = ("silver", "quality")  # bronze's default engine does not run on Spark
+
+
+def executor_pod_template(step: str, profile: Profile = CLUSTER) -> dict:
+    """The executor pods' template (spark.kubernetes.executor.podTemplateFile): the same node
+    pool, toleration, pull secret and labels as the task pods, and the executor's size."""
+    size = EXECUTOR_SIZE
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "labels": {
+                "app.kubernetes.io/name": "deep-storage",
+                "app.kubernetes.io/component": f"{step}-executor",
+                "app.kubernetes.io/version": IMAGE_TAG,
+            }
+        },
+        "spec": {
+            "nodeSelector": {profile.node_pool_key: profile.node_pool},
+            "tolerations": [
+                {
+                    "key": profile.taint_key,
+                    "operator": "Equal",
+                    "value": profile.taint_value,
+                    "effect": "NoSchedule",
+                }
+            ],
+            "imagePullSecrets": [{"name": profile.pull_secret}],
+            "containers": [
+                {
+                    "name": "spark-kubernetes-executor",
+                    "resources": {
+                        "requests": {"cpu": size.cpu_request, "memory": size.memory_request},
+                        "limits": {"cpu": size.cpu_limit, "memory": size.memory_limit},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def spark_k8s_conf(
+    step: str,
+    executors: int,
+    *,
+    db_secret: str = "django-db-credentials",
+    s3_secret: str = "contabo-s3-credentials",
+    namespace: str = NAMESPACE,
+    service_account: str = SERVICE_ACCOUNT,
+    profile: Profile = CLUSTER,
+) -> dict[str, str]:
+    """Spark settings for a step whose driver (the task pod, client mode) runs `executors`
+    executor pods from the same image. Secrets are referenced by name and key, never by value."""
+    from deep_storage_kfp.components._image import IMAGE
+
+    if step not in EXECUTOR_STEPS:
+        raise ValueError(f"step {step!r} does not run on executors: one of {EXECUTOR_STEPS}")
+    if executors < 1:
+        raise ValueError(f"executors must be >= 1, got {executors}")
+    size = EXECUTOR_SIZE
+    conf = {
+        "spark.master": K8S_MASTER,
+        "spark.submit.deployMode": "client",
+        "spark.kubernetes.namespace": namespace,
+        "spark.kubernetes.authenticate.driver.serviceAccountName": service_account,
+        "spark.kubernetes.container.image": IMAGE,
+        "spark.kubernetes.container.image.pullSecrets": profile.pull_secret,
+        "spark.kubernetes.executor.podTemplateFile": (
+            f"{EXECUTOR_TEMPLATE_DIR}/{EXECUTOR_TEMPLATE_FILE}"
+        ),
+        "spark.kubernetes.executor.podNamePrefix": f"deep-storage-{step}",
+        "spark.kubernetes.executor.label.app.kubernetes.io/component": f"{step}-executor",
+        "spark.kubernetes.executor.deleteOnTermination": "true",
+        "spark.executor.instances": str(executors),
+        "spark.executor.cores": size.cpu_limit,
+        "spark.executor.memory": size.driver_memory,
+        "spark.kubernetes.executor.request.cores": size.cpu_request,
+        "spark.kubernetes.executor.limit.cores": size.cpu_limit,
+        "spark.driver.port": str(DRIVER_PORT),
+        "spark.blockManager.port": str(BLOCK_MANAGER_PORT),
+        "spark.sql.shuffle.partitions": str(max(8, 4 * executors)),
+    }
+    secrets = {"db": (db_secret, DB_SECRET_KEYS), "s3": (s3_secret, S3_SECRET_KEYS)}
+    for which in SECRETS_BY_STEP[step]:
+        name, keys = secrets[which]
+        for key in keys:
+            conf[f"spark.kubernetes.executor.secretKeyRef.{key}"] = f"{name}:{key}"
+    return conf
+
+
+def executor_template_manifest(profile: Profile = CLUSTER) -> str:
+    """deploy/executor-pod-template.yaml: the executor pods' template as the ConfigMap a task
+    with executors mounts (written by `python -m deep_storage_kfp.pipelines.platform`;
+    tests/test_deploy.py checks the file is current)."""
+    import yaml
+
+    class _Literal(str):
+        pass
+
+    class dumper(yaml.SafeDumper):
+        pass
+
+    dumper.add_representer(
+        _Literal, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|")
+    )
+    template = yaml.safe_dump(executor_pod_template("spark", profile), sort_keys=True)
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": EXECUTOR_TEMPLATE_CONFIG_MAP,
+            "labels": {"app.kubernetes.io/name": "deep-storage"},
+        },
+        "data": {EXECUTOR_TEMPLATE_FILE: _Literal(template)},
+    }
+    return (
+        "# Generated from pipelines/platform.py by\n"
+        "# `python -m deep_storage_kfp.pipelines.platform`: the executor pods' template for\n"
+        "# Spark on Kubernetes, mounted by the tasks that run executors.\n"
+        + yaml.dump(config_map, Dumper=dumper, sort_keys=True)
+    )
+
+
+def use_executors(task: dsl.PipelineTask, step: str, executors: int, **secrets) -> None:
+    """Run the task's Spark with `executors` executor pods (Kubernetes, client mode): the
+    settings from spark_k8s_conf as one env variable, the driver's address from the pod's IP,
+    the executor template mounted from its ConfigMap."""
+    import json
+
+    conf = spark_k8s_conf(step, executors, **secrets)
+    task.set_env_variable("DEEP_STORAGE_SPARK_MASTER", conf["spark.master"])
+    task.set_env_variable("DEEP_STORAGE_SPARK_CONF", json.dumps(conf, sort_keys=True))
+    kubernetes.use_field_path_as_env(task, "DEEP_STORAGE_DRIVER_HOST", "status.podIP")
+    kubernetes.use_config_map_as_volume(
+        task, EXECUTOR_TEMPLATE_CONFIG_MAP, mount_path=EXECUTOR_TEMPLATE_DIR
+    )
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent.parent / "deploy" / EXECUTOR_TEMPLATE_FILE
+    target.write_text(executor_template_manifest())
+    print(f"wrote {target}")

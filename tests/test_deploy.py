@@ -144,6 +144,7 @@ def test_everything_lands_in_analytics_jobs():
         "Role",
         "RoleBinding",
         "NetworkPolicy",
+        "ConfigMap",
     }
 
 
@@ -173,9 +174,21 @@ def test_default_deny_for_ingress_and_egress():
     assert len(deny) == 1
 
 
-def test_nothing_may_connect_in():
+def test_only_spark_connects_in_between_the_projects_own_pods():
+    """Ingress is Spark's alone (a backfill's driver and executors): from this project's pods,
+    to the fixed driver and block-manager ports; nothing else connects in."""
+    ours = {"matchLabels": {"app.kubernetes.io/name": "deep-storage"}}
+    spark_ports = {("TCP", 7078), ("TCP", 7079)}
     for policy in _of_kind("NetworkPolicy"):
-        assert not policy["spec"].get("ingress"), policy["metadata"]["name"]
+        ingress = policy["spec"].get("ingress") or []
+        if policy["metadata"]["name"] != "deep-storage-allow-spark":
+            assert not ingress, policy["metadata"]["name"]
+            continue
+        assert [peer for rule in ingress for peer in rule["from"]] == [{"podSelector": ours}]
+        assert {p for rule in ingress for p in _ports(rule)} == spark_ports
+        egress = policy["spec"]["egress"]
+        assert [peer for rule in egress for peer in rule["to"]] == [{"podSelector": ours}]
+        assert {p for rule in egress for p in _ports(rule)} == spark_ports
 
 
 def test_every_egress_rule_names_its_destination_and_ports():
@@ -247,7 +260,7 @@ def test_api_server_is_reachable_for_kfp_and_argo():
 
 def test_no_other_port_is_opened():
     opened = {port for _, rule in _egress_rules() for _, port in _ports(rule)}
-    assert opened == {53, 5432, 443, 8887, 8888, 8080, 9000, 8333, 6443}
+    assert opened == {53, 5432, 443, 8887, 8888, 8080, 9000, 8333, 6443, 7078, 7079}
 
 
 # --- the account and its rights --------------------------------------------------------------
@@ -263,7 +276,7 @@ def test_service_account_pulls_with_the_secret_the_tasks_name():
     assert account.get("automountServiceAccountToken", True) is True
 
 
-def test_role_holds_only_kfp_and_argo_rights_on_named_objects():
+def test_role_holds_kfp_and_argo_rights_and_the_spark_drivers_on_executors():
     binding = _one("RoleBinding", ACCOUNT)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -287,7 +300,16 @@ def test_role_holds_only_kfp_and_argo_rights_on_named_objects():
         ("argoproj.io", "workflowtaskresults", "patch", ()),
         ("", "configmaps", "get", ("kfp-launcher",)),
         ("", "secrets", "get", ("mlpipeline-minio-artifact",)),
+        # a Spark driver on Kubernetes manages its executor pods, in this namespace only
+        *(
+            ("", resource, verb, ())
+            for resource in ("pods", "services", "configmaps")
+            for verb in ("create", "get", "list", "watch", "delete", "deletecollection")
+        ),
+        ("", "persistentvolumeclaims", "get", ()),
+        ("", "persistentvolumeclaims", "list", ()),
     }
+    assert not _of_kind("ClusterRole")
 
 
 def test_alert_rules_use_only_metrics_the_steps_push():
