@@ -42,7 +42,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # exact text (the driver's own binary-numeric decoding measured 2.4x slower than the server's).
 _SERVER_RENDERED = {
     f.name: f"{f.name}::text"
-    for f in schemas.BRONZE_EVENTS.fields
+    for f in schemas.BRONZE_EVENTS_SCHEMA.fields
     if f.name in ("event_id", "payload_json") or f.dataType.typeName() == "decimal"
 }
 
@@ -61,7 +61,7 @@ def query(table: str, lo: dt.datetime, hi: dt.datetime, extra: tuple[str, ...] =
     columns = ", ".join(
         [
             f"{_SERVER_RENDERED[f.name]} AS {f.name}" if f.name in _SERVER_RENDERED else f.name
-            for f in schemas.BRONZE_EVENTS.fields
+            for f in schemas.BRONZE_EVENTS_SCHEMA.fields
         ]
         # Columns beyond the contract (schema drift) follow it, as the server's text.
         + [f"{_quoted(c)}::text AS {_quoted(c)}" for c in extra]
@@ -106,7 +106,7 @@ def arrow_schema(extra: tuple[str, ...] = ()) -> pa.Schema:
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM starts
 
-    contract = to_arrow_schema(schemas.BRONZE_EVENTS)
+    contract = to_arrow_schema(schemas.BRONZE_EVENTS_SCHEMA)
     return pa.schema([*contract, *(pa.field(c, pa.string()) for c in extra)])
 
 

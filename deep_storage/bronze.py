@@ -26,10 +26,10 @@ from deep_storage import (
     defaults,
     lake,
     metrics,
+    object_store,
     schemas,
     session,
-    source,
-    store,
+    source_db,
     writer_lock,
 )
 from deep_storage.config import SourceConfig, StoreConfig
@@ -131,7 +131,7 @@ def conform(frame: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
     """The contract's columns, names, order and types (event_id lower-case canonical), then the
     source's `extra` columns as strings."""
     columns = []
-    for f in schemas.BRONZE_EVENTS.fields:
+    for f in schemas.BRONZE_EVENTS_SCHEMA.fields:
         col = F.col(f.name)
         if f.name == "event_id":
             col = F.lower(col.cast("string"))
@@ -144,8 +144,8 @@ def load(
     writer: lake.Writer,
     frame: DataFrame,
     day: dt.date,
-    check: source.SealCheck,
-    extra: list[source.SourceColumn] | None = None,
+    check: source_db.SealCheck,
+    extra: list[source_db.SourceColumn] | None = None,
 ) -> lake.Manifest:
     """Spark engine: write the day under new file names, check that every row read landed, then
     commit it (lake.py): readers see the previous version of the day until the commit swaps it."""
@@ -169,10 +169,10 @@ def load_arrow(
     writer: lake.Writer,
     src: SourceConfig,
     day: dt.date,
-    check: source.SealCheck,
+    check: source_db.SealCheck,
     parts: int,
     phases: metrics.Phases,
-    extra: list[source.SourceColumn] | None = None,
+    extra: list[source_db.SourceColumn] | None = None,
 ) -> lake.Manifest:
     """Arrow engine (arrow_read.py): binary COPY streamed into new Parquet files, their rows
     counted from the footers against the rows read, then the same commit."""
@@ -189,10 +189,10 @@ def load_arrow(
 def commit_day(
     writer: lake.Writer,
     day: dt.date,
-    check: source.SealCheck,
+    check: source_db.SealCheck,
     written: lake.Written,
     newest: dt.datetime | None,
-    extra: list[source.SourceColumn] | None = None,
+    extra: list[source_db.SourceColumn] | None = None,
 ) -> lake.Manifest:
     start, end = window(day)
     manifest = lake.Manifest(
@@ -228,7 +228,7 @@ def _unchanged(conn, src: SourceConfig, day: dt.date, old: lake.Manifest, check)
     this check gives (the log is append-only: same count and newest event, same rows)."""
     if old.sealed != check.sealed:
         return False
-    rows, newest = source.window_summary(conn, src, day)
+    rows, newest = source_db.window_summary(conn, src, day)
     return rows == old.rows and _iso(newest) == old.details.get("newest_event_at")
 
 
@@ -249,13 +249,13 @@ def plan_days(
     between the oldest ingested day and the horizon (the last requested day, else the source's
     today), gaps included, oldest first, at most `max_days`. On an empty lake, from the day of the
     source's oldest event within retention (the 90 days up to the horizon)."""
-    horizon = requested.last if requested is not None else source.server_now(conn).date()
+    horizon = requested.last if requested is not None else source_db.server_now(conn).date()
     ingested = lake.committed(fs, BRONZE_EVENTS)
     if ingested:
         first = min(ingested)
     else:
         retained = horizon - dt.timedelta(days=RETENTION_DAYS - 1)
-        first = source.oldest_event_day(conn, src, since=retained) or horizon
+        first = source_db.oldest_event_day(conn, src, since=retained) or horizon
     due = set()
     day = first
     while day <= horizon:
@@ -315,8 +315,8 @@ def _ingest(
             "(--read-path or DEEP_STORAGE_READ_PATH)"
         )
     run_id = config.run_id(run_id)
-    with source.connect(src) as conn:
-        extra = source.check_table(conn, src)
+    with source_db.connect(src) as conn:
+        extra = source_db.check_table(conn, src)
         for c in extra:
             log.warning(
                 "bronze: %s has a column beyond the contract, %s (%s): stored after the "
@@ -325,7 +325,7 @@ def _ingest(
                 c.name,
                 c.data_type,
             )
-        store_config = store.checked(lake_uri, store_config)
+        store_config = object_store.checked(lake_uri, store_config)
         fs = lake.LakeFS(lake_uri, store_config)
         with writer_lock.hold(
             lake_uri, "bronze", str(days or "catch-up"), run_id, store_config
@@ -359,7 +359,7 @@ def _ingest(
             before = lake.committed(fs, BRONZE_EVENTS, plan.days)
             for day in plan.days:
                 with phases("seal check"):
-                    check = source.seal_check(conn, src, day, seal_margin)
+                    check = source_db.seal_check(conn, src, day, seal_margin)
                 for stuck in check.stuck:
                     log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
                 old = before.get(day)
@@ -391,6 +391,6 @@ def _ingest(
             if kept:
                 writer.clean(kept)  # what a killed run left in a day it then did not rewrite
             result.measure_freshness(
-                source.newest_event(conn, src), lake.newest_event(fs, BRONZE_EVENTS)
+                source_db.newest_event(conn, src), lake.newest_event(fs, BRONZE_EVENTS)
             )
             return result

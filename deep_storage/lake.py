@@ -105,7 +105,7 @@ class LakeFS:
         self._store = store
         self._arrow = None
         if self.bucket is not None:
-            from deep_storage.store import s3_client
+            from deep_storage.object_store import s3_client
 
             self._store = store or StoreConfig.from_env()
             self._client = s3_client(self._store)
@@ -127,7 +127,7 @@ class LakeFS:
             if self._client is None:
                 self._arrow = (pafs.LocalFileSystem(), str(self._root))
             else:
-                from deep_storage.store import arrow_s3
+                from deep_storage.object_store import arrow_s3
 
                 root = f"{self.bucket}/{self._prefix}" if self._prefix else self.bucket
                 self._arrow = (arrow_s3(self._store), root)

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
 from deep_storage.event_types import PROGRESS_STATUS, SUBMITTED, TERMINAL_STATUS, TRIGGERED
-from deep_storage.schemas import SILVER_EXECUTIONS
+from deep_storage.schemas import SILVER_EXECUTIONS_SCHEMA
 
 __all__ = [
     "EXECUTION_NAMESPACE",
@@ -58,8 +58,8 @@ EXTRA_COLUMNS = StructType(
         StructField("_events", IntegerType(), True),
     ]
 )
-# What `executions` returns: SILVER_EXECUTIONS' columns in order, then `date` and the extras.
-OUTPUT_SCHEMA = StructType(SILVER_EXECUTIONS.fields + EXTRA_COLUMNS.fields)
+# What `executions` returns: SILVER_EXECUTIONS_SCHEMA' columns in order, then `date` and the extras.
+OUTPUT_SCHEMA = StructType(SILVER_EXECUTIONS_SCHEMA.fields + EXTRA_COLUMNS.fields)
 
 _KEY = "_execution_key"
 _RANK = "_rank"

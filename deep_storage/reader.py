@@ -155,7 +155,11 @@ def read(
 def _contract(spec: Table):
     from deep_storage import schemas
 
-    return schemas.BRONZE_EVENTS if spec.path == lakes.BRONZE_EVENTS else schemas.SILVER_EXECUTIONS
+    return (
+        schemas.BRONZE_EVENTS_SCHEMA
+        if spec.path == lakes.BRONZE_EVENTS
+        else schemas.SILVER_EXECUTIONS_SCHEMA
+    )
 
 
 def _schema(spec: Table):

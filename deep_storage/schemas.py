@@ -15,7 +15,7 @@ from pyspark.sql.types import (
 PRICE = DecimalType(20, 8)
 PCT = DecimalType(10, 4)
 
-BRONZE_EVENTS = StructType(
+BRONZE_EVENTS_SCHEMA = StructType(
     [
         StructField("event_id", StringType(), False),
         StructField("event_seq", LongType(), True),
@@ -40,7 +40,7 @@ BRONZE_EVENTS = StructType(
     ]
 )
 
-SILVER_EXECUTIONS = StructType(
+SILVER_EXECUTIONS_SCHEMA = StructType(
     [
         StructField("execution_id", StringType(), False),
         StructField("operation_id", LongType(), False),
@@ -66,7 +66,7 @@ SILVER_EXECUTIONS = StructType(
 )
 
 # The source's columns in table order (also bronze's column order).
-SOURCE_COLUMNS: tuple[str, ...] = tuple(BRONZE_EVENTS.fieldNames())
+SOURCE_COLUMNS: tuple[str, ...] = tuple(BRONZE_EVENTS_SCHEMA.fieldNames())
 
 # The source table as the Django app creates it (docs/source.md); the tests and the demo
 # create it from here, so the lake and its fixtures cannot drift apart.

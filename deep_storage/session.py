@@ -171,8 +171,8 @@ CREDENTIALS = ("fs.s3a.access.key", "fs.s3a.secret.key")
 def for_lake(
     app: str, lake: str, spark: SparkSession | None = None, store_config: StoreConfig | None = None
 ) -> SparkSession:
-    """The session a step uses on `lake` (whose store `store.checked` has vetted): the process's
-    session built, or the given one configured for that storage."""
+    """The session a step uses on `lake` (whose store `object_store.checked` has vetted): the
+    process's session built, or the given one configured for that storage."""
     if spark is None:
         return build(app, store_config, SparkSettings.from_env())
     return build(app, store_config) if store_config is not None else spark

@@ -32,10 +32,10 @@ from deep_storage import (
     defaults,
     lake,
     metrics,
+    object_store,
     projection,
     schemas,
     session,
-    store,
     writer_lock,
 )
 from deep_storage.config import StoreConfig
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [*schemas.SILVER_EXECUTIONS.fieldNames(), "date"]
+COLUMNS = [*schemas.SILVER_EXECUTIONS_SCHEMA.fieldNames(), "date"]
 NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
 
 
@@ -151,9 +151,9 @@ def project(
     phases = phases if phases is not None else metrics.Phases("silver")
     files = lake.file_uris(fs, p.bronze.values())
     events = (
-        spark.read.schema(schemas.BRONZE_EVENTS).parquet(*files)
+        spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
         if files
-        else spark.createDataFrame([], schemas.BRONZE_EVENTS)
+        else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
     )
     new = (
         events.transform(projection.executions)
@@ -179,7 +179,7 @@ def project(
     if other_days:
         with phases("rewrite touched partitions"):
             old = lake.read_committed(
-                spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, other_days
+                spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, other_days
             )
             # Partitions of other days holding an execution re-projected now: rewritten without it.
             touched = {
@@ -316,7 +316,7 @@ def run(
 
 def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverResult:
     run_id = config.run_id(run_id)
-    store_config = store.checked(lake_uri, store_config)
+    store_config = object_store.checked(lake_uri, store_config)
     fs = lake.LakeFS(lake_uri, store_config)
     with writer_lock.hold(lake_uri, "silver", str(days), run_id, store_config) as lease:
         resumed = None
@@ -400,4 +400,6 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
 def read_committed(spark: SparkSession, lake_uri: str, dates: list[dt.date], store_config=None):
     """Silver rows of the committed days `dates`, with client_id and date columns."""
     fs = lake.LakeFS(lake_uri, store_config)
-    return lake.read_committed(spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, dates)
+    return lake.read_committed(
+        spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, dates
+    )

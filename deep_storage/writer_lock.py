@@ -244,7 +244,7 @@ def _busy(holder: Holder, waited: float) -> LakeBusyError:
 def _acquire_s3(lake, store, me: Holder, wait: float, ttl: float) -> _S3Lease:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from deep_storage.store import s3_client
+    from deep_storage.object_store import s3_client
 
     client = s3_client(store)
     bucket = lake_bucket(lake)

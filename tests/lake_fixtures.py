@@ -24,7 +24,7 @@ def write_bronze_day(
 ):
     fs = LakeFS(lake)
     frame = spark.createDataFrame(
-        [tuple(r[c] for c in COLUMNS) for r in rows], _relaxed(schemas.BRONZE_EVENTS)
+        [tuple(r[c] for c in COLUMNS) for r in rows], _relaxed(schemas.BRONZE_EVENTS_SCHEMA)
     )
     with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
         writer = lakes.Writer(fs, BRONZE_EVENTS, lease, "crafted")
@@ -50,7 +50,7 @@ def write_bronze_day(
         )
 
 
-SILVER_COLUMNS = schemas.SILVER_EXECUTIONS.fieldNames()
+SILVER_COLUMNS = schemas.SILVER_EXECUTIONS_SCHEMA.fieldNames()
 
 
 def silver_row(**kw) -> dict:
@@ -74,7 +74,8 @@ def silver_row(**kw) -> dict:
 def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
     fs = LakeFS(lake)
     frame = spark.createDataFrame(
-        [tuple(r[c] for c in SILVER_COLUMNS) for r in rows], _relaxed(schemas.SILVER_EXECUTIONS)
+        [tuple(r[c] for c in SILVER_COLUMNS) for r in rows],
+        _relaxed(schemas.SILVER_EXECUTIONS_SCHEMA),
     ).withColumn("date", F.lit(day))
     with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
         writer = lakes.Writer(fs, SILVER_EXECUTIONS, lease, "crafted")
@@ -111,7 +112,9 @@ def recommit(lake: str, table: str, day: dt.date, **changes) -> None:
 
 def bronze_rows(spark, lake: str, days: list[dt.date]) -> list:
     """What a manifest-honouring reader sees of bronze `days`, ordered."""
-    frame = lakes.read_committed(spark, LakeFS(lake), BRONZE_EVENTS, schemas.BRONZE_EVENTS, days)
+    frame = lakes.read_committed(
+        spark, LakeFS(lake), BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, days
+    )
     return frame.orderBy("occurred_at", "event_id").collect()
 
 
@@ -119,7 +122,9 @@ def silver_snapshot(spark, lake: str) -> dict[str, list[tuple]]:
     """Every committed silver partition -> its rows as sorted tuples (file names ignored)."""
     fs = LakeFS(lake)
     out: dict[str, list[tuple]] = {}
-    frame = lakes.read_committed(spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, None)
+    frame = lakes.read_committed(
+        spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, None
+    )
     for r in frame.collect():
         key = f"client_id={r.client_id}/date={r.date.isoformat()}"
         out.setdefault(key, []).append(tuple(r)[:-1])

@@ -107,7 +107,7 @@ def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, 
     assert m.files[0].startswith("date=2025-06-01/part-")
     body = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     schema = pq.read_schema(io.BytesIO(body))
-    assert [f.name for f in schema] == list(bronze.schemas.BRONZE_EVENTS.fieldNames())
+    assert [f.name for f in schema] == list(bronze.schemas.BRONZE_EVENTS_SCHEMA.fieldNames())
     assert str(schema.field("occurred_at").type) == "timestamp[us, tz=UTC]"
     assert str(schema.field("fill_price").type) == "decimal128(20, 8)"
     assert str(schema.field("slippage_pct").type) == "decimal128(10, 4)"

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from deep_storage import bronze, silver, source, steps
+from deep_storage import bronze, silver, source_db, steps
 from deep_storage import lake as lakes
 from deep_storage.dates import DayRange
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
@@ -296,7 +296,7 @@ def test_a_prepared_transaction_left_open_is_named_with_its_age(pg, db, spark, l
         insert(writer, [event(at(day, 6))])
         writer.execute(f"PREPARE TRANSACTION '{gid}'")
     try:
-        monkeypatch.setattr(source, "STUCK_AFTER", dt.timedelta(0))  # an hour is too long here
+        monkeypatch.setattr(source_db, "STUCK_AFTER", dt.timedelta(0))  # an hour is too long here
         result = bronze.run(DayRange(day, day), lake, spark=spark)
         (got,) = result.days
         assert got.sealed is False and got.rows == 1

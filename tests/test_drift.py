@@ -54,7 +54,9 @@ def test_a_new_nullable_column_flows_into_bronze_and_the_gate_warns(
     assert m2.details["extra_columns"] == [{"name": "venue", "source_type": "character varying"}]
     afs, root = fs.arrow()
     names = pq.read_schema(f"{root}/bronze/events/{m2.files[0]}", filesystem=afs).names
-    assert names == [*schemas.BRONZE_EVENTS.fieldNames(), "venue"], "appended after the contract"
+    assert names == [*schemas.BRONZE_EVENTS_SCHEMA.fieldNames(), "venue"], (
+        "appended after the contract"
+    )
 
     frame = deep_storage.read("bronze", D1, D2, lake=lake).sort_values("occurred_at")
     venues = [v if isinstance(v, str) else None for v in frame["venue"]]
@@ -67,7 +69,7 @@ def test_a_new_nullable_column_flows_into_bronze_and_the_gate_warns(
     silver.run(DayRange(D2, D2), lake, spark=spark)
     executions = deep_storage.read("silver", D2, lake=lake)
     assert "venue" not in executions.columns
-    assert set(schemas.SILVER_EXECUTIONS.fieldNames()) <= set(executions.columns)
+    assert set(schemas.SILVER_EXECUTIONS_SCHEMA.fieldNames()) <= set(executions.columns)
 
 
 @pytest.mark.parametrize(

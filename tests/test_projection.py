@@ -23,7 +23,7 @@ except ImportError:
     from pyspark.testing.utils import assertDataFrameEqual
 
 from deep_storage.projection import execution_id, executions, with_execution_key
-from deep_storage.schemas import BRONZE_EVENTS, SILVER_EXECUTIONS
+from deep_storage.schemas import BRONZE_EVENTS_SCHEMA, SILVER_EXECUTIONS_SCHEMA
 from tests.events import event, utc
 
 pytestmark = pytest.mark.unit
@@ -67,13 +67,13 @@ def ev(when: float | dt.datetime, event_type: str, token: str | None = TOKEN, **
 
 def bronze(spark, rows: list[dict]):
     return spark.createDataFrame(
-        [tuple(r[f.name] for f in BRONZE_EVENTS) for r in rows], BRONZE_EVENTS
+        [tuple(r[f.name] for f in BRONZE_EVENTS_SCHEMA) for r in rows], BRONZE_EVENTS_SCHEMA
     )
 
 
 def schema(*names: str) -> StructType:
     """The output columns `names`, with their contract types."""
-    fields = {f.name: f for f in SILVER_EXECUTIONS.fields}
+    fields = {f.name: f for f in SILVER_EXECUTIONS_SCHEMA.fields}
     fields["date"] = StructField("date", DateType())
     fields["_events"] = StructField("_events", IntegerType())
     return StructType([fields[n] for n in names])
@@ -408,8 +408,8 @@ def test_an_execution_spanning_midnight_is_one_row_on_its_first_day(spark):
     extras = StructType(
         [
             *schema("execution_token", "status", "date").fields,
-            StructField("_first_event_at", SILVER_EXECUTIONS["triggered_at"].dataType),
-            StructField("_last_event_at", SILVER_EXECUTIONS["triggered_at"].dataType),
+            StructField("_first_event_at", SILVER_EXECUTIONS_SCHEMA["triggered_at"].dataType),
+            StructField("_last_event_at", SILVER_EXECUTIONS_SCHEMA["triggered_at"].dataType),
             StructField("_events", IntegerType()),
         ]
     )
@@ -442,10 +442,10 @@ def test_execution_id_is_uuid5_and_equals_the_python_function(spark):
     ]
     expected_schema = StructType(
         [
-            SILVER_EXECUTIONS["client_id"],
-            SILVER_EXECUTIONS["operation_id"],
+            SILVER_EXECUTIONS_SCHEMA["client_id"],
+            SILVER_EXECUTIONS_SCHEMA["operation_id"],
             StructField("_execution_key", StringType()),
-            SILVER_EXECUTIONS["execution_id"],
+            SILVER_EXECUTIONS_SCHEMA["execution_id"],
         ]
     )
     assertDataFrameEqual(actual, spark.createDataFrame(expected, expected_schema))
@@ -469,8 +469,11 @@ def test_output_columns_are_silver_executions_then_date_and_extras(spark):
         "*", "current_timestamp() AS _ingested_at", "to_date(occurred_at) AS date"
     )
     actual = [(f.name, f.dataType) for f in executions(events).schema]
-    expected = [(f.name, f.dataType) for f in SILVER_EXECUTIONS]
-    expected += [("date", DateType()), ("_first_event_at", SILVER_EXECUTIONS["failed_at"].dataType)]
-    expected += [("_last_event_at", SILVER_EXECUTIONS["failed_at"].dataType)]
+    expected = [(f.name, f.dataType) for f in SILVER_EXECUTIONS_SCHEMA]
+    expected += [
+        ("date", DateType()),
+        ("_first_event_at", SILVER_EXECUTIONS_SCHEMA["failed_at"].dataType),
+    ]
+    expected += [("_last_event_at", SILVER_EXECUTIONS_SCHEMA["failed_at"].dataType)]
     expected += [("_events", IntegerType())]
     assert actual == expected

@@ -243,8 +243,8 @@ def lake_rows(spark, lake: str, day: dt.date) -> dict[str, list[tuple]]:
 
     fs = lakes.LakeFS(lake)
     tables = {
-        "bronze": (lakes.BRONZE_EVENTS, schemas.BRONZE_EVENTS),
-        "silver": (lakes.SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS),
+        "bronze": (lakes.BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA),
+        "silver": (lakes.SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA),
     }
     rows = {}
     for name, (table, schema) in tables.items():

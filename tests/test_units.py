@@ -9,7 +9,7 @@ import pytest
 from deep_storage.config import SourceConfig, StoreConfig, redact, resolve_lake
 from deep_storage.dates import DayRange, parse_day, window
 from deep_storage.errors import InputError
-from deep_storage.source import Writer, decide_seal
+from deep_storage.source_db import Writer, decide_seal
 
 pytestmark = pytest.mark.unit
 
@@ -159,9 +159,9 @@ def test_a_source_column_fits_the_contract_only_when_every_value_does(
     column, udt, precision, scale, fits
 ):
     from deep_storage import schemas
-    from deep_storage.source import SourceColumn, _fits
+    from deep_storage.source_db import SourceColumn, _fits
 
-    contract = schemas.BRONZE_EVENTS[column]
+    contract = schemas.BRONZE_EVENTS_SCHEMA[column]
     assert _fits(SourceColumn(column, udt, udt, precision, scale), contract)[0] is fits
 
 

@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deep_storage.quality.helpers import evidence_column
+from deep_storage.quality.rule_columns import evidence_column
 from deep_storage.quality.rules import FAIL, RowRule, TableRule
 
 if TYPE_CHECKING:
@@ -87,9 +87,9 @@ def _rule_expectations(row_rules, table_rules):
 
     out = []
     for rule in row_rules:
-        # The rule's evidence column (helpers.with_evidence) is NULL for a good row and holds the
-        # offending values otherwise: GX samples those values, and bundles every rule's count
-        # into one aggregation over the cached frame instead of a Spark job per rule.
+        # The rule's evidence column (rule_columns.with_evidence) is NULL for a good row and
+        # holds the offending values otherwise: GX samples those values, and bundles every
+        # rule's count into one aggregation over the cached frame, not a Spark job per rule.
         out.append(
             gxe.ExpectColumnValuesToBeNull(
                 column=evidence_column(rule),

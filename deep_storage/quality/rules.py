@@ -9,7 +9,7 @@ types, a token shared across tenants) is `warn`: the log is the truth. Row rules
 Spark SQL expression that is TRUE for a good row; the same text drives the Great Expectations
 check (an UnexpectedRowsExpectation) and the quarantine, so the report and the quarantined rows
 can never disagree. Table rules are a query over `{batch}` that returns a row when the rule
-breaks. Columns starting with `_` are helpers the validator adds (helpers.py).
+breaks. Columns starting with `_` are helpers the validator adds (rule_columns.py).
 """
 
 from __future__ import annotations

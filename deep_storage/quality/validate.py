@@ -23,17 +23,17 @@ from deep_storage import (
     defaults,
     lake,
     metrics,
+    object_store,
     schemas,
     session,
-    source,
-    store,
+    source_db,
     writer_lock,
 )
 from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
 from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, SILVER_EXECUTIONS, LakeFS
-from deep_storage.quality import gx_runner, helpers, report_page, rules
+from deep_storage.quality import gx_runner, report_page, rule_columns, rules
 from deep_storage.quality.gx_runner import RuleResult
 
 if TYPE_CHECKING:
@@ -215,8 +215,8 @@ def _quarantine(
     bad = (
         # Filter on the flags first (generated code), then name the reasons of the few rows
         # left: the array of reasons is interpreted per row (35 s over 5M rows when it came first).
-        frame.where(~F.expr(" AND ".join(helpers.ok_column(r) for r in row_rules)))
-        .withColumn("_reasons", helpers.reasons(row_rules))
+        frame.where(~F.expr(" AND ".join(rule_columns.ok_column(r) for r in row_rules)))
+        .withColumn("_reasons", rule_columns.reasons(row_rules))
         .drop(*drop)
         .withColumn("_run_id", F.lit(run_id))
         .withColumn("_quarantined_at", F.current_timestamp())
@@ -240,8 +240,8 @@ def _freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> b
 def _source_count(src: SourceConfig | None, day: dt.date) -> int | None:
     if src is None:
         return None
-    with source.connect(src) as conn:
-        return source.window_summary(conn, src, day)[0]
+    with source_db.connect(src) as conn:
+        return source_db.window_summary(conn, src, day)[0]
 
 
 def _check(
@@ -261,20 +261,20 @@ def _check(
     more_results: list[RuleResult] | None = None,
 ) -> TableReport:
     started = time.monotonic()
-    augmented = frame.transform(lambda f: helpers.with_rule_flags(f, row_rules)).transform(
-        lambda f: helpers.with_evidence(f, row_rules, rules.ROW_ID[table])
+    augmented = frame.transform(lambda f: rule_columns.with_rule_flags(f, row_rules)).transform(
+        lambda f: rule_columns.with_evidence(f, row_rules, rules.ROW_ID[table])
     )
     extras = [
         *extras,
-        *(helpers.ok_column(r) for r in row_rules),
-        *(helpers.evidence_column(r) for r in row_rules),
+        *(rule_columns.ok_column(r) for r in row_rules),
+        *(rule_columns.evidence_column(r) for r in row_rules),
     ]
     # The rules are judged on a narrow cached frame: their evidence columns (NULL for a good
     # row) and the columns the table rules read. The day itself is never cached whole; the
     # contract's columns and types are judged on its schema, and the quarantine reads it again
     # only when a row rule broke.
     flags = augmented.select(
-        *(helpers.evidence_column(r) for r in row_rules), *table_rule_columns
+        *(rule_columns.evidence_column(r) for r in row_rules), *table_rule_columns
     ).cache()
     with phases(f"{table}: great expectations"):
         gx_result, results = gx_runner.validate(
@@ -335,9 +335,9 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
         )
     files = lake.file_uris(fs, [manifest])
     frame = (
-        spark.read.schema(schemas.BRONZE_EVENTS).parquet(*files)
+        spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
         if files
-        else spark.createDataFrame([], schemas.BRONZE_EVENTS)
+        else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
     )
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
@@ -358,7 +358,7 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
     history = [manifests[d].rows for d in earlier if d in manifests]
     table_rules += _history_rules(day, history, volume_k, as_of, "occurred_at", BRONZE_SLA, notes)
     with phases(f"{BRONZE_TABLE}: read and helpers"):
-        frame = frame.transform(helpers.bronze_helpers)
+        frame = frame.transform(rule_columns.bronze_helpers)
     # Schema drift at the source: kept in bronze after the contract's columns, warned here.
     drift = RuleResult(
         "source_columns_known",
@@ -373,8 +373,8 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
         manifest.rows,
         BRONZE_TABLE,
         day,
-        schemas.BRONZE_EVENTS,
-        helpers.BRONZE_HELPERS,
+        schemas.BRONZE_EVENTS_SCHEMA,
+        rule_columns.BRONZE_HELPERS,
         rules.BRONZE_ROW_RULES,
         table_rules,
         fs,
@@ -389,7 +389,7 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
 
 def _silver_report(spark, fs, day, as_of, volume_k, run_id, phases) -> TableReport:
     frame = lake.read_committed(
-        spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS, [day]
+        spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, [day]
     ).drop("date")
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
@@ -399,14 +399,14 @@ def _silver_report(spark, fs, day, as_of, volume_k, run_id, phases) -> TableRepo
     history = [counts[d] for d in earlier if d in counts]
     table_rules += _history_rules(day, history, volume_k, as_of, SILVER_NEWEST, SILVER_SLA, notes)
     with phases(f"{SILVER_TABLE}: read and helpers"):
-        frame = frame.transform(helpers.silver_helpers)
+        frame = frame.transform(rule_columns.silver_helpers)
     return _check(
         frame,
         silver_rows,
         SILVER_TABLE,
         day,
-        schemas.SILVER_EXECUTIONS,
-        helpers.SILVER_HELPERS,
+        schemas.SILVER_EXECUTIONS_SCHEMA,
+        rule_columns.SILVER_HELPERS,
         rules.SILVER_ROW_RULES,
         table_rules,
         fs,
@@ -450,7 +450,7 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     if src is None:
         src = _source_from_env()
-    store_config = store.checked(lake, store_config)
+    store_config = object_store.checked(lake, store_config)
     fs = LakeFS(lake, store_config)
     report = ValidationReport(day.isoformat(), lake, run_id)
     # The gate reads committed files while it runs: no writer may supersede (delete) them.
@@ -510,8 +510,8 @@ def _measure_lag(
     backfill of an old day) a lag past the table's SLA is a warn-level result."""
     if src is None:
         return
-    with source.connect(src) as conn:
-        newest = source.newest_event(conn, src)
+    with source_db.connect(src) as conn:
+        newest = source_db.newest_event(conn, src)
     if newest is None:
         return
     tables = {t.table: t for t in report.tables}

@@ -14,7 +14,7 @@ import psycopg
 from deep_storage.config import SourceConfig, redact
 from deep_storage.dates import window
 from deep_storage.errors import SourceError
-from deep_storage.schemas import BRONZE_EVENTS, SOURCE_COLUMNS
+from deep_storage.schemas import BRONZE_EVENTS_SCHEMA, SOURCE_COLUMNS
 
 REQUIRED_COLUMNS = SOURCE_COLUMNS
 
@@ -125,7 +125,7 @@ def check_table(conn: psycopg.Connection, source: SourceConfig) -> list[SourceCo
             f"{source.where}: table {source.table} lacks columns {', '.join(missing)}: bronze "
             "stops and writes nothing; restore them, or change the contract (docs/lake-contract.md)"
         )
-    for wanted in BRONZE_EVENTS.fields:
+    for wanted in BRONZE_EVENTS_SCHEMA.fields:
         ok, accepted = _fits(by_name[wanted.name], wanted)
         if not ok:
             raise SourceError(
