@@ -206,6 +206,9 @@ def validate(date, until, lake, tables, as_of, volume_k, as_json) -> None:
         names=FLAGS,
     )
     report = checked.metrics
+    one_day = len(checked.reports) == 1  # names as `table.rule`; over several days, `D:table.rule`
+    failed = checked.reports[0].failed if one_day else checked.failed
+    warned = checked.reports[0].warned if one_day else checked.warned
     if as_json:
         phases: dict[str, float] = {}
         for r in checked.reports:
@@ -213,7 +216,7 @@ def validate(date, until, lake, tables, as_of, volume_k, as_json) -> None:
                 phases[k] = phases.get(k, 0) + v
         click.echo(
             json.dumps(
-                {**report, "failed": checked.failed, "warned": checked.warned, "phases": phases},
+                {**report, "failed": failed, "warned": warned, "phases": phases},
                 indent=2,
             )
         )

@@ -193,6 +193,15 @@ def lake_bucket(lake: str) -> str | None:
     return parts.netloc if parts.scheme == "s3a" else None
 
 
+def _conf_value(value) -> str:
+    """A Spark setting from JSON: true/false as Spark spells them, never Python's True."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        raise InputError("DEEP_STORAGE_SPARK_CONF has a null value: give every setting a value")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class SparkSettings:
     """How the one SparkSession is sized. The platform profile sets these from the pod's limits."""
@@ -207,6 +216,7 @@ class SparkSettings:
     # reach the driver at (the pod's IP, DEEP_STORAGE_DRIVER_HOST).
     extra_conf: tuple[tuple[str, str], ...] = ()
     driver_host: str | None = None
+    driver_pod: str | None = None  # on Kubernetes: the task pod, owner of the executor pods
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSettings:
@@ -229,8 +239,9 @@ class SparkSettings:
                 '{"spark.executor.instances": "4", ...}'
             ) from None
         return cls(
-            extra_conf=tuple(sorted((str(k), str(v)) for k, v in extra.items())),
+            extra_conf=tuple(sorted((str(k), _conf_value(v)) for k, v in extra.items())),
             driver_host=_env(env, "DEEP_STORAGE_DRIVER_HOST"),
+            driver_pod=_env(env, "DEEP_STORAGE_DRIVER_POD"),
             master=_env(env, "DEEP_STORAGE_SPARK_MASTER", "local[*]"),
             driver_memory=_env(env, "DEEP_STORAGE_DRIVER_MEMORY", "2g"),
             shuffle_partitions=partitions,

@@ -94,8 +94,10 @@ def build(
     from pyspark.sql import SparkSession
 
     settings = settings or SparkSettings.from_env()
-    elsewhere = not settings.master.startswith("local")
     active = SparkSession.getActiveSession()
+    # Where the executors are is the running session's fact once there is one.
+    master = active.sparkContext.master if active is not None else settings.master
+    elsewhere = not master.startswith("local")
     if active is None:
         if settings.master.startswith("local"):
             # The host name resolves to a non-loopback address on these machines and in pods.
@@ -142,6 +144,8 @@ def build(
             builder = builder.config("spark.driver.host", settings.driver_host).config(
                 "spark.driver.bindAddress", "0.0.0.0"
             )
+        if settings.driver_pod:
+            builder = builder.config("spark.kubernetes.driver.pod.name", settings.driver_pod)
         for key, value in settings.extra_conf:
             builder = builder.config(key, value)
         if jars:

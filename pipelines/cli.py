@@ -298,6 +298,11 @@ def backfill(
     days = DayRange.parse(first, last, names=("--from", "--to"))
     kfp = client.connect(host, token, namespace, verify_ssl)
     compiled = _package(package)
+    if executors and not service_account:
+        # The driver manages its executor pods with this account's Role (deploy/rbac.yaml).
+        from deep_storage_kfp.pipelines.platform import SERVICE_ACCOUNT
+
+        service_account = SERVICE_ACCOUNT
     if executors:
         if package is not None:
             raise InputError("--executors compiles its own variant of the pipeline: drop --package")

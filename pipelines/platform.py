@@ -134,6 +134,7 @@ DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 EXECUTOR_SIZE = StepSize("1", "1", "3Gi", "4Gi", timeout_s=0)
 EXECUTOR_STEPS = ("silver", "quality")  # bronze's default engine does not run on Spark
+BACKFILL_TIMEOUT_S = 24 * 3600
 
 
 def executor_pod_template(step: str, profile: Profile = CLUSTER) -> dict:
@@ -203,7 +204,6 @@ def spark_k8s_conf(
         "spark.kubernetes.executor.podTemplateFile": (
             f"{EXECUTOR_TEMPLATE_DIR}/{EXECUTOR_TEMPLATE_FILE}"
         ),
-        "spark.kubernetes.executor.podNamePrefix": f"deep-storage-{step}",
         "spark.kubernetes.executor.label.app.kubernetes.io/component": f"{step}-executor",
         "spark.kubernetes.executor.deleteOnTermination": "true",
         "spark.executor.instances": str(executors),
@@ -215,11 +215,10 @@ def spark_k8s_conf(
         "spark.blockManager.port": str(BLOCK_MANAGER_PORT),
         "spark.sql.shuffle.partitions": str(max(8, 4 * executors)),
     }
-    secrets = {"db": (db_secret, DB_SECRET_KEYS), "s3": (s3_secret, S3_SECRET_KEYS)}
-    for which in SECRETS_BY_STEP[step]:
-        name, keys = secrets[which]
-        for key in keys:
-            conf[f"spark.kubernetes.executor.secretKeyRef.{key}"] = f"{name}:{key}"
+    # Executors touch the object store only (the database is read by the driver, or by bronze's
+    # JDBC engine, which takes its credentials in the plan): the S3 secret alone, as env.
+    for key in S3_SECRET_KEYS:
+        conf[f"spark.kubernetes.executor.secretKeyRef.{key}"] = f"{s3_secret}:{key}"
     return conf
 
 
@@ -266,6 +265,11 @@ def use_executors(task: dsl.PipelineTask, step: str, executors: int, **secrets) 
     task.set_env_variable("DEEP_STORAGE_SPARK_MASTER", conf["spark.master"])
     task.set_env_variable("DEEP_STORAGE_SPARK_CONF", json.dumps(conf, sort_keys=True))
     kubernetes.use_field_path_as_env(task, "DEEP_STORAGE_DRIVER_HOST", "status.podIP")
+    # The executors' owner: they go when the task pod goes, however it ends (a retry never
+    # meets the pods of the attempt before), and their names derive from it.
+    kubernetes.use_field_path_as_env(task, "DEEP_STORAGE_DRIVER_POD", "metadata.name")
+    # A backfill covers weeks: the profile's per-day timeouts would end it midway.
+    kubernetes.set_timeout(task, BACKFILL_TIMEOUT_S)
     kubernetes.use_config_map_as_volume(
         task, EXECUTOR_TEMPLATE_CONFIG_MAP, mount_path=EXECUTOR_TEMPLATE_DIR
     )

@@ -303,7 +303,7 @@ def test_role_holds_kfp_and_argo_rights_and_the_spark_drivers_on_executors():
         # a Spark driver on Kubernetes manages its executor pods, in this namespace only
         *(
             ("", resource, verb, ())
-            for resource in ("pods", "services", "configmaps")
+            for resource in ("pods", "configmaps")
             for verb in ("create", "get", "list", "watch", "delete", "deletecollection")
         ),
         ("", "persistentvolumeclaims", "get", ()),

@@ -22,7 +22,6 @@ pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parent.parent
 S3_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT", "AWS_REGION", "S3_BUCKET"}
-DB_KEYS = {"DJANGO_DB_HOST", "DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD"}
 
 
 def test_the_spark_settings_of_a_step_with_executors():
@@ -45,10 +44,10 @@ def test_the_spark_settings_of_a_step_with_executors():
         for k, v in conf.items()
         if k.startswith("spark.kubernetes.executor.secretKeyRef.")
     }
-    assert refs == {k: f"my-s3:{k}" for k in S3_KEYS}  # silver reads no database
+    assert refs == {k: f"my-s3:{k}" for k in S3_KEYS}  # executors read no database
     gate = platform.spark_k8s_conf("quality", 2)
     gate_refs = {k.rsplit(".", 1)[1] for k in gate if "secretKeyRef" in k}
-    assert gate_refs == S3_KEYS | DB_KEYS
+    assert gate_refs == S3_KEYS
     with pytest.raises(ValueError, match="bronze"):
         platform.spark_k8s_conf("bronze", 2)
 
@@ -94,8 +93,10 @@ def test_a_pipeline_with_executors_gives_silver_and_the_gate_the_settings(tmp_pa
         assert env["DEEP_STORAGE_SPARK_MASTER"] == conf["spark.master"]
         ex = executors[f"exec-{task}"]
         assert ex["fieldPathAsEnv"] == [
-            {"name": "DEEP_STORAGE_DRIVER_HOST", "fieldPath": "status.podIP"}
+            {"name": "DEEP_STORAGE_DRIVER_HOST", "fieldPath": "status.podIP"},
+            {"name": "DEEP_STORAGE_DRIVER_POD", "fieldPath": "metadata.name"},
         ]
+        assert int(ex["activeDeadlineSeconds"]) == platform.BACKFILL_TIMEOUT_S
         assert ex["configMapAsVolume"][0]["configMapName"] == "deep-storage-executor-template"
         assert ex["configMapAsVolume"][0]["mountPath"] == "/etc/deep-storage"
     bronze_env = {e["name"] for e in containers["exec-bronze-ingest"]["container"]["env"]}
@@ -111,10 +112,14 @@ def test_the_session_takes_the_generated_settings_from_the_environment():
             "DEEP_STORAGE_SPARK_MASTER": conf["spark.master"],
             "DEEP_STORAGE_SPARK_CONF": json.dumps(conf),
             "DEEP_STORAGE_DRIVER_HOST": "10.42.0.7",
+            "DEEP_STORAGE_DRIVER_POD": "deep-storage-abc-silver",
         }
     )
     assert dict(settings.extra_conf) == conf
     assert settings.driver_host == "10.42.0.7" and settings.master == conf["spark.master"]
+    assert settings.driver_pod == "deep-storage-abc-silver"
+    flags = SparkSettings.from_env({"DEEP_STORAGE_SPARK_CONF": '{"spark.x.enabled": true}'})
+    assert dict(flags.extra_conf) == {"spark.x.enabled": "true"}  # Spark's spelling
     with pytest.raises(InputError, match="DEEP_STORAGE_SPARK_CONF is not a JSON object"):
         SparkSettings.from_env({"DEEP_STORAGE_SPARK_CONF": "[1, 2]"})
 

@@ -497,3 +497,70 @@ def test_hadolint_would_catch_a_root_user_and_a_missing_label(tmp_path):
     broken.write_text(text.replace('org.opencontainers.image.licenses="Apache-2.0" \\\n', ""))
     proc = _run_hadolint(broken)
     assert proc.returncode != 0 and "DL3049" in proc.stdout
+
+
+# --- the entrypoint: commands pass through; `executor` is Spark on Kubernetes' executor ----------
+
+ENTRYPOINT = REPO / "spark_image" / "entrypoint.sh"
+
+
+def test_the_entrypoint_runs_any_other_command_as_given():
+    done = subprocess.run(
+        ["bash", str(ENTRYPOINT), "printf", "%s|", "deep-storage", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "deep-storage|--help|"
+    assert 'ENTRYPOINT ["/opt/deep-storage/entrypoint.sh"]' in DOCKERFILE.read_text()
+    assert os.access(ENTRYPOINT, os.X_OK), "the image keeps the file's mode: chmod +x"
+
+
+def test_executor_starts_sparks_kubernetes_backend_on_the_pods_ip(tmp_path):
+    """What Spark 3.5's BasicExecutorFeatureStep gives an executor pod: args ["executor"] and
+    its settings as env. A fake `java` prints the command line it would run."""
+    java = tmp_path / "java" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text('#!/bin/sh\nprintf "%s\\n" "SPARK_LOCAL_IP=$SPARK_LOCAL_IP" "$@"\n')
+    java.chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        "JAVA_HOME": str(tmp_path / "java"),
+        "SPARK_HOME": "/opt/venv/lib/python3.11/site-packages/pyspark",
+        "SPARK_LOCAL_IP": "127.0.0.1",  # the image's, for local mode
+        "SPARK_EXECUTOR_POD_IP": "10.42.0.9",
+        "SPARK_EXECUTOR_POD_NAME": "deep-storage-silver-exec-1",
+        "SPARK_DRIVER_URL": "spark://CoarseGrainedScheduler@10.42.0.7:7078",
+        "SPARK_EXECUTOR_ID": "1",
+        "SPARK_EXECUTOR_CORES": "1",
+        "SPARK_EXECUTOR_MEMORY": "2457m",
+        "SPARK_APPLICATION_ID": "spark-app-1",
+        "SPARK_RESOURCE_PROFILE_ID": "0",
+        "SPARK_JAVA_OPT_1": "-Dspark.driver.port=7078",
+        "SPARK_JAVA_OPT_0": "-Duser.timezone=UTC",
+    }
+    done = subprocess.run(
+        ["bash", str(ENTRYPOINT), "executor"], env=env, capture_output=True, text=True, check=True
+    )
+    args = done.stdout.splitlines()
+    assert args[0] == "SPARK_LOCAL_IP=10.42.0.9"  # bound where the others can reach it
+    assert args[1:3] == ["-Duser.timezone=UTC", "-Dspark.driver.port=7078"]  # in order
+    assert "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend" in args
+    flags = dict(
+        zip(
+            args[args.index("--driver-url") :: 2],
+            args[args.index("--driver-url") + 1 :: 2],
+            strict=False,
+        )
+    )
+    assert flags["--driver-url"] == env["SPARK_DRIVER_URL"]
+    assert (
+        flags["--hostname"] == "10.42.0.9" and flags["--podName"] == env["SPARK_EXECUTOR_POD_NAME"]
+    )
+    assert args[args.index("-cp") + 1] == env["SPARK_HOME"] + "/jars/*"
+    assert "-Xmx2457m" in args
+    missing = {k: v for k, v in env.items() if k != "SPARK_EXECUTOR_POD_IP"}
+    failed = subprocess.run(
+        ["bash", str(ENTRYPOINT), "executor"], env=missing, capture_output=True, text=True
+    )
+    assert failed.returncode != 0 and "SPARK_EXECUTOR_POD_IP" in failed.stderr

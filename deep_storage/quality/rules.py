@@ -7,9 +7,10 @@ one, a status or timestamp the projection can never produce, a sealed day whose 
 the source. Everything the source's own data may do (out-of-order clocks, odd prices, unknown
 types, a token shared across tenants) is `warn`: the log is the truth. Row rules are a
 Spark SQL expression that is TRUE for a good row; the same text drives the Great Expectations
-check (an UnexpectedRowsExpectation) and the quarantine, so the report and the quarantined rows
-can never disagree. Table rules are a query over `{batch}` that returns a row when the rule
-breaks. Columns starting with `_` are helpers the validator adds (rule_columns.py).
+check (an expectation that the rule's evidence column, NULL for a good row, is NULL) and the
+quarantine, so the report and the quarantined rows can never disagree. `shows` names the columns
+the report shows of an offending row. Table rules are a query over `{batch}` that returns a row
+when the rule breaks. Columns starting with `_` are helpers the validator adds (rule_columns.py).
 """
 
 from __future__ import annotations

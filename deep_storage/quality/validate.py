@@ -464,10 +464,15 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
             )
         if "silver" in tables:
             report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id, phases))
+        # Each table's files first: a failure while measuring the lag (the database gone) must
+        # not leave the day without its reports; rewritten below with the lag's result.
+        for table_report in report.tables:
+            _write_report(fs, table_report)
         with phases("freshness"):
             _measure_lag(fs, src, report, day, as_of)
         for table_report in report.tables:
-            _write_report(fs, table_report)
+            if any(r.name == "lag_within_sla" for r in table_report.results):
+                _write_report(fs, table_report)
         report.history = _history(fs, day)
         report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
