@@ -57,6 +57,10 @@ TABLE_RULE_COLUMNS = {
 LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
 
 
+def _outcome(failed: bool, warned: bool) -> str:
+    return "failed" if failed else "warned" if warned else "passed"
+
+
 @dataclass
 class TableReport:
     table: str
@@ -81,6 +85,11 @@ class TableReport:
     @property
     def passed(self) -> list[RuleResult]:
         return [r for r in self.results if r.success]
+
+    @property
+    def outcome(self) -> str:
+        """The table's verdict by the gate's levels: failed, warned or passed."""
+        return _outcome(bool(self.failed), bool(self.warned))
 
     def markdown(self) -> str:
         lines = [
@@ -136,15 +145,12 @@ class ValidationReport:
     def verdict(self) -> dict:
         """The gate's verdict by its own levels, per table and overall (what `status` shows)."""
 
-        def of(failed: bool, warned: bool) -> str:
-            return "failed" if failed else "warned" if warned else "passed"
-
         return {
             "date": self.date,
             "run_id": self.run_id,
             "checked_at": dt.datetime.now(dt.UTC).isoformat(),
-            "verdict": of(bool(self.failed), bool(self.warned)),
-            "tables": {t.table: of(bool(t.failed), bool(t.warned)) for t in self.tables},
+            "verdict": _outcome(bool(self.failed), bool(self.warned)),
+            "tables": {t.table: t.outcome for t in self.tables},
             "failed": self.failed,
             "warned": self.warned,
         }
@@ -186,7 +192,7 @@ def _write_report(fs: LakeFS, report: TableReport) -> None:
     report.data_docs = gx_runner.render_html(
         report.gx_result,
         f"{report.table} {report.date}",
-        gate_outcome(report),
+        report.outcome,
         report_uri(fs.lake, report.date),
     )
     folder = f"{fs.lake}/{QUALITY}/{report.table}/date={report.date}"
@@ -305,10 +311,6 @@ def _check(
     return report
 
 
-def gate_outcome(report: TableReport) -> str:
-    return "failed" if report.failed else "warned" if report.warned else "passed"
-
-
 def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[rules.TableRule]:
     """Volume against the earlier days and freshness against the run's time, where they apply;
     a note for each that does not."""
@@ -325,9 +327,19 @@ def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[ru
     return found
 
 
-def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> TableReport:
+def _window(day: dt.date) -> list[dt.date]:
+    """The day and the HISTORY_DAYS before it: what the volume rule and the page's charts read."""
+    return [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS, -1, -1)]
+
+
+def _window_manifests(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.Manifest]]:
+    """Each table's manifests of the window (`lake` the module here: _validate's `lake` is the
+    URI)."""
+    return {t: lake.committed(fs, t, _window(day)) for t in (BRONZE_EVENTS, SILVER_EXECUTIONS)}
+
+
+def _bronze_report(spark, fs, day, manifests, as_of, volume_k, src, run_id, phases):
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    manifests = lake.committed(fs, BRONZE_EVENTS, [day, *earlier])
     manifest = manifests.get(day)
     if manifest is None:
         raise LakeStateError(
@@ -387,14 +399,14 @@ def _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases) -> Tabl
     return report
 
 
-def _silver_report(spark, fs, day, as_of, volume_k, run_id, phases) -> TableReport:
+def _silver_report(spark, fs, day, manifests, as_of, volume_k, run_id, phases) -> TableReport:
     frame = lake.read_committed(
         spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, [day]
     ).drop("date")
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    counts = {d: m.rows for d, m in lake.committed(fs, SILVER_EXECUTIONS, [day, *earlier]).items()}
+    counts = {d: m.rows for d, m in manifests.items()}
     silver_rows = counts.get(day, 0)
     history = [counts[d] for d in earlier if d in counts]
     table_rules += _history_rules(day, history, volume_k, as_of, SILVER_NEWEST, SILVER_SLA, notes)
@@ -456,24 +468,31 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     # The gate reads committed files while it runs: no writer may supersede (delete) them.
     phases = report.phases = metrics.Phases("validate")
     with writer_lock.hold(lake, "validate", day.isoformat(), run_id, store_config):
+        # The source's newest event, asked before anything is checked or replaced: an
+        # unreachable database fails the gate here, with the day's reports and quarantine as they
+        # were. The lake cannot change while the lease is held, so the lag is the same.
+        with phases("freshness"):
+            source_newest = _source_newest(src)
+        # Each table's manifests of the window, read once: the volume rule, the charts.
+        manifests = _window_manifests(fs, day)
         with phases("start spark"):
             spark = session.for_lake("validate", lake, spark, store_config)
         if "bronze" in tables:
             report.tables.append(
-                _bronze_report(spark, fs, day, as_of, volume_k, src, run_id, phases)
+                _bronze_report(
+                    spark, fs, day, manifests[BRONZE_EVENTS], as_of, volume_k, src, run_id, phases
+                )
             )
         if "silver" in tables:
-            report.tables.append(_silver_report(spark, fs, day, as_of, volume_k, run_id, phases))
-        # Each table's files first: a failure while measuring the lag (the database gone) must
-        # not leave the day without its reports; rewritten below with the lag's result.
+            report.tables.append(
+                _silver_report(
+                    spark, fs, day, manifests[SILVER_EXECUTIONS], as_of, volume_k, run_id, phases
+                )
+            )
+        _measure_lag(fs, source_newest, report, day, as_of)
         for table_report in report.tables:
             _write_report(fs, table_report)
-        with phases("freshness"):
-            _measure_lag(fs, src, report, day, as_of)
-        for table_report in report.tables:
-            if any(r.name == "lag_within_sla" for r in table_report.results):
-                _write_report(fs, table_report)
-        report.history = _history(fs, day)
+        report.history = _history(manifests, day)
         report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
         fs.write_text(f"{folder}/summary.md", report.markdown())
@@ -482,15 +501,16 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     return report
 
 
-def _history(fs: LakeFS, day: dt.date) -> dict[str, dict[str, dict]]:
+def _history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
     """Rows per day of both tables and silver's rows per status, over the HISTORY_DAYS up to
-    `day`, from the manifests alone."""
-    days = [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS - 1, -1, -1)]
+    `day`, from the window's manifests (already read)."""
+    first = day - dt.timedelta(days=HISTORY_DAYS - 1)
     out: dict[str, dict[str, dict]] = {}
     for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
-        found = lake.committed(fs, table, days)
         out[name] = {}
-        for d, m in sorted(found.items()):
+        for d, m in sorted(manifests[table].items()):
+            if d < first:
+                continue
             statuses: dict[str, int] = {}
             for counts in (m.details.get("statuses") or {}).values():
                 for status, n in counts.items():
@@ -508,15 +528,18 @@ def _source_from_env() -> SourceConfig | None:
     return SourceConfig.from_env()
 
 
-def _measure_lag(
-    fs: LakeFS, src: SourceConfig | None, report: ValidationReport, day: dt.date, as_of
-) -> None:
-    """The lake's lag behind the source's newest event, per table; on the day's own runs (not a
-    backfill of an old day) a lag past the table's SLA is a warn-level result."""
+def _source_newest(src: SourceConfig | None) -> dt.datetime | None:
     if src is None:
-        return
+        return None
     with source_db.connect(src) as conn:
-        newest = source_db.newest_event(conn, src)
+        return source_db.newest_event(conn, src)
+
+
+def _measure_lag(
+    fs: LakeFS, newest: dt.datetime | None, report: ValidationReport, day: dt.date, as_of
+) -> None:
+    """The lake's lag behind the source's newest event (`newest`), per table; on the day's own
+    runs (not a backfill of an old day) a lag past the table's SLA is a warn-level result."""
     if newest is None:
         return
     tables = {t.table: t for t in report.tables}
