@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEAL_MARGIN = dt.timedelta(seconds=defaults.SEAL_MARGIN_S)
-DEFAULT_READ_PARTITIONS = defaults.READ_PARTITIONS
-DEFAULT_MAX_DAYS = defaults.MAX_DAYS
 RETENTION_DAYS = 90
 READ_PATHS = ("arrow", "jdbc")
 
@@ -104,7 +101,7 @@ class BronzeResult:
 
 
 def extract_jdbc(
-    spark: SparkSession, src: SourceConfig, day: dt.date, partitions: int = DEFAULT_READ_PARTITIONS
+    spark: SparkSession, src: SourceConfig, day: dt.date, partitions: int = defaults.READ_PARTITIONS
 ) -> DataFrame:
     """The source rows of the UTC window [day, day+1) through Spark JDBC.
 
@@ -243,7 +240,7 @@ def plan_days(
     conn,
     src: SourceConfig,
     requested: DayRange | None,
-    max_days: int = DEFAULT_MAX_DAYS,
+    max_days: int = defaults.MAX_DAYS,
 ) -> Plan:
     """The days a run ingests: the requested ones plus every day that is missing or unsealed
     between the oldest ingested day and the horizon (the last requested day, else the source's
@@ -276,12 +273,12 @@ def run(
     src: SourceConfig | None = None,
     store_config: StoreConfig | None = None,
     spark: SparkSession | None = None,
-    seal_margin: dt.timedelta = DEFAULT_SEAL_MARGIN,
-    read_partitions: int = DEFAULT_READ_PARTITIONS,
+    seal_margin: dt.timedelta = dt.timedelta(seconds=defaults.SEAL_MARGIN_S),
+    read_partitions: int = defaults.READ_PARTITIONS,
     read_path: str | None = None,
     run_id: str | None = None,
     catch_up: bool = False,
-    max_days: int = DEFAULT_MAX_DAYS,
+    max_days: int = defaults.MAX_DAYS,
 ) -> BronzeResult:
     """Ingest `days`; with `catch_up` (or when `days` is None) also every missing or unsealed
     day since the oldest ingested one, oldest first, at most `max_days` in one run.

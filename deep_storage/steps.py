@@ -93,13 +93,9 @@ def bronze(
         raise InputError(f"{names['until_date']} needs {names['run_date']}")
     days = None
     if first is not None:
-        last = parse_day(until_date, name=names["until_date"]) if until_date.strip() else first
-        if last < first:
-            raise InputError(
-                f"{names['until_date']} {last} is before {names['run_date']} {first}: "
-                f"expected {names['until_date']} on or after {names['run_date']}"
-            )
-        days = DayRange(first, last)
+        days = DayRange.parse(
+            first.isoformat(), until_date.strip(), (names["run_date"], names["until_date"])
+        )
     result = step.run(
         days,
         resolve_lake(lake_uri or None),

@@ -29,6 +29,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _terminate(procs: list[subprocess.Popen], timeout_s: float) -> None:
+    """Ask each process to stop, wait up to `timeout_s` for each, then kill what is left."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def _pg_bindir() -> Path:
     explicit = os.environ.get("PG_BINDIR")
     if explicit:
@@ -223,22 +236,11 @@ class SeaweedS3Server:
         return f"http://127.0.0.1:{self.s3_port}"
 
     def client(self):
-        import boto3
-        from botocore.config import Config
+        """A client made as the steps make theirs (object_store.s3_client), for this server."""
+        from deep_storage.config import StoreConfig
+        from deep_storage.object_store import s3_client
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-            config=Config(
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 1},
-                connect_timeout=2,
-                read_timeout=30,
-            ),
-        )
+        return s3_client(StoreConfig(self.access_key, self.secret_key, self.endpoint, self.region))
 
     def start(self, timeout_s: float = 60) -> SeaweedS3Server:
         self.root = Path(tempfile.mkdtemp(prefix="deep-storage-s3-"))
@@ -308,13 +310,8 @@ class SeaweedS3Server:
         self.client().create_bucket(Bucket=name)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            _terminate([self.proc], timeout_s=15)
         self.proc = None
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -397,14 +394,7 @@ class SparkStandalone:
         raise RuntimeError(f"the Spark standalone cluster did not come up:\n{logs}")
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _terminate(self.procs, timeout_s=20)
         self.procs = []
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)

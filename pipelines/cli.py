@@ -312,7 +312,7 @@ def backfill(
 
         compiled = Path(tempfile.mkdtemp()) / "deep_storage_executors.yaml"
         compiler.Compiler().compile(
-            build(executors=executors, db_secret_name=db_secret, s3_secret_name=s3_secret),
+            build(executors=executors, s3_secret_name=s3_secret),
             str(compiled),
         )
     runs = client.backfill(

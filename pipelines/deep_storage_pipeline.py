@@ -20,13 +20,12 @@ DESCRIPTION = (
 def build(
     local: bool = False,
     executors: int = 0,
-    db_secret_name: str = "django-db-credentials",
     s3_secret_name: str = "contabo-s3-credentials",
 ):
     """The pipeline; with `executors`, silver and the gate run Spark with that many executor
     pods on Kubernetes (a backfill's variant: `deep-storage backfill --executors N`), whose
     secrets are the named ones (the executors' env is fixed when this variant compiles)."""
-    named = {"db_secret": db_secret_name, "s3_secret": s3_secret_name}
+    named = {"s3_secret": s3_secret_name}
     profile = platform.LOCAL if local else platform.CLUSTER
     scheduled = "" if local else dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
     created = "" if local else dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER

@@ -179,7 +179,6 @@ def spark_k8s_conf(
     step: str,
     executors: int,
     *,
-    db_secret: str = "django-db-credentials",
     s3_secret: str = "contabo-s3-credentials",
     namespace: str = NAMESPACE,
     service_account: str = SERVICE_ACCOUNT,

@@ -149,7 +149,7 @@ def _pill(outcome: str) -> str:
 
 
 def _table(t: TableReport) -> str:
-    outcome = "failed" if t.failed else "warned" if t.warned else "passed"
+    outcome = t.outcome
     order = {"failed": 0, "warned": 1, "passed": 2}
     rows = []
     for r in sorted(t.results, key=lambda r: (order[r.outcome], r.name)):
