@@ -1,7 +1,7 @@
 """Bronze ingest: stop_events -> bronze/events/date=D/, one committed folder per UTC day.
 
-One read of the day's half-open window, written under new file names, committed with the
-protocol of lake.py. Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
+One read of the day's half-open window, written under new file names, committed as one Delta
+transaction (lake.py). Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
   arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (arrow_read.py): no JVM,
                    bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
   jdbc             Spark JDBC: extract -> conform (pure) -> load, for a Spark cluster.
@@ -212,7 +212,7 @@ def commit_day(
             "extra_columns": [{"name": c.name, "source_type": c.data_type} for c in extra or []],
         },
     )
-    writer.commit([manifest])
+    writer.commit([manifest], written)
     return manifest
 
 
@@ -247,7 +247,7 @@ def plan_days(
     today), gaps included, oldest first, at most `max_days`. On an empty lake, from the day of the
     source's oldest event within retention (the 90 days up to the horizon)."""
     horizon = requested.last if requested is not None else source_db.server_now(conn).date()
-    ingested = lake.committed(fs, BRONZE_EVENTS)
+    ingested = lake.committed(fs, BRONZE_EVENTS, with_files=False)
     if ingested:
         first = min(ingested)
     else:
@@ -353,7 +353,7 @@ def _ingest(
                     max_days,
                 )
             writer = lake.Writer(fs, BRONZE_EVENTS, lease, run_id)
-            before = lake.committed(fs, BRONZE_EVENTS, plan.days)
+            before = lake.committed(fs, BRONZE_EVENTS, plan.days, with_files=False)
             for day in plan.days:
                 with phases("seal check"):
                     check = source_db.seal_check(conn, src, day, seal_margin)
@@ -384,9 +384,6 @@ def _ingest(
                         day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck
                     )
                 )
-            kept = [dt.date.fromisoformat(d.date) for d in result.days if not d.changed]
-            if kept:
-                writer.clean(kept)  # what a killed run left in a day it then did not rewrite
             result.measure_freshness(
                 source_db.newest_event(conn, src), lake.newest_event(fs, BRONZE_EVENTS)
             )

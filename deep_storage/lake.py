@@ -1,23 +1,27 @@
-"""The lake's layout and its one commit protocol, for every table.
+"""The lake's layout and its one commit path: every table is a Delta Lake table.
 
-A table (bronze/events, silver/stop_executions) is a folder of Parquet files under Hive-style
-partition folders, plus `_manifests/`:
+    {lake}/bronze/events              Delta, partitioned by date
+    {lake}/silver/stop_executions     Delta, partitioned by client_id, date
+    {lake}/_days                      Delta, one row per committed (table, day): the day's facts
 
-    {table}/_manifests/_current.json            the table's version: date -> that day's manifest
-    {table}/_manifests/date=D/m-<id>.json       one day's manifest: its files, rows, sealed, ...
+Any Delta reader (delta-rs, delta-spark, DuckDB, polars, Trino) reads the tables with no code of
+ours: the transaction log in `_delta_log/` lists exactly the committed files.
 
-The commit protocol (the only code that writes manifests or deletes data files):
-1. `Writer.write`: Spark appends new files under new names (the write job's unique names); the
-   current version still lists only the old files, so readers see the old day, complete.
-2. The files that landed are listed and their rows counted from the Parquet footers; a count
-   lower than the rows the step read fails the run, and nothing is committed.
-3. `Writer.commit`: each day's manifest is written under a new name, then `_current.json` is
-   replaced in one PUT to point at them: every day of the commit switches at the same instant.
-4. Files and manifests no longer listed (superseded, or left by a killed run) are deleted.
+The commit path (the only code that adds or removes data files from a table):
+1. `Writer.write*` / `Writer.landed`: the step's engine writes new Parquet files under new names
+   inside the table folder. No log entry names them yet, so no reader sees them.
+2. Their rows are counted from the Parquet footers; a count lower than the rows the step read
+   fails the run, and nothing is committed.
+3. `Writer.commit`: ONE Delta transaction (delta-rs, a conditional PUT of the next
+   `_delta_log/N.json`) removes the files of every replaced partition and adds the new ones, and
+   carries the days' facts (rows, sealed, window, newest event, ...) in its commit metadata.
+4. The facts are then written to `_days` too. A run killed between 3 and 4 loses nothing: a reader
+   replays the facts of data commits newer than `_days` knows from the tables' own history.
 
-A run killed at any moment leaves the previous version intact; whatever it wrote is unlisted and
-the next run that writes those days deletes it. Only the holder of the writer lease
-(writer_lock.py) writes, so read-modify-write of `_current.json` is safe.
+Superseded files stay until retention vacuums them (7 days, Delta's default), so a reader in
+flight never hits a missing file and last week's versions stay readable (time travel). Only the
+holder of the writer lease (writer_lock.py) commits: delta-spark's S3 log store is single-driver,
+and the lease is what keeps two runs from interleaving.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from deep_storage.config import StoreConfig, lake_bucket, redact
-from deep_storage.errors import LakeStateError, StoreError
+from deep_storage.errors import DeepStorageError, LakeStateError, StoreError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -49,8 +53,7 @@ BRONZE_EVENTS = "bronze/events"
 SILVER_EXECUTIONS = "silver/stop_executions"
 QUARANTINE = "quarantine"
 QUALITY = "_quality"
-MANIFESTS = "_manifests"
-CURRENT = "_current.json"
+DAYS = "_days"
 _PARALLEL = 16
 
 
@@ -71,7 +74,8 @@ def partition_date(relpath: str) -> dt.date | None:
 
 @dataclass
 class Manifest:
-    """One committed day of one table."""
+    """One committed day of one table: its facts (kept in `_days` and in the commit's metadata)
+    and, when read back, its files in the table's current snapshot."""
 
     table: str
     date: str
@@ -83,6 +87,12 @@ class Manifest:
     written_at: str
     lease_token: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    version: int = -1  # the table's Delta version whose commit wrote this day
+
+    def facts(self) -> dict[str, Any]:
+        """What `_days` and the commit's metadata keep: everything but the file list, which the
+        Delta log holds."""
+        return {k: v for k, v in asdict(self).items() if k != "files"}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
@@ -133,6 +143,54 @@ class LakeFS:
                 self._arrow = (arrow_s3(self._store), root)
         return self._arrow
 
+    # --- Delta tables ------------------------------------------------------------------------
+
+    def delta_uri(self, table: str) -> str:
+        """The table's URI as delta-rs names it (s3:// for an s3a lake, a path on a local disk)."""
+        if self._client is None:
+            return str(self._root / table)
+        prefix = f"{self._prefix}/" if self._prefix else ""
+        return f"s3://{self.bucket}/{prefix}{table}"
+
+    def delta_options(self) -> dict[str, str] | None:
+        """delta-rs's storage options: path-style, the steps' AWS_* settings. Never
+        AWS_S3_ALLOW_UNSAFE_RENAME: delta-rs commits with a conditional PUT, which must stay."""
+        if self._client is None:
+            return None
+        store = self._store
+        options = {
+            "AWS_ACCESS_KEY_ID": store.access_key,
+            "AWS_SECRET_ACCESS_KEY": store.secret_key,
+            "AWS_REGION": store.region,
+            "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
+        }
+        if store.endpoint_url:
+            options["AWS_ENDPOINT_URL"] = store.endpoint_url
+            if not store.ssl:
+                options["AWS_ALLOW_HTTP"] = "true"
+        return options
+
+    def delta(self, table: str, version: int | None = None, as_of: dt.datetime | None = None):
+        """The table's deltalake.DeltaTable (at `version` or the version current at `as_of`),
+        or None when the table has no commit yet."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        uri = self.delta_uri(table)
+        try:
+            if not DeltaTable.is_deltatable(uri, self.delta_options()):
+                return None
+            found = DeltaTable(uri, version=version, storage_options=self.delta_options())
+            if as_of is not None:
+                found.load_as_version(as_of)
+            return found
+        except TableNotFoundError:
+            return None
+        except Exception as exc:  # delta-rs raises its own errors for the store's failures
+            if isinstance(exc, DeepStorageError):
+                raise
+            raise self._fail(f"open the Delta table {table}", exc) from None
+
     # --- paths -------------------------------------------------------------------------------
 
     def _rel(self, uri: str) -> str:
@@ -148,22 +206,30 @@ class LakeFS:
         detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or str(exc)
         return StoreError(f"{what} in lake {self.lake} failed: {redact(str(detail))[:300]}")
 
-    def parquet_rows(self, uris: list[str]) -> int:
-        """Rows in the Parquet files `uris`, from their footers (a ranged read each)."""
+    def describe_files(self, table: str, files: list[str]):
+        """([DataFile] with rows from the Parquet footers, size and time; the files' Arrow
+        schema) for `files` (relative to the table root): a ranged read and a HEAD each."""
         import pyarrow.parquet as pq
 
         afs, root = self.arrow()
 
-        def rows(uri: str) -> int:
+        def one(rel: str):
+            path = f"{root}/{table}/{rel}"
             try:
-                return pq.read_metadata(f"{root}/{self._rel(uri)}", filesystem=afs).num_rows
+                info = afs.get_file_info(path)
+                meta = pq.read_metadata(path, filesystem=afs)
             except OSError as exc:
-                raise self._fail(f"read the footer of {uri}", exc) from None
+                raise self._fail(f"read the footer of {table}/{rel}", exc) from None
+            modified = int(info.mtime.timestamp() * 1000) if info.mtime else 0
+            return DataFile(rel, meta.num_rows, info.size, modified), meta.schema
 
-        if len(uris) <= 2:
-            return sum(map(rows, uris))
-        with ThreadPoolExecutor(_PARALLEL) as pool:
-            return sum(pool.map(rows, uris))
+        if len(files) <= 2:
+            found = list(map(one, files))
+        else:
+            with ThreadPoolExecutor(_PARALLEL) as pool:
+                found = list(pool.map(one, files))
+        schema = found[0][1].to_arrow_schema() if found else None
+        return [f for f, _ in found], schema
 
     # --- operations --------------------------------------------------------------------------
 
@@ -257,61 +323,219 @@ class LakeFS:
         self.delete_files(f"{base}/{rel}" for rel in self.list_files(base))
 
 
-# --- reading committed versions --------------------------------------------------------------
+# --- the days' facts: `_days`, replayed forward from the tables' history ----------------------
+
+# Written into every table the steps create. Checkpoints every 25 commits keep opening a table
+# that an hourly schedule commits to 24 times a day fast (benchmarks/open_table.py); the two
+# retention durations are Delta's defaults, written out so `DESCRIBE DETAIL` shows them.
+TABLE_CONFIG = {
+    "delta.checkpointInterval": "25",
+    "delta.deletedFileRetentionDuration": "interval 7 days",
+    "delta.logRetentionDuration": "interval 30 days",
+}
+FACTS_KEY = "deep_storage"  # the commit-metadata key holding a data commit's facts
+VERSIONS_KEY = "deep_storage_table_versions"  # in `_days` commits: the data versions it covers
+PARTITION_COLUMNS = {BRONZE_EVENTS: ("date",), SILVER_EXECUTIONS: ("client_id", "date")}
 
 
-def _current_uri(lake: str, table: str) -> str:
-    return f"{lake}/{table}/{MANIFESTS}/{CURRENT}"
+def _days_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("table", pa.string()),
+            ("date", pa.date32()),
+            ("rows", pa.int64()),
+            ("sealed", pa.bool_()),
+            ("version", pa.int64()),
+            ("committed_at", pa.timestamp("us", tz="UTC")),
+            ("run_id", pa.string()),
+            ("lease_token", pa.int64()),
+            ("partitions", pa.string()),  # JSON: partition folder -> rows
+            ("details", pa.string()),  # JSON: window, seal check, newest event, statuses, ...
+        ]
+    )
 
 
-def current_version(fs: LakeFS, table: str) -> dict[str, str]:
-    """date (ISO) -> manifest path relative to the table root, for every committed day."""
-    text = fs.read_text(_current_uri(fs.lake, table))
-    if text is None:
-        return {}
+def _manifest_from_facts(data: dict[str, Any]) -> Manifest:
+    return Manifest(
+        table=data["table"],
+        date=data["date"],
+        rows=int(data["rows"]),
+        sealed=bool(data["sealed"]),
+        files=[],
+        partitions=dict(data.get("partitions") or {}),
+        run_id=data.get("run_id") or "",
+        written_at=data.get("written_at") or "",
+        lease_token=int(data.get("lease_token") or 0),
+        details=dict(data.get("details") or {}),
+        version=int(data.get("version", -1)),
+    )
+
+
+@dataclass
+class _Facts:
+    days: dict[tuple[str, str], Manifest]  # (table, ISO date) -> facts
+    versions: dict[str, int]  # table -> the newest data version the facts cover
+
+
+def _read_facts(fs: LakeFS) -> _Facts:
+    import pyarrow as pa
+
+    table = fs.delta(DAYS)
+    if table is None:
+        return _Facts({}, {})
+    days: dict[tuple[str, str], Manifest] = {}
+    for row in pa.table(table.to_pyarrow_table()).to_pylist():
+        m = _manifest_from_facts(
+            {
+                **row,
+                "date": row["date"].isoformat(),
+                "written_at": row["committed_at"].isoformat() if row["committed_at"] else "",
+                "partitions": json.loads(row["partitions"] or "{}"),
+                "details": json.loads(row["details"] or "{}"),
+            }
+        )
+        days[(m.table, m.date)] = m
+    versions: dict[str, int] = {}
+    for entry in table.history(1):
+        versions = {k: int(v) for k, v in json.loads(entry.get(VERSIONS_KEY) or "{}").items()}
+    return _Facts(days, versions)
+
+
+def _replay(fs: LakeFS, facts: _Facts, table: str) -> None:
+    """Bring `facts` up to the table's current version from the commits `_days` does not cover
+    yet (a run killed after its data commit, before `_days` was written)."""
+    data = fs.delta(table)
+    if data is None:
+        return
+    known = facts.versions.get(table, -1)
+    current = data.version()
+    if current <= known:
+        return
+    for entry in sorted(data.history(current - known), key=lambda e: e["version"]):
+        if entry["version"] <= known or FACTS_KEY not in entry:
+            continue
+        commit = json.loads(entry[FACTS_KEY])
+        for date in commit.get("removed", []):
+            facts.days.pop((table, date), None)
+        for day in commit.get("days", []):
+            m = _manifest_from_facts({**day, "table": table, "version": entry["version"]})
+            facts.days[(table, m.date)] = m
+    facts.versions[table] = current
+
+
+def _facts(fs: LakeFS) -> _Facts:
+    """Every table's day facts, current: cached on `fs` (the writer lease keeps anyone else
+    from committing while a step runs; `Writer.commit` refreshes it)."""
+    cached = getattr(fs, "_facts_cache", None)
+    if cached is None:
+        cached = _read_facts(fs)
+        for table in PARTITION_COLUMNS:
+            _replay(fs, cached, table)
+        fs._facts_cache = cached
+    return cached
+
+
+def _write_facts(fs: LakeFS, facts: _Facts) -> None:
+    """Replace `_days` whole (a few hundred rows, one small file) in one Delta transaction."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+    from deltalake.transaction import CommitProperties
+
+    rows = []
+    for (table, date), m in sorted(facts.days.items()):
+        written = dt.datetime.fromisoformat(m.written_at) if m.written_at else None
+        rows.append(
+            {
+                "table": table,
+                "date": dt.date.fromisoformat(date),
+                "rows": m.rows,
+                "sealed": m.sealed,
+                "version": m.version,
+                "committed_at": written,
+                "run_id": m.run_id,
+                "lease_token": m.lease_token,
+                "partitions": json.dumps(m.partitions, sort_keys=True),
+                "details": json.dumps(m.details, sort_keys=True),
+            }
+        )
     try:
-        return dict(json.loads(text)["dates"])
-    except (ValueError, KeyError, TypeError):
-        raise LakeStateError(
-            f"{_current_uri(fs.lake, table)} is not a version file: restore it from the "
-            "object store's versioning, or rebuild the table"
-        ) from None
+        write_deltalake(
+            fs.delta_uri(DAYS),
+            pa.Table.from_pylist(rows, schema=_days_schema()),
+            mode="overwrite",
+            configuration=TABLE_CONFIG,
+            storage_options=fs.delta_options(),
+            commit_properties=CommitProperties(
+                custom_metadata={VERSIONS_KEY: json.dumps(facts.versions, sort_keys=True)}
+            ),
+        )
+    except Exception as exc:
+        raise fs._fail("write the day facts (_days)", exc) from None
+
+
+# --- reading committed days ------------------------------------------------------------------
+
+
+def snapshot_files(
+    fs: LakeFS, table: str, version: int | None = None, as_of: dt.datetime | None = None
+) -> tuple[int | None, dict[str, list[tuple[str, int]]]]:
+    """(the version read, partition folder -> [(file, size)]) of the table's snapshot; file
+    paths are relative to the table root. (None, {}) before the table's first commit."""
+    import pyarrow as pa
+
+    data = fs.delta(table, version, as_of)
+    if data is None:
+        return None, {}
+    actions = pa.table(data.get_add_actions(flatten=True)).select(["path", "size_bytes"])
+    by_folder: dict[str, list[tuple[str, int]]] = {}
+    for path, size in zip(
+        actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True
+    ):
+        rel = unquote(path)
+        by_folder.setdefault(rel.rsplit("/", 1)[0], []).append((rel, size))
+    return data.version(), by_folder
 
 
 def committed(
-    fs: LakeFS, table: str, days: Iterable[dt.date] | None = None
+    fs: LakeFS, table: str, days: Iterable[dt.date] | None = None, *, with_files: bool = True
 ) -> dict[dt.date, Manifest]:
-    """The manifests of the committed days among `days` (all days when None)."""
-    version = current_version(fs, table)
-    wanted = (
-        sorted(version)
-        if days is None
-        else [d.isoformat() for d in days if d.isoformat() in version]
-    )
-
-    def load(date: str) -> tuple[dt.date, Manifest]:
-        uri = f"{fs.lake}/{table}/{version[date]}"
-        text = fs.read_text(uri)
-        if text is None:
-            raise LakeStateError(f"{table} day {date}: its manifest {uri} is missing")
-        return dt.date.fromisoformat(date), Manifest.from_json(text)
-
-    if len(wanted) <= 2:
-        return dict(map(load, wanted))
-    with ThreadPoolExecutor(_PARALLEL) as pool:
-        return dict(pool.map(load, wanted))
+    """The facts of the committed days among `days` (all days when None), each with its files in
+    the table's current snapshot (unless `with_files` is False)."""
+    facts = _facts(fs)
+    wanted = None if days is None else {d.isoformat() for d in days}
+    found = {
+        dt.date.fromisoformat(date): Manifest(**{**asdict(m), "files": []})
+        for (t, date), m in facts.days.items()
+        if t == table and (wanted is None or date in wanted)
+    }
+    if with_files and found:
+        _, folders = snapshot_files(fs, table)
+        for folder, files in folders.items():
+            day = partition_date(folder)
+            if day in found:
+                found[day].files.extend(rel for rel, _ in files)
+        for m in found.values():
+            m.files.sort()
+    return dict(sorted(found.items()))
 
 
 def manifest(fs: LakeFS, table: str, day: dt.date) -> Manifest | None:
     return committed(fs, table, [day]).get(day)
 
 
+def current_version(fs: LakeFS, table: str) -> dict[str, str]:
+    """date (ISO) -> the Delta version that committed it, for every committed day: what silver
+    records as the bronze inputs it was built from."""
+    return {m.date: f"v{m.version}" for m in committed(fs, table, with_files=False).values()}
+
+
 def newest_event(fs: LakeFS, table: str) -> dt.datetime | None:
-    """The newest event time a committed day of `table` records (its manifest's
-    details.newest_event_at), looking from the newest day back."""
-    for date in sorted(current_version(fs, table), reverse=True):
-        m = committed(fs, table, [dt.date.fromisoformat(date)]).get(dt.date.fromisoformat(date))
-        newest = m.details.get("newest_event_at") if m else None
+    """The newest event time a committed day of `table` records (details.newest_event_at),
+    looking from the newest day back."""
+    for m in sorted(committed(fs, table, with_files=False).values(), key=lambda m: m.date)[::-1]:
+        newest = m.details.get("newest_event_at")
         if newest:
             return dt.datetime.fromisoformat(newest)
     return None
@@ -329,7 +553,7 @@ def read_committed(
     days: Iterable[dt.date] | None,
 ) -> DataFrame:
     """The committed rows of `days`, with the table's partition columns (typed: client_id
-    bigint, date date). Only files a committed manifest lists are opened."""
+    bigint, date date). Only the files of the table's current snapshot are opened."""
     manifests = committed(fs, table, days).values()
     return read_files(spark, fs, table, schema, file_uris(fs, manifests))
 
@@ -340,7 +564,7 @@ def read_files(
     """`files` (URIs of the table's data files) as one DataFrame with the partition columns."""
     from pyspark.sql import functions as F
 
-    partition_columns = ["client_id", "date"] if table == SILVER_EXECUTIONS else ["date"]
+    partition_columns = list(PARTITION_COLUMNS[table])
     if not files:
         frame = spark.createDataFrame([], schema)
         for c in partition_columns:
@@ -353,17 +577,25 @@ def read_files(
     )
 
 
-# --- writing: the commit protocol ------------------------------------------------------------
+# --- writing: the commit path ----------------------------------------------------------------
 
 
 def _failpoint(table: str, point: str) -> None:
-    """Kill this process at a named point of the protocol when DEEP_STORAGE_KILL_AT names it
+    """Kill this process at a named point of the commit path when DEEP_STORAGE_KILL_AT names it
     (`table:point`), so tests can prove a kill at each point loses nothing. Off by default."""
     wanted = os.environ.get("DEEP_STORAGE_KILL_AT")
     if wanted and wanted == f"{table.split('/', 1)[0]}:{point}":
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # relative to the table root
+    rows: int
+    size: int
+    modified_ms: int
 
 
 @dataclass
@@ -373,6 +605,8 @@ class Written:
     table: str
     files: dict[dt.date, list[str]]  # new files per day, relative to the table root
     rows: int  # counted from the new files' footers
+    data_files: list[DataFile] = field(default_factory=list)
+    schema: Any = None  # the new files' Arrow schema (one of them: they share it)
 
     def expect(self, rows_read: int) -> None:
         """A commit never records fewer rows than the step read: fail before committing."""
@@ -384,13 +618,17 @@ class Written:
             )
 
 
+def _partition_values(table: str, folder: str) -> dict[str, str]:
+    values = dict(p.split("=", 1) for p in folder.split("/") if "=" in p)
+    return {c: values[c] for c in PARTITION_COLUMNS[table]}
+
+
 class Writer:
     """Writes new versions of days of one table. Hold the writer lease around it."""
 
     def __init__(self, fs: LakeFS, table: str, lease: Lease, run_id: str) -> None:
         self.fs, self.table, self.lease, self.run_id = fs, table, lease, run_id
         self.root = f"{fs.lake}/{table}"
-        self._listed: set[str] | None = None  # data files the last write saw, table-relative
 
     def _data_files(self, folder: str) -> set[str]:
         """Data files under `folder` (relative to the table root); metadata names skipped."""
@@ -398,7 +636,7 @@ class Writer:
         return {
             f"{rel}/{f}" if rel else f
             for f in self.fs.list_files(folder)
-            if not any(p.startswith(("_", ".")) for p in f.split("/"))
+            if not any(p.startswith(("_", ".")) for p in f.split("/")) and f.endswith(".parquet")
         }
 
     def write(
@@ -417,10 +655,7 @@ class Writer:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.parquet(target)
-        after = self._data_files(target)
-        new = sorted(after - before)
-        # Under the lease nothing else writes data files: `clean` reuses this listing.
-        self._listed = after
+        new = sorted(self._data_files(target) - before)
         _failpoint(self.table, "written")
         return self._written(days, new)
 
@@ -437,19 +672,27 @@ class Writer:
 
         Not Spark's own writer: behind the S3A committer it cost ~45 ms of object-store round
         trips per file, and a day of silver is ~200 small files. The files need no committer:
-        they are invisible until `commit` lists them in a manifest."""
+        they are invisible until `commit` adds them to the Delta log."""
         from deep_storage import arrow_write
 
         landed = arrow_write.write_partitions(
             frame, self.fs, self.table, partition_by, sort_by, self.fs.store
         )
-        self._listed = self._data_files(self.root)
         _failpoint(self.table, "written")
         return self._written(days, landed)
 
+    def landed(self, day: dt.date, files: list[str]) -> Written:
+        """Files another engine wrote under new names into `day`'s folder (bronze's Arrow
+        engine), counted from their footers. Nothing becomes visible to readers here."""
+        for rel in files:
+            if partition_date(rel) != day:
+                raise LakeStateError(f"{self.table}: {rel} is not a file of the day {day}")
+        _failpoint(self.table, "written")
+        return self._written([day], files)
+
     def _written(self, days: list[dt.date], files: list[str]) -> Written:
         """New `files` grouped by day (each must belong to one of `days`), their rows counted
-        from the Parquet footers."""
+        from the Parquet footers, their sizes and times for the Delta log."""
         by_day: dict[dt.date, list[str]] = {d: [] for d in days}
         for rel in files:
             day = partition_date(rel)
@@ -458,67 +701,195 @@ class Writer:
                     f"{self.table}: the write produced {rel}, outside the days {days}"
                 )
             by_day[day].append(rel)
-        rows = self.fs.parquet_rows([f"{self.root}/{f}" for f in files])
-        return Written(self.table, {d: sorted(f) for d, f in by_day.items()}, rows)
+        data_files, schema = self.fs.describe_files(self.table, files)
+        rows = sum(f.rows for f in data_files)
+        by_day_sorted = {d: sorted(f) for d, f in by_day.items()}
+        return Written(self.table, by_day_sorted, rows, data_files, schema)
 
-    def landed(self, day: dt.date, files: list[str]) -> Written:
-        """Files another engine wrote under new names into `day`'s folder (bronze's Arrow
-        engine), counted from their footers. Nothing becomes visible to readers here."""
-        for rel in files:
-            if partition_date(rel) != day:
-                raise LakeStateError(f"{self.table}: {rel} is not a file of the day {day}")
-        self._listed = self._data_files(day_uri(self.fs.lake, self.table, day))
-        _failpoint(self.table, "written")
-        return self._written([day], files)
+    def commit(
+        self,
+        manifests: list[Manifest],
+        written: Written | None = None,
+        replace: Iterable[str] = (),
+    ) -> int | None:
+        """One Delta transaction: remove the current files of every partition folder in
+        `replace` (and, when files are `written` to a table partitioned by date alone, of every
+        day in `manifests`), add `written`'s files, and record the days' facts. Without `written`
+        and `replace` only the facts change. Returns the new table version."""
+        import time
 
-    def commit(self, manifests: list[Manifest]) -> None:
-        """Make `manifests` the current version of their days, in one swap, then delete what no
-        version lists any more in those days (superseded files, a killed run's leftovers)."""
-        if not manifests:
-            return
+        from deltalake import Schema
+        from deltalake.transaction import (
+            AddAction,
+            CommitProperties,
+            RemoveAction,
+            create_table_with_add_actions,
+        )
+
+        if not manifests and not replace:
+            return None
+        replace = set(replace)
+        if written is not None and PARTITION_COLUMNS[self.table] == ("date",):
+            replace |= {f"date={m.date}" for m in manifests}
         self.lease.check()
-        version = current_version(self.fs, self.table)
+        now = dt.datetime.now(dt.UTC)
         for m in manifests:
             m.table, m.run_id = self.table, self.run_id
             m.lease_token = self.lease.holder.token
-            m.written_at = dt.datetime.now(dt.UTC).isoformat()
-            rel = f"{MANIFESTS}/date={m.date}/m-{uuid.uuid4().hex[:16]}.json"
-            self.fs.write_text(f"{self.root}/{rel}", m.to_json())
-            version[m.date] = rel
-        _failpoint(self.table, "manifests")
-        self.lease.check()
-        self.fs.write_text(
-            _current_uri(self.fs.lake, self.table),
-            json.dumps(
-                {
-                    "dates": dict(sorted(version.items())),
-                    "run_id": self.run_id,
-                    "updated_at": dt.datetime.now(dt.UTC).isoformat(),
-                },
-                indent=1,
-            )
-            + "\n",
+            m.written_at = now.isoformat()
+        facts_json = json.dumps(
+            {"days": [m.facts() for m in manifests], "run_id": self.run_id}, sort_keys=True
         )
-        log.info("%s: committed %s", self.table, ", ".join(m.date for m in manifests))
-        _failpoint(self.table, "swapped")
-        self.clean([dt.date.fromisoformat(m.date) for m in manifests])
-        self._listed = None  # it covered only this write's target
-
-    def clean(self, days: list[dt.date]) -> None:
-        """Delete files of `days` that the current version does not list."""
-        version = current_version(self.fs, self.table)
-        wanted = {d.isoformat() for d in days}
-        keep = {f for m in committed(self.fs, self.table, days).values() for f in m.files}
-        keep |= set(version.values())
-        data = self._listed if self._listed is not None else self._data_files(self.root)
-        manifests = {f"{MANIFESTS}/{f}" for f in self.fs.list_files(f"{self.root}/{MANIFESTS}")}
-        stale = [
-            rel
-            for rel in sorted(data | manifests)
-            if rel not in keep
-            and (day := partition_date(rel)) is not None
-            and day.isoformat() in wanted
+        adds = [
+            AddAction(
+                f.path,
+                f.size,
+                _partition_values(self.table, f.path.rsplit("/", 1)[0]),
+                f.modified_ms,
+                True,
+                json.dumps({"numRecords": f.rows}),
+            )
+            for f in (written.data_files if written else [])
         ]
-        self.fs.delete_files(f"{self.root}/{rel}" for rel in stale)
-        if stale:
-            log.info("%s: deleted %d superseded or orphaned files", self.table, len(stale))
+        properties = CommitProperties(custom_metadata={FACTS_KEY: facts_json})
+        uri, options = self.fs.delta_uri(self.table), self.fs.delta_options()
+        table = self.fs.delta(self.table)
+        try:
+            if table is None:
+                _failpoint(self.table, "manifests")
+                self.lease.check()
+                create_table_with_add_actions(
+                    uri,
+                    Schema.from_arrow(self._table_schema(written)),
+                    adds,
+                    mode="error",
+                    partition_by=list(PARTITION_COLUMNS[self.table]),
+                    configuration=TABLE_CONFIG,
+                    storage_options=options,
+                    commit_properties=properties,
+                )
+            else:
+                self._evolve(table, written)
+                deleted = int(time.time() * 1000)
+                _, folders = snapshot_files(self.fs, self.table)
+                removes = [
+                    RemoveAction(rel, True, deleted, size, _partition_values(self.table, folder))
+                    for folder in sorted(replace & set(folders))
+                    for rel, size in folders[folder]
+                ]
+                _failpoint(self.table, "manifests")
+                self.lease.check()
+                table.create_write_transaction(
+                    [*removes, *adds],
+                    "append",
+                    table.schema(),
+                    partition_by=list(PARTITION_COLUMNS[self.table]),
+                    commit_properties=properties,
+                )
+        except DeepStorageError:
+            raise
+        except Exception as exc:
+            raise self.fs._fail(f"commit {self.table}", exc) from None
+        version = self.fs.delta(self.table).version()
+        log.info(
+            "%s: committed %s as version %d",
+            self.table,
+            ", ".join(m.date for m in manifests),
+            version,
+        )
+        _failpoint(self.table, "swapped")
+        facts = _facts(self.fs)
+        for m in manifests:
+            m.version = version
+            facts.days[(self.table, m.date)] = _manifest_from_facts(m.facts())
+        facts.versions[self.table] = version
+        _write_facts(self.fs, facts)
+        return version
+
+    def remove_days(self, days: list[dt.date]) -> int | None:
+        """Retention: one transaction removing every file of `days`, and their facts."""
+        import time
+
+        from deltalake.transaction import CommitProperties, RemoveAction
+
+        wanted = {d.isoformat() for d in days}
+        table = self.fs.delta(self.table)
+        if table is None or not wanted:
+            return None
+        self.lease.check()
+        _, folders = snapshot_files(self.fs, self.table)
+        deleted = int(time.time() * 1000)
+        removes = [
+            RemoveAction(rel, True, deleted, size, _partition_values(self.table, folder))
+            for folder, files in sorted(folders.items())
+            if (day := partition_date(folder)) is not None and day.isoformat() in wanted
+            for rel, size in files
+        ]
+        facts_json = json.dumps({"removed": sorted(wanted), "run_id": self.run_id})
+        try:
+            table.create_write_transaction(
+                removes,
+                "append",
+                table.schema(),
+                partition_by=list(PARTITION_COLUMNS[self.table]),
+                commit_properties=CommitProperties(custom_metadata={FACTS_KEY: facts_json}),
+            )
+        except Exception as exc:
+            raise self.fs._fail(f"remove days from {self.table}", exc) from None
+        version = self.fs.delta(self.table).version()
+        facts = _facts(self.fs)
+        for date in wanted:
+            facts.days.pop((self.table, date), None)
+        facts.versions[self.table] = version
+        _write_facts(self.fs, facts)
+        return version
+
+    def _table_schema(self, written: Written | None):
+        """A new table's schema: the files' columns, then the partition columns."""
+        import pyarrow as pa
+
+        if written is None or written.schema is None:
+            raise LakeStateError(f"{self.table} has no commit yet and this one adds no file")
+        data = [f for f in written.schema if f.name not in PARTITION_COLUMNS[self.table]]
+        parts = [
+            pa.field(c, pa.int64() if c == "client_id" else pa.date32())
+            for c in PARTITION_COLUMNS[self.table]
+        ]
+        return pa.schema([*data, *parts])
+
+    def _evolve(self, table, written: Written | None) -> None:
+        """Schema evolution: columns the new files carry that the table lacks are added to the
+        table's schema (Delta's own ALTER TABLE ADD COLUMNS), so older days read them as null."""
+        import pyarrow as pa
+        from deltalake import Schema
+
+        if written is None or written.schema is None:
+            return
+        known = {f.name for f in table.schema().fields}
+        new = [f for f in written.schema if f.name not in known]
+        if new:
+            self.lease.check()
+            table.alter.add_columns(list(Schema.from_arrow(pa.schema(new)).fields))
+            log.info("%s: schema evolved, new columns %s", self.table, [f.name for f in new])
+
+
+def vacuum(
+    fs: LakeFS, table: str, retention_hours: int | None = None, dry_run: bool = False
+) -> list[str]:
+    """Delete the table's files that no version within the retention window needs: superseded
+    files older than it (Delta's own vacuum) and files no commit ever named that are older than
+    it (a killed run's leftovers: `full` mode). Returns the files (to be) deleted."""
+    data = fs.delta(table)
+    if data is None:
+        return []
+    try:
+        return sorted(
+            data.vacuum(
+                retention_hours=retention_hours,
+                dry_run=dry_run,
+                enforce_retention_duration=retention_hours is None,
+                full=True,
+            )
+        )
+    except Exception as exc:
+        raise fs._fail(f"vacuum {table}", exc) from None

@@ -5,7 +5,7 @@ One run is four small steps, under the lake's writer lease:
   project  the pure projection of projection.py over one read of those bronze days, plus the
            rows of untouched executions that share a partition with re-projected ones;
   write    the changed (client_id, date) partitions under new file names (lake.Writer);
-  commit   one swap of the table's version for every day the run changed (lake.Writer).
+  commit   one Delta transaction replacing every partition the run changed (lake.Writer).
 
 Which days are read, for a run over [D, D2] with look-back L:
   [D-L, D-1]   look-back: the early events of executions still open on D;
@@ -107,7 +107,7 @@ def plan(fs: lake.LakeFS, days: DayRange, lookback_days: int) -> Plan:
             raise LakeStateError(f"bronze day {day} is not committed: {_repair(day)}")
     missing = [d for d in window_days if d < days.first and d not in bronze]
     unsealed = [d for d, m in sorted(bronze.items()) if not m.sealed]
-    silver = lake.committed(fs, SILVER_EXECUTIONS, window_days)
+    silver = lake.committed(fs, SILVER_EXECUTIONS, window_days, with_files=False)
     version = lake.current_version(fs, BRONZE_EVENTS)
     inputs = {d.isoformat(): version[d.isoformat()] for d in sorted(bronze)}
     return Plan(days, bronze, unsealed, missing, silver, inputs)
@@ -243,9 +243,9 @@ def _folder(key: tuple[int, dt.date]) -> str:
     return f"client_id={key[0]}/date={key[1].isoformat()}"
 
 
-def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Manifest]:
-    """One manifest per changed day: its untouched partitions keep their files, the rewritten
-    and cleared ones take the new files (or none)."""
+def manifests(p: Plan, proj: Projection) -> list[lake.Manifest]:
+    """The facts of each changed day: its untouched partitions keep their rows, the rewritten
+    and cleared ones take the new counts (or none)."""
     changed = set(proj.counts) | proj.cleared
     dates = sorted({d for _, d in changed})
     out = []
@@ -256,11 +256,9 @@ def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Man
             for part, rows in (old.partitions if old else {}).items()
             if _key(part) not in changed
         }
-        files = [f for f in (old.files if old else []) if f.rsplit("/", 1)[0] in partitions]
         for key, rows in proj.counts.items():
             if key[1] == day:
                 partitions[_folder(key)] = rows
-        files += written.files.get(day, [])
         old_statuses = (old.details.get("statuses") or {}) if old else {}
         statuses = {part: old_statuses[part] for part in partitions if part in old_statuses} | {
             _folder(key): dict(sorted(s.items()))
@@ -277,7 +275,7 @@ def manifests(p: Plan, proj: Projection, written: lake.Written) -> list[lake.Man
                 date=day.isoformat(),
                 rows=sum(partitions.values()),
                 sealed=not p.unsealed,
-                files=sorted(files),
+                files=[],
                 partitions=dict(sorted(partitions.items())),
                 run_id="",
                 written_at="",
@@ -372,8 +370,9 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             )
             written.expect(sum(proj.counts.values()))
         with phases("commit"):
-            commits = manifests(p, proj, written)
-            writer.commit(commits)
+            commits = manifests(p, proj)
+            changed = {_folder(key) for key in set(proj.counts) | proj.cleared}
+            writer.commit(commits, written, replace=changed)
         proj.release()
         silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
         bronze_newest = lake.newest_event(fs, BRONZE_EVENTS)

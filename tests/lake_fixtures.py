@@ -46,7 +46,8 @@ def write_bronze_day(
                     written_at="",
                     details=details or {},
                 )
-            ]
+            ],
+            written,
         )
 
 
@@ -96,7 +97,9 @@ def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
                     run_id="crafted",
                     written_at="",
                 )
-            ]
+            ],
+            written,
+            replace=set(partitions),
         )
 
 
@@ -131,9 +134,34 @@ def silver_snapshot(spark, lake: str) -> dict[str, list[tuple]]:
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
+def delta_rs_keys(lake: str, table: str) -> list[str]:
+    """The ids a Delta reader that is not ours (delta-rs) sees in `table`: event_id for bronze,
+    execution_id for silver, sorted."""
+    import pyarrow as pa
+
+    fs = LakeFS(lake)
+    found = fs.delta(table)
+    if found is None:
+        return []
+    key = "event_id" if table == BRONZE_EVENTS else "execution_id"
+    return sorted(pa.table(found.to_pyarrow_table(columns=[key])).column(key).to_pylist())
+
+
+def leftovers_after_vacuum(lake: str, table: str) -> list[str]:
+    """Vacuum `table` with a zero window, then list the data files its snapshot does not name:
+    what a killed or superseded write would leave behind for good (nothing, after vacuum)."""
+    fs = LakeFS(lake)
+    lakes.vacuum(fs, table, retention_hours=0)
+    listed = {f for m in lakes.committed(fs, table).values() for f in m.files}
+    data = [f for f in fs.list_files(f"{lake}/{table}") if f.endswith(".parquet")]
+    return [f for f in data if not f.startswith("_") and f not in listed]
+
+
 __all__ = [
     "bronze_rows",
     "day_uri",
+    "delta_rs_keys",
+    "leftovers_after_vacuum",
     "recommit",
     "silver_row",
     "silver_snapshot",

@@ -20,7 +20,12 @@ from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import validate
 from tests.events import event, insert, utc
 from tests.fixtures import APP_DB, APP_PASSWORD, APP_USER, BUCKET, CLI, run_cli
-from tests.lake_fixtures import bronze_rows, silver_snapshot
+from tests.lake_fixtures import (
+    bronze_rows,
+    delta_rs_keys,
+    leftovers_after_vacuum,
+    silver_snapshot,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +56,6 @@ def s3_keys(s3, lake: str, under: str) -> list[str]:
     prefix = f"{lake.split(f's3a://{BUCKET}/', 1)[1]}/{under}/"
     pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     return sorted(o["Key"][len(prefix) :] for p in pages for o in p.get("Contents", []))
-
-
-def unlisted_data_files(s3, lake: str, table: str) -> list[str]:
-    listed = {f for m in lakes.committed(LakeFS(lake), table).values() for f in m.files}
-    data = [k for k in s3_keys(s3, lake, table) if k.endswith(".parquet")]
-    return [k for k in data if k not in listed]
 
 
 # --- 1. silver holds every execution ---------------------------------------------------------
@@ -168,7 +167,9 @@ def test_silver_killed_at_any_point_leaves_a_whole_version_and_the_rerun_complet
         result = silver.run(DayRange(D1, D1), lake, spark=spark)  # e.g. the next scheduled run
         assert result.resumed == f"{D}..{D1}", point
         assert silver_snapshot(spark, lake) == expected, point
-        assert unlisted_data_files(s3, lake, SILVER_EXECUTIONS) == [], point
+        ids = sorted(row[0] for rows in expected.values() for row in rows)
+        assert delta_rs_keys(lake, SILVER_EXECUTIONS) == ids, point
+        assert leftovers_after_vacuum(lake, SILVER_EXECUTIONS) == [], point
 
 
 # --- 3. one writer at a time -----------------------------------------------------------------
@@ -206,8 +207,8 @@ def test_two_bronze_and_two_silver_runs_at_once_write_each_row_exactly_once(db, 
     assert sorted(r.execution_token for r in executions) == sorted(
         {e["execution_token"] for e in events}
     )
-    assert unlisted_data_files(s3, lake, BRONZE_EVENTS) == []
-    assert unlisted_data_files(s3, lake, SILVER_EXECUTIONS) == []
+    assert delta_rs_keys(lake, BRONZE_EVENTS) == sorted(e["event_id"] for e in events)
+    assert delta_rs_keys(lake, SILVER_EXECUTIONS) == sorted(r.execution_id for r in executions)
     assert s3_keys(s3, lake, "_locks") == [], "the lease is released"
 
 
@@ -281,7 +282,7 @@ def test_a_backfilled_earlier_day_moves_the_execution_and_leaves_no_copy(db, spa
         ("m:1", D, "EXECUTED"),
         ("n:1", D1, "PENDING"),
     ]
-    assert unlisted_data_files(s3, lake, SILVER_EXECUTIONS) == []
+    assert delta_rs_keys(lake, SILVER_EXECUTIONS) == sorted(r.execution_id for r in rows)
 
 
 # --- 6. a stuck writer is visible ------------------------------------------------------------
