@@ -11,7 +11,10 @@ can reach. The lake is the one thing every writer already shares, so the lock li
   both win. Each acquisition increments `token` (a fencing token): a writer checks before every
   commit that the lease in the store still carries its token and that its last renewal is
   younger than the ttl, so a holder that was paused past its lease commits nothing.
-  S3 conditional writes are served by AWS S3, Ceph RGW and SeaweedFS.
+  S3 conditional writes are served by AWS S3, Ceph RGW and SeaweedFS; `hold` checks the store
+  honours them (object_store.check_conditional_writes, once per process and store) before it
+  takes the lease, so a store or proxy that drops the headers fails the step (exit 4) instead of
+  letting two writers both win.
 - file:// lakes: `flock` on `{lake}/_locks/writer.lock`, which the kernel frees when the holder
   dies; the holder's record is kept in the same file for error messages.
 
@@ -337,7 +340,10 @@ def hold(
         token=0,
     )
     if lake.startswith("s3a://"):
+        from deep_storage.object_store import check_conditional_writes
+
         store = store or StoreConfig.from_env()
+        check_conditional_writes(store, lake)
         lease: Lease = _acquire_s3(lake, store, me, wait, ttl)
     else:
         lease = _acquire_local(lake, me, wait)
