@@ -209,6 +209,7 @@ class LakeFS:
     def describe_files(self, table: str, files: list[str]):
         """([DataFile] with rows from the Parquet footers, size and time; the files' Arrow
         schema) for `files` (relative to the table root): a ranged read and a HEAD each."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         afs, root = self.arrow()
@@ -228,7 +229,9 @@ class LakeFS:
         else:
             with ThreadPoolExecutor(_PARALLEL) as pool:
                 found = list(pool.map(one, files))
-        schema = found[0][1].to_arrow_schema() if found else None
+        # The union: days written before and after a schema drift differ in their columns.
+        schemas = {str(s): s.to_arrow_schema() for _, s in found}
+        schema = pa.unify_schemas(list(schemas.values())) if schemas else None
         return [f for f, _ in found], schema
 
     # --- operations --------------------------------------------------------------------------
@@ -848,9 +851,19 @@ class Writer:
         """A new table's schema: the files' columns, then the partition columns."""
         import pyarrow as pa
 
-        if written is None or written.schema is None:
-            raise LakeStateError(f"{self.table} has no commit yet and this one adds no file")
-        data = [f for f in written.schema if f.name not in PARTITION_COLUMNS[self.table]]
+        if written is not None and written.schema is not None:
+            source = written.schema
+        else:  # a first commit without files (an empty day): the contract's columns
+            from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM
+
+            from deep_storage import schemas
+
+            source = to_arrow_schema(
+                schemas.BRONZE_EVENTS_SCHEMA
+                if self.table == BRONZE_EVENTS
+                else schemas.SILVER_EXECUTIONS_SCHEMA
+            )
+        data = [f for f in source if f.name not in PARTITION_COLUMNS[self.table]]
         parts = [
             pa.field(c, pa.int64() if c == "client_id" else pa.date32())
             for c in PARTITION_COLUMNS[self.table]
