@@ -72,6 +72,10 @@ PER_DAY ?= 200000
 bench-read:  ## the notebook reader vs DuckDB: make bench-read PER_DAY=1000000 (a week of silver)
 	$(BIN)/python -m benchmarks.read_week --events-per-day $(PER_DAY) $(BENCH_ARGS)
 
+COMMITS ?= 10000
+bench-open:  ## opening the lake after a long history: make bench-open COMMITS=10000 (status from S3)
+	$(BIN)/python -m benchmarks.open_table --commits $(COMMITS) $(BENCH_ARGS)
+
 # The Spark image (spark_image/): the tag is the package version, as in components/_image.py.
 SPARK_IMAGE := $(SPARK_IMAGE_NAME):$(SPARK_IMAGE_TAG)
 SPARK_IMAGE_SOURCE ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)

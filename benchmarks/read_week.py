@@ -5,7 +5,7 @@
 Starts its own PostgreSQL and SeaweedFS S3, loads `--days` days of N generated events, runs bronze
 and silver over them as a user would, then reads the week of silver into pandas three ways, each
 in a fresh process, timing the read call alone (imports and interpreter start excluded):
-  reference      DuckDB: read_parquet(<the manifest-listed files, local copies>).df()
+  reference      DuckDB: read_parquet(<the files of silver's current snapshot, local copies>).df()
   reader local   deep_storage.read("silver", first, last) on a local copy of the lake
   reader s3      deep_storage.read("silver", first, last) on the lake in S3
 The target is reader local / reference <= 1.5 (the same files on the same disk); reader s3 adds
@@ -99,16 +99,21 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "lake"
             client = s3.client()
-            for page in client.get_paginator("list_objects_v2").paginate(
-                Bucket="bench", Prefix="lake/silver/"
-            ):
-                for obj in page.get("Contents", []):
+            for prefix in (f"lake/{lakes.SILVER_EXECUTIONS}/", f"lake/{lakes.DAYS}/"):
+                pages = client.get_paginator("list_objects_v2").paginate(
+                    Bucket="bench", Prefix=prefix
+                )
+                for obj in (o for page in pages for o in page.get("Contents", [])):
                     target = local / obj["Key"][len("lake/") :]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     client.download_file("bench", obj["Key"], str(target))
             fs = lakes.LakeFS(f"file://{local}")
-            manifests = lakes.committed(fs, lakes.SILVER_EXECUTIONS).values()
-            files = [str(local / lakes.SILVER_EXECUTIONS / f) for m in manifests for f in m.files]
+            _, folders = lakes.snapshot_files(fs, lakes.SILVER_EXECUTIONS)
+            files = [
+                str(local / lakes.SILVER_EXECUTIONS / rel)
+                for listed in folders.values()
+                for rel, _ in listed
+            ]
             listing = Path(tmp) / "files.json"
             listing.write_text(json.dumps(files))
             print("reading ...", file=sys.stderr, flush=True)

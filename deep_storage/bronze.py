@@ -27,6 +27,7 @@ from deep_storage import (
     lake,
     metrics,
     object_store,
+    retention,
     schemas,
     session,
     source_db,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETENTION_DAYS = 90
 READ_PATHS = ("arrow", "jdbc")
 
 
@@ -245,14 +245,15 @@ def plan_days(
     """The days a run ingests: the requested ones plus every day that is missing or unsealed
     between the oldest ingested day and the horizon (the last requested day, else the source's
     today), gaps included, oldest first, at most `max_days`. On an empty lake, from the day of the
-    source's oldest event within retention (the 90 days up to the horizon)."""
+    source's oldest event within retention. Never from before retention's floor as of the horizon
+    (retention.floor): a day retention removed is not caught up again."""
     horizon = requested.last if requested is not None else source_db.server_now(conn).date()
+    keep_from = retention.floor(BRONZE_EVENTS, horizon)
     ingested = lake.committed(fs, BRONZE_EVENTS, with_files=False)
     if ingested:
-        first = min(ingested)
+        first = max(min(ingested), keep_from)
     else:
-        retained = horizon - dt.timedelta(days=RETENTION_DAYS - 1)
-        first = source_db.oldest_event_day(conn, src, since=retained) or horizon
+        first = source_db.oldest_event_day(conn, src, since=keep_from) or horizon
     due = set()
     day = first
     while day <= horizon:

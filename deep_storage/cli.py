@@ -258,6 +258,88 @@ def status(lake, days, as_json) -> None:
         click.echo(f"{s.table:<7} {s.date:<10} {s.rows:>10}  {sealed:<8} {when:<20} {gate}")
 
 
+@cli.command()
+@lake_option
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="ISO-8601",
+    help="Judge the windows as of this time or day (default now); never in the future.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be removed and vacuumed; change nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def retention(lake, as_of, dry_run, as_json) -> None:
+    """Remove the days past their retention, then vacuum.
+
+    A bronze day D goes once D < as_of - 90 days, a silver day once D < as_of - 365 days (the
+    day as_of - N stays). Then each table and _days is vacuumed with Delta's 7-day window: the
+    version before a removal stays readable (time travel) for a week.
+    """
+    result = steps.retention(lake or "", as_of or "", dry_run, names=FLAGS).result
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for table, days in result.days_removed.items():
+        keeps = f"keeps days from {result.floors[table]}"
+        if not days:
+            click.echo(f"{table}: {keeps}; nothing to remove")
+        else:
+            span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+            count = f"{len(days)} day{'' if len(days) == 1 else 's'}"
+            click.echo(f"{table}: {keeps}; {verb} {count} ({span})")
+    files = ", ".join(f"{table} {n}" for table, n in result.files_vacuumed.items())
+    click.echo(f"vacuum ({'would delete' if dry_run else 'deleted'} files): {files}")
+    if dry_run:
+        click.echo("dry run: nothing was changed", err=True)
+
+
+@cli.command()
+@lake_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def migrate(lake, as_json) -> None:
+    """Turn a lake written by v0.2 (Parquet folders and JSON manifests) into Delta tables.
+
+    The files the manifests list are adopted where they are; nothing is rewritten. A table that
+    is a Delta table already is skipped, so running it again is safe. _manifests/ is left in
+    place.
+    """
+    from deep_storage import migrate as step
+
+    result = step.run(resolve_lake(lake))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for t in result.tables:
+            if t.outcome == step.MIGRATED:
+                click.echo(
+                    f"{t.table}: migrated {t.days} days ({t.files} files, {t.rows} rows) "
+                    f"as Delta version {t.version}"
+                )
+            elif t.outcome == step.ALREADY_DELTA:
+                click.echo(f"{t.table}: already Delta (version {t.version}); skipped")
+            else:
+                click.echo(f"{t.table}: {t.outcome}; nothing to migrate")
+    for t in result.tables:
+        if t.not_adopted:
+            first, last = t.not_adopted[0], t.not_adopted[-1]
+            command = "bronze" if t.table == step.BRONZE_EVENTS else "silver"
+            click.echo(
+                f"warning: {t.table} became a Delta table before `migrate` ran, without the "
+                f"v0.2 days {', '.join(t.not_adopted)}; rebuild them: "
+                f"`deep-storage {command} --date {first} --until {last}`",
+                err=True,
+            )
+    for folder in result.manifests_kept:
+        click.echo(
+            f"note: {folder} (v0.2's manifests) is left in place; no Delta reader or step "
+            "reads it. Delete it once the Delta table is checked.",
+            err=True,
+        )
+
+
 def main(argv: list[str] | None = None, group: click.Group | None = None) -> int:
     """Run `group` (default: the library's commands) with the one-line error contract."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

@@ -25,6 +25,22 @@ def parse_day(value: str, *, name: str = "date") -> dt.date:
         ) from None
 
 
+def parse_instant(value: str, name: str) -> dt.datetime | None:
+    """An RFC 3339 / ISO-8601 time -> aware UTC datetime. Empty, or KFP's placeholder left
+    unresolved (a one-off run has no schedule time), means None; anything else that is not a
+    time is an InputError naming `name`."""
+    value = (value or "").strip()
+    if not value or "{{" in value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{name} {value!r} is not a time: expected ISO-8601, e.g. 2025-06-02T01:00:00Z"
+        ) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
 @dataclass(frozen=True)
 class DayRange:
     """Inclusive range of UTC days [first, last]."""

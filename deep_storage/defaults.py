@@ -8,3 +8,6 @@ VOLUME_K = 3.0  # warn when a day's rows fall outside mean ± k·stdev of the pr
 MAX_DAYS = 14  # at most this many days per bronze run (catch-up); the next run continues
 READ_PARTITIONS = 2  # parallel range reads (and files) per bronze day
 HISTORY_DAYS = 14  # the days the gate compares a day against, and charts
+BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days
+SILVER_RETENTION_DAYS = 365  # the same for silver
+VACUUM_RETENTION_HOURS = 168  # superseded files stay readable (time travel) so long: 7 days

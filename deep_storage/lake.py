@@ -178,8 +178,6 @@ class LakeFS:
 
         uri = self.delta_uri(table)
         try:
-            if not DeltaTable.is_deltatable(uri, self.delta_options()):
-                return None
             found = DeltaTable(uri, version=version, storage_options=self.delta_options())
             if as_of is not None:
                 found.load_as_version(as_of)
@@ -336,6 +334,7 @@ TABLE_CONFIG = {
     "delta.deletedFileRetentionDuration": "interval 7 days",
     "delta.logRetentionDuration": "interval 30 days",
 }
+_VACUUM_SAFE_HOURS = 168  # delta.deletedFileRetentionDuration
 FACTS_KEY = "deep_storage"  # the commit-metadata key holding a data commit's facts
 VERSIONS_KEY = "deep_storage_table_versions"  # in `_days` commits: the data versions it covers
 PARTITION_COLUMNS = {BRONZE_EVENTS: ("date",), SILVER_EXECUTIONS: ("client_id", "date")}
@@ -388,6 +387,7 @@ def _read_facts(fs: LakeFS) -> _Facts:
     table = fs.delta(DAYS)
     if table is None:
         return _Facts({}, {})
+    fs._days_table = table  # a writer's next `_days` write starts from this loaded state
     days: dict[tuple[str, str], Manifest] = {}
     for row in pa.table(table.to_pyarrow_table()).to_pylist():
         m = _manifest_from_facts(
@@ -400,10 +400,27 @@ def _read_facts(fs: LakeFS) -> _Facts:
             }
         )
         days[(m.table, m.date)] = m
+    # The newest `_days` commit that names the data versions it covers (a vacuum of `_days`
+    # commits without them).
     versions: dict[str, int] = {}
-    for entry in table.history(1):
-        versions = {k: int(v) for k, v in json.loads(entry.get(VERSIONS_KEY) or "{}").items()}
+    newest = table.version()
+    for version in range(newest, max(-1, newest - 20), -1):
+        info = commit_info(fs, DAYS, version)
+        if VERSIONS_KEY in info:
+            versions = {k: int(v) for k, v in json.loads(info[VERSIONS_KEY]).items()}
+            break
     return _Facts(days, versions)
+
+
+def commit_info(fs: LakeFS, table: str, version: int) -> dict[str, Any]:
+    """The commitInfo of `version`, read from its own log entry (`_delta_log/N.json`): delta-rs's
+    `history()` numbers entries from the version it loaded, so a commit that lands meanwhile would
+    be misnamed. {} when the entry is gone (past the log's retention)."""
+    text = fs.read_text(f"{fs.lake}/{table}/_delta_log/{version:020d}.json")
+    for line in (text or "").splitlines():
+        if '"commitInfo"' in line and "commitInfo" in (action := json.loads(line)):
+            return action["commitInfo"]
+    return {}
 
 
 def _replay(fs: LakeFS, facts: _Facts, table: str) -> None:
@@ -416,14 +433,15 @@ def _replay(fs: LakeFS, facts: _Facts, table: str) -> None:
     current = data.version()
     if current <= known:
         return
-    for entry in sorted(data.history(current - known), key=lambda e: e["version"]):
-        if entry["version"] <= known or FACTS_KEY not in entry:
+    for version in range(known + 1, current + 1):
+        entry = commit_info(fs, table, version)
+        if FACTS_KEY not in entry:
             continue
         commit = json.loads(entry[FACTS_KEY])
         for date in commit.get("removed", []):
             facts.days.pop((table, date), None)
         for day in commit.get("days", []):
-            m = _manifest_from_facts({**day, "table": table, "version": entry["version"]})
+            m = _manifest_from_facts({**day, "table": table, "version": version})
             facts.days[(table, m.date)] = m
     facts.versions[table] = current
 
@@ -463,9 +481,10 @@ def _write_facts(fs: LakeFS, facts: _Facts) -> None:
                 "details": json.dumps(m.details, sort_keys=True),
             }
         )
+    days = getattr(fs, "_days_table", None)
     try:
         write_deltalake(
-            fs.delta_uri(DAYS),
+            days if days is not None else fs.delta_uri(DAYS),
             pa.Table.from_pylist(rows, schema=_days_schema()),
             mode="overwrite",
             configuration=TABLE_CONFIG,
@@ -476,19 +495,29 @@ def _write_facts(fs: LakeFS, facts: _Facts) -> None:
         )
     except Exception as exc:
         raise fs._fail("write the day facts (_days)", exc) from None
+    if days is None:
+        fs._days_table = fs.delta(DAYS)
+    else:
+        days.update_incremental()
 
 
 # --- reading committed days ------------------------------------------------------------------
 
 
 def snapshot_files(
-    fs: LakeFS, table: str, version: int | None = None, as_of: dt.datetime | None = None
+    fs: LakeFS,
+    table: str,
+    version: int | None = None,
+    as_of: dt.datetime | None = None,
+    *,
+    loaded=None,
 ) -> tuple[int | None, dict[str, list[tuple[str, int]]]]:
-    """(the version read, partition folder -> [(file, size)]) of the table's snapshot; file
-    paths are relative to the table root. (None, {}) before the table's first commit."""
+    """(the version read, partition folder -> [(file, size)]) of the table's snapshot (of the
+    `loaded` DeltaTable when given); file paths are relative to the table root. (None, {})
+    before the table's first commit."""
     import pyarrow as pa
 
-    data = fs.delta(table, version, as_of)
+    data = loaded if loaded is not None else fs.delta(table, version, as_of)
     if data is None:
         return None, {}
     actions = pa.table(data.get_add_actions(flatten=True)).select(["path", "size_bytes"])
@@ -632,6 +661,14 @@ class Writer:
     def __init__(self, fs: LakeFS, table: str, lease: Lease, run_id: str) -> None:
         self.fs, self.table, self.lease, self.run_id = fs, table, lease, run_id
         self.root = f"{fs.lake}/{table}"
+        self._loaded = None  # the table as this writer last saw it (the lease keeps it current)
+
+    def _table(self):
+        if self._loaded is None:
+            self._loaded = self.fs.delta(self.table)
+        else:
+            self._loaded.update_incremental()
+        return self._loaded
 
     def _data_files(self, folder: str) -> set[str]:
         """Data files under `folder` (relative to the table root); metadata names skipped."""
@@ -756,9 +793,15 @@ class Writer:
         ]
         properties = CommitProperties(custom_metadata={FACTS_KEY: facts_json})
         uri, options = self.fs.delta_uri(self.table), self.fs.delta_options()
-        table = self.fs.delta(self.table)
+        table = self._table()
         try:
             if table is None:
+                if self.fs.read_text(f"{self.root}/_manifests/_current.json") is not None:
+                    raise LakeStateError(
+                        f"{self.table} in lake {self.fs.lake} was written by v0.2 (it has "
+                        "_manifests/_current.json and no Delta log): run `deep-storage migrate "
+                        f"--lake {self.fs.lake}` first"
+                    )
                 _failpoint(self.table, "manifests")
                 self.lease.check()
                 create_table_with_add_actions(
@@ -774,7 +817,7 @@ class Writer:
             else:
                 self._evolve(table, written)
                 deleted = int(time.time() * 1000)
-                _, folders = snapshot_files(self.fs, self.table)
+                _, folders = snapshot_files(self.fs, self.table, loaded=table)
                 removes = [
                     RemoveAction(rel, True, deleted, size, _partition_values(self.table, folder))
                     for folder in sorted(replace & set(folders))
@@ -793,7 +836,8 @@ class Writer:
             raise
         except Exception as exc:
             raise self.fs._fail(f"commit {self.table}", exc) from None
-        version = self.fs.delta(self.table).version()
+        table = self._table()
+        version = table.version()
         log.info(
             "%s: committed %s as version %d",
             self.table,
@@ -816,11 +860,11 @@ class Writer:
         from deltalake.transaction import CommitProperties, RemoveAction
 
         wanted = {d.isoformat() for d in days}
-        table = self.fs.delta(self.table)
+        table = self._table()
         if table is None or not wanted:
             return None
         self.lease.check()
-        _, folders = snapshot_files(self.fs, self.table)
+        _, folders = snapshot_files(self.fs, self.table, loaded=table)
         deleted = int(time.time() * 1000)
         removes = [
             RemoveAction(rel, True, deleted, size, _partition_values(self.table, folder))
@@ -839,7 +883,7 @@ class Writer:
             )
         except Exception as exc:
             raise self.fs._fail(f"remove days from {self.table}", exc) from None
-        version = self.fs.delta(self.table).version()
+        version = self._table().version()
         facts = _facts(self.fs)
         for date in wanted:
             facts.days.pop((self.table, date), None)
@@ -900,7 +944,9 @@ def vacuum(
             data.vacuum(
                 retention_hours=retention_hours,
                 dry_run=dry_run,
-                enforce_retention_duration=retention_hours is None,
+                # Delta's safety check stays on unless a shorter window is asked for (tests).
+                enforce_retention_duration=retention_hours is None
+                or retention_hours >= _VACUUM_SAFE_HOURS,
                 full=True,
             )
         )

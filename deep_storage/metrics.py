@@ -29,6 +29,8 @@ _HELP = {
     "freshness_lag_seconds": "Source's newest event minus the lake's newest committed event.",
     "commit_latency_seconds": "Commit time minus the newest committed event's occurred_at.",
     "rules_broken": "Quality rules broken in the gate's last run, by level.",
+    "days_removed": "Days retention's last run removed, all tables together.",
+    "files_vacuumed": "Files retention's last run vacuumed, all tables together.",
     "last_success_timestamp_seconds": "When the step last succeeded (Unix time).",
     "last_run_timestamp_seconds": "When the step last ran, successful or not (Unix time).",
 }

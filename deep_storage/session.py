@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 _REPO_JARS = Path(__file__).resolve().parent.parent / ".cache" / "jars"
 _LOG4J = Path(__file__).resolve().parent / "log4j2.properties"
 # The classes the manifest's JARs must provide; the image bakes them into $SPARK_HOME/jars.
-_REQUIRED_JARS = ("hadoop-aws-", "aws-java-sdk-bundle-", "spark-hadoop-cloud_", "postgresql-")
+_REQUIRED_JARS = (
+    "hadoop-aws-",
+    "aws-java-sdk-bundle-",
+    "spark-hadoop-cloud_",
+    "postgresql-",
+    "delta-spark_",
+    "delta-storage-",
+)
 
 # UTC everywhere: the JVM's default zone decides how the PostgreSQL JDBC driver sets the session
 # TimeZone and how Spark renders pushed-down timestamp literals, so a pod with TZ=America/Sao_Paulo
@@ -128,6 +135,15 @@ def build(
             .config(
                 "spark.sql.parquet.output.committer.class",
                 "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
+            )
+            # The lake's tables are Delta tables. Without the catalog delta-spark 3 refuses even
+            # df.write.format("delta") (DELTA_CONFIGURE_SPARK_SESSION_WITH_EXTENSION_AND_CATALOG);
+            # without the extension Delta's SQL (DESCRIBE HISTORY, VACUUM) does not parse and a
+            # table created USING DELTA "does not support reads".
+            .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+            .config(
+                "spark.sql.catalog.spark_catalog",
+                "org.apache.spark.sql.delta.catalog.DeltaCatalog",
             )
             .config("spark.sql.ansi.enabled", "true")
             .config("spark.ui.enabled", "false")

@@ -15,7 +15,7 @@ from typing import Any
 
 from deep_storage import defaults
 from deep_storage.config import resolve_lake
-from deep_storage.dates import DayRange, parse_day
+from deep_storage.dates import DayRange, parse_day, parse_instant
 from deep_storage.errors import InputError, LakeStateError
 
 # How each caller names the inputs, for its errors: the component's parameters by default.
@@ -26,22 +26,6 @@ PARAMETERS = {
     "last_day": "last_day",
     "as_of": "as_of",
 }
-
-
-def parse_instant(value: str, name: str) -> dt.datetime | None:
-    """An RFC 3339 / ISO-8601 time -> aware UTC datetime. Empty, or KFP's placeholder left
-    unresolved (a one-off run has no schedule time), means None; anything else that is not a
-    time is an InputError naming `name`."""
-    value = (value or "").strip()
-    if not value or "{{" in value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"{name} {value!r} is not a time: expected ISO-8601, e.g. 2025-06-02T01:00:00Z"
-        ) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def resolve_run_date(
@@ -211,3 +195,28 @@ def quality(
         for day in _range(first_day, last_day, names).days()
     ]
     return QualityResult(reports, lake)
+
+
+def retention(
+    lake_uri: str = "",
+    as_of: str = "",
+    dry_run: bool = False,
+    names: Mapping[str, str] = PARAMETERS,
+) -> StepResult:
+    """Remove the days past each table's window as of `as_of` (a time or a day; empty: now),
+    then vacuum; with dry_run, report what would go and change nothing."""
+    from deep_storage import retention as step
+
+    when = parse_instant(as_of, names["as_of"])
+    result = step.run(resolve_lake(lake_uri or None), as_of=when, dry_run=dry_run)
+    metrics: dict[str, float] = {"dry_run": int(dry_run)}
+    for table, days in result.days_removed.items():
+        metrics[f"{_short(table)}_days_removed"] = len(days)
+    for table, files in result.files_vacuumed.items():
+        metrics[f"{_short(table)}_files_vacuumed"] = files
+    return StepResult("", "", metrics, result)
+
+
+def _short(table: str) -> str:
+    """bronze/events -> bronze, silver/stop_executions -> silver, _days -> days."""
+    return table.split("/", 1)[0].lstrip("_")

@@ -36,11 +36,11 @@ def summarize(lake_dir: Path, run) -> str:
 
     fs = lake.LakeFS(f"file://{lake_dir}")
     lines = ["", "== deep-storage demo: what landed =="]
-    for m in lake.committed(fs, lake.BRONZE_EVENTS).values():
+    for m in lake.committed(fs, lake.BRONZE_EVENTS, with_files=False).values():
         state = "sealed" if m.sealed else "unsealed (today can still change)"
         lines.append(f"bronze  {m.date}: {m.rows:>7} events, {state}")
-    silver = lake.committed(fs, lake.SILVER_EXECUTIONS).values()
-    files = [str(lake_dir / lake.SILVER_EXECUTIONS / f) for m in silver for f in m.files]
+    _, folders = lake.snapshot_files(fs, lake.SILVER_EXECUTIONS)
+    files = [str(lake_dir / lake.SILVER_EXECUTIONS / rel) for f in folders.values() for rel, _ in f]
     if files:
         table = ds.dataset(
             files,

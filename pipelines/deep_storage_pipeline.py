@@ -1,4 +1,4 @@
-"""The deep-storage pipeline: bronze -> silver -> quality gate.
+"""The deep-storage pipeline: bronze -> silver -> quality gate -> retention.
 One factory, two variants. The cluster variant reads the run's date from KFP's schedule-time
 placeholder (falling back to the creation time for one-off runs; an explicit run_date wins).
 kfp.local cannot resolve those placeholders, so the local variant takes the date explicitly and
@@ -7,13 +7,13 @@ runs without retries; everything else is the same graph and the same components.
 
 from kfp import dsl
 
-from deep_storage_kfp.components import bronze_ingest, quality_gate, silver_transform
+from deep_storage_kfp.components import bronze_ingest, quality_gate, retention, silver_transform
 from deep_storage_kfp.pipelines import platform
 
 PIPELINE_NAME = "deep-storage"
 DESCRIPTION = (
-    "stop_events (PostgreSQL) -> bronze/events -> silver/stop_executions -> quality gate, "
-    "on S3-compatible object storage"
+    "stop_events (PostgreSQL) -> bronze/events -> silver/stop_executions -> quality gate -> "
+    "retention, on S3-compatible object storage"
 )
 
 
@@ -73,6 +73,12 @@ def build(
         platform.apply_platform_profile(gate.set_display_name("quality gate"), "quality", **secrets)
         if executors:
             platform.use_executors(gate, "quality", executors, **named)
+        # As of the last day bronze ingested: a scheduled run's own day, and for a backfill of
+        # past days its last one, so the run does not remove what it just ingested. After the
+        # gate: a run whose gate failed removes nothing; the next one catches up.
+        kept = retention(lake_uri=lake_uri, as_of=bronze.outputs["last_day"])
+        kept.after(gate)
+        platform.apply_platform_profile(kept.set_display_name("retention"), "retention", **secrets)
 
     return deep_storage
 

@@ -41,11 +41,18 @@ SIZES = {
     "bronze": StepSize("1", "2", "2Gi", "4Gi", timeout_s=2 * 3600),
     "silver": StepSize("1", "2", "4Gi", "8Gi", timeout_s=2 * 3600),
     "quality": StepSize("1", "2", "4Gi", "8Gi", timeout_s=3600),
+    # No Spark: delta-rs removes days in one commit and vacuums (a listing and deletes).
+    "retention": StepSize("500m", "1", "1Gi", "2Gi", timeout_s=3600),
 }
 SETTINGS_CONFIG_MAP = "deep-storage-settings"
 # A gate that fails has judged the lake: a retry judges it again and fails again, 2 × backoff later.
 NOT_RETRIED = ("quality",)
-SECRETS_BY_STEP = {"bronze": ("db", "s3"), "silver": ("s3",), "quality": ("db", "s3")}
+SECRETS_BY_STEP = {
+    "bronze": ("db", "s3"),
+    "silver": ("s3",),
+    "quality": ("db", "s3"),
+    "retention": ("s3",),
+}
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,8 @@ def apply_platform_profile(
     gate: it fails the same way every time), the analytics node pool and its toleration, the
     image pull secret, labels, the timeout, the metrics ConfigMap and the secrets as env.
 
-    `step` is "bronze", "silver" or "quality" (the component's sizing and secrets); the secret
-    names are the cluster's. Returns the task, for chaining."""
+    `step` is "bronze", "silver", "quality" or "retention" (the component's sizing and
+    secrets); the secret names are the cluster's. Returns the task, for chaining."""
     if step not in SIZES:
         raise ValueError(f"step {step!r} is not one of {', '.join(SIZES)}")
     size = SIZES[step]

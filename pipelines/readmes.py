@@ -12,7 +12,12 @@ from deep_storage_kfp import components
 from deep_storage_kfp.components._image import IMAGE
 from deep_storage_kfp.pipelines import platform
 
-STEP_OF = {"bronze_ingest": "bronze", "silver_transform": "silver", "quality_gate": "quality"}
+STEP_OF = {
+    "bronze_ingest": "bronze",
+    "silver_transform": "silver",
+    "quality_gate": "quality",
+    "retention": "retention",
+}
 FOLDER = Path(components.__file__).resolve().parent
 
 

@@ -77,6 +77,7 @@ if [ "${SMOKE_SPARK:-1}" != 0 ]; then
     EXPECTED_PYSPARK=$expected_pyspark DEEP_STORAGE_DRIVER_MEMORY=512m DEEP_STORAGE_SPARK_MASTER='local[1]' \
         python -c '
 import os
+import tempfile
 from deep_storage import session
 spark = session.build("smoke")
 jvm = spark._jvm
@@ -85,15 +86,24 @@ for name in (
     "com.amazonaws.services.s3.AmazonS3Client",
     "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol",
     "org.postgresql.Driver",
+    "io.delta.sql.DeltaSparkSessionExtension",
+    "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "io.delta.storage.S3SingleDriverLogStore",
 ):
     jvm.java.lang.Class.forName(name)
 assert spark.version == os.environ["EXPECTED_PYSPARK"], spark.version
 java = jvm.java.lang.System.getProperty("java.specification.version")
 assert java == "17", java
 assert spark.range(1000).selectExpr("sum(id)").first()[0] == 499500
+# A class that loads can still clash with Spark at run time (delta-spark of another Spark line):
+# one commit and one read through the session catalog exercise the extension and the catalog.
+table = tempfile.mkdtemp(prefix="smoke-delta-") + "/t"
+spark.range(3).write.format("delta").save(table)
+spark.catalog.createTable("smoke_delta", path=table, source="delta")
+assert spark.sql("SELECT sum(id) FROM smoke_delta").first()[0] == 3
 spark.stop()
-' || fail "a local Spark session could not start or load the JARs' classes"
-    ok "local Spark session: S3A, S3A committers, PostgreSQL driver load; Java 17"
+' || fail "a local Spark session could not start, load the JARs' classes or write a Delta table"
+    ok "local Spark session: S3A, S3A committers, PostgreSQL driver, Delta load; a Delta table round trip; Java 17"
 fi
 
 echo "smoke: all checks passed"

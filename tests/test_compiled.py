@@ -15,7 +15,12 @@ from tests.fixtures import APP_PASSWORD
 pytestmark = pytest.mark.unit
 
 SPEC_FILE = compiling.COMPILED / compiling.PIPELINE_FILE
-STEPS = {"bronze-ingest": "bronze", "silver-transform": "silver", "quality-gate": "quality"}
+STEPS = {
+    "bronze-ingest": "bronze",
+    "silver-transform": "silver",
+    "quality-gate": "quality",
+    "retention": "retention",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,16 @@ def test_the_run_date_falls_back_to_schedule_then_creation_time(spec):
     assert "$(date" not in SPEC_FILE.read_text()
 
 
+def test_retention_runs_after_the_gate_as_of_the_last_day_bronze_ingested(spec):
+    pipeline, _ = spec
+    task = pipeline["root"]["dag"]["tasks"]["retention"]
+    assert set(task["dependentTasks"]) == {"bronze-ingest", "quality-gate"}
+    assert task["inputs"]["parameters"]["as_of"] == {
+        "taskOutputParameter": {"outputParameterKey": "last_day", "producerTask": "bronze-ingest"}
+    }
+    assert "dry_run" not in task["inputs"]["parameters"]  # the component's default: False
+
+
 def test_secrets_are_referenced_by_name_and_key_never_by_value(spec):
     _, executors = spec
     db_keys = ["DJANGO_DB_HOST", "DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD"]
@@ -68,6 +83,7 @@ def test_secrets_are_referenced_by_name_and_key_never_by_value(spec):
         "bronze-ingest": {"db_secret": db_keys, "s3_secret": s3_keys},
         "silver-transform": {"s3_secret": s3_keys},
         "quality-gate": {"db_secret": db_keys, "s3_secret": s3_keys},
+        "retention": {"s3_secret": s3_keys},
     }
     for task, secrets in wanted.items():
         got = {
@@ -105,6 +121,7 @@ def test_every_task_is_placed_sized_retried_and_uncached(spec):
         "bronze": ("2", "4Gi", "2457m"),
         "silver": ("2", "8Gi", "4915m"),
         "quality": ("2", "8Gi", "4915m"),
+        "retention": ("1", "2Gi", "1228m"),
     }
     for task, step in STEPS.items():
         assert tasks[task]["cachingOptions"] == {}, f"{task}: caching must be off"
@@ -139,7 +156,7 @@ def test_every_task_is_placed_sized_retried_and_uncached(spec):
 
 def test_each_component_has_its_own_compiled_spec():
     names = sorted(p.stem for p in (compiling.COMPILED / "components").glob("*.yaml"))
-    assert names == ["bronze_ingest", "quality_gate", "silver_transform"]
+    assert names == ["bronze_ingest", "quality_gate", "retention", "silver_transform"]
     assert (
         Path(compiling.COMPILED / "components" / "quality_gate.yaml")
         .read_text()

@@ -60,3 +60,20 @@ def test_cli_options_use_the_defaults():
         ("silver", "lookback_days"): defaults.LOOKBACK_DAYS,
         ("validate", "volume_k"): defaults.VOLUME_K,
     }
+
+
+def test_the_retention_windows_are_stated_where_they_are_used():
+    """Bronze's catch-up and retention share one window (retention.floor); the texts that
+    state the windows say the defaults' numbers; vacuum's window is the tables' own."""
+    from deep_storage import lake
+    from deep_storage_kfp.components import bronze_ingest, retention
+
+    bronze_days = f"{defaults.BRONZE_RETENTION_DAYS} days"
+    silver_days = str(defaults.SILVER_RETENTION_DAYS)
+    week = f"{defaults.VACUUM_RETENTION_HOURS // 24}-day"
+    for text in (cli.commands["retention"].help, retention.python_func.__doc__):
+        assert bronze_days in text and silver_days in text and week in text, text
+    for text in (cli.commands["bronze"].help, bronze_ingest.python_func.__doc__):
+        assert f"within {bronze_days}" in text, text
+    retained = lake.TABLE_CONFIG["delta.deletedFileRetentionDuration"]
+    assert retained == f"interval {defaults.VACUUM_RETENTION_HOURS // 24} days"

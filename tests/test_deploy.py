@@ -153,7 +153,12 @@ def test_everything_lands_in_analytics_jobs():
 
 def test_every_policy_selects_each_pipeline_task_and_nothing_unlabelled():
     executors = _compiled_executors()
-    assert set(executors) == {"exec-bronze-ingest", "exec-silver-transform", "exec-quality-gate"}
+    assert set(executors) == {
+        "exec-bronze-ingest",
+        "exec-silver-transform",
+        "exec-quality-gate",
+        "exec-retention",
+    }
     for policy in _of_kind("NetworkPolicy"):
         selector = policy["spec"]["podSelector"]
         for name, executor in executors.items():

@@ -1,13 +1,15 @@
 """Schema drift at the source, on the real database with ALTER TABLE: a new nullable column
-flows into bronze after the contract's columns (recorded in the manifest, warned by the gate,
-unioned by name by the reader); a missing or retyped contract column stops bronze, naming it,
-with nothing written. Silver keeps its contract columns."""
+flows into bronze after the contract's columns (added to the Delta table's schema, recorded in
+the day's facts, warned by the gate, null in older days for every Delta reader); a missing or
+retyped contract column stops bronze, naming it, with nothing written. Silver keeps its contract
+columns."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -57,6 +59,14 @@ def test_a_new_nullable_column_flows_into_bronze_and_the_gate_warns(
     assert names == [*schemas.BRONZE_EVENTS_SCHEMA.fieldNames(), "venue"], (
         "appended after the contract"
     )
+
+    # Delta's schema evolution: the table's schema records the column, and a Delta reader that
+    # is not ours reads the older day as null.
+    table = fs.delta(lakes.BRONZE_EVENTS)
+    assert [f.name for f in table.schema().fields][-2:] == ["date", "venue"], "added at the end"
+
+    seen = pa.table(table.to_pyarrow_table(columns=["occurred_at", "venue"])).sort_by("occurred_at")
+    assert seen.column("venue").to_pylist() == [None, None, "BINANCE", None]
 
     frame = deep_storage.read("bronze", D1, D2, lake=lake).sort_values("occurred_at")
     venues = [v if isinstance(v, str) else None for v in frame["venue"]]

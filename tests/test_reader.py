@@ -1,4 +1,5 @@
-"""The one-call reader (deep_storage.read) and status, on a real lake in SeaweedFS."""
+"""The one-call reader (deep_storage.read) and status, on a real lake in SeaweedFS: one version of
+a Delta table, pruned, typed, labelled with its version, and any kept version on request."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import pyarrow.fs as pafs
 import pytest
 
 import deep_storage
-from deep_storage import bronze, silver
+from deep_storage import bronze, reader, silver
 from deep_storage import lake as lakes
 from deep_storage.dates import DayRange
 from deep_storage.errors import InputError
 from deep_storage.quality import validate
 from demo import synthetic
+from tests.events import event
 from tests.fixtures import run_cli
+from tests.lake_fixtures import recommit, silver_row, write_bronze_day, write_silver_day
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +83,7 @@ def test_never_returns_rows_of_an_interrupted_write(db, spark, built):
     )  # fmt: skip
     assert killed.returncode != 0
     fs = lakes.LakeFS(built)
-    listed = set(lakes.manifest(fs, lakes.BRONZE_EVENTS, D2).files)
+    listed = set(lakes.manifest(fs, lakes.BRONZE_EVENTS, D2).files)  # the current snapshot's
     on_disk = {
         f"date=2025-06-02/{f}"
         for f in fs.list_files(f"{built}/bronze/events/date=2025-06-02")
@@ -179,3 +182,98 @@ def test_status_shows_rows_seal_commit_and_the_gates_verdict(spark, built):
     out = run_cli("status", "--lake", built)
     assert out.returncode == 0, out.stderr
     assert "bronze" in out.stdout and "2025-06-02" in out.stdout and b2.gate in out.stdout
+
+
+def test_a_pinned_version_reads_its_rows_after_a_newer_commit(spark, lake):
+    write_silver_day(spark, lake, D1, [silver_row(execution_id="a", client_id=1)])
+    first = deep_storage.read("silver", D1, D2, lake=lake)
+    pinned = first.attrs["delta_version"]
+    assert pinned == lakes.LakeFS(lake).delta(lakes.SILVER_EXECUTIONS).version()
+    write_silver_day(
+        spark,
+        lake,
+        D1,
+        [silver_row(execution_id="b", client_id=1), silver_row(execution_id="c", client_id=2)],
+    )
+    now = deep_storage.read("silver", D1, D2, lake=lake)
+    assert now.attrs["delta_version"] == pinned + 1
+    assert sorted(now["execution_id"]) == ["b", "c"]
+    for engine in ("pandas", "arrow", "duckdb"):
+        got = deep_storage.read("silver", D1, D2, lake=lake, version=pinned, engine=engine)
+        ids = {
+            "pandas": lambda f: list(f["execution_id"]),
+            "arrow": lambda t: t.column("execution_id").to_pylist(),
+            "duckdb": lambda r: [row[0] for row in r.project("execution_id").fetchall()],
+        }[engine](got)
+        assert ids == ["a"], engine
+    table = deep_storage.read("silver", D1, lake=lake, version=pinned, engine="arrow")
+    assert table.schema.metadata[b"delta_version"] == str(pinned).encode()
+    assert table.schema.field("client_id").type == pa.int64()
+    # as_of: the version current at a time between the two commits.
+    fs = lakes.LakeFS(lake)
+    between = reader._commit_time(fs, lakes.SILVER_EXECUTIONS, pinned + 1) - dt.timedelta(
+        microseconds=1
+    )
+    then = deep_storage.read("silver", D1, lake=lake, as_of=between.isoformat())
+    assert then.attrs["delta_version"] == pinned and list(then["execution_id"]) == ["a"]
+
+
+def test_both_spark_paths_read_the_pinned_version_alike(spark, lake):
+    write_silver_day(
+        spark,
+        lake,
+        D1,
+        [silver_row(execution_id="a", client_id=1), silver_row(execution_id="b", client_id=2)],
+    )
+    pinned = lakes.LakeFS(lake).delta(lakes.SILVER_EXECUTIONS).version()
+    write_silver_day(spark, lake, D1, [silver_row(execution_id="c", client_id=1)])
+    assert reader.has_delta(spark), "session.build configures delta-spark's extension"
+    sel, fs = reader.select("silver", D1, version=pinned, clients=[1, 2], lake=lake)
+    through_delta = reader._spark(sel, fs, None, None, spark, delta=True)
+    by_name = reader._spark(sel, fs, None, None, spark, delta=False)
+    assert through_delta.columns == by_name.columns == reader._columns(sel)
+    types = [(f.name, f.dataType) for f in by_name.schema]
+    assert [(f.name, f.dataType) for f in through_delta.schema] == types
+    assert sorted(through_delta.collect()) == sorted(by_name.collect())
+    assert sorted(r.execution_id for r in through_delta.collect()) == ["a", "b"]
+    one = deep_storage.read(
+        "silver", D1, lake=lake, version=pinned, clients=[2], engine="spark", spark=spark
+    )
+    assert [(r.execution_id, r.client_id, r.date, r._sealed) for r in one.collect()] == [
+        ("b", 2, D1, True)
+    ]
+
+
+def test_sealed_is_what_the_pinned_version_said(spark, lake):
+    write_bronze_day(spark, lake, D1, [event("2025-06-01 10:00:00")], sealed=False)
+    unsealed = lakes.LakeFS(lake).delta(lakes.BRONZE_EVENTS).version()
+    recommit(lake, lakes.BRONZE_EVENTS, D1, sealed=True)
+    now = deep_storage.read("bronze", D1, D2, lake=lake)
+    assert now["_sealed"].all() and now.attrs["unsealed_days"] == []
+    assert now.attrs["missing_days"] == ["2025-06-02"]
+    then = deep_storage.read("bronze", D1, D2, lake=lake, version=unsealed)
+    assert not then["_sealed"].any() and then.attrs["unsealed_days"] == ["2025-06-01"]
+    assert then.attrs["missing_days"] == ["2025-06-02"]
+
+
+def test_time_travel_arguments_name_the_value_and_the_fix(spark, lake):
+    with pytest.raises(InputError, match="has no commit yet, so no version to read"):
+        deep_storage.read("bronze", D1, lake=lake, version=0)
+    assert deep_storage.read("bronze", D1, lake=lake).attrs["delta_version"] is None
+    write_bronze_day(spark, lake, D1, [event("2025-06-01 10:00:00")], sealed=True)
+    with pytest.raises(InputError, match="version 0 and as_of '2025-06-01' were both given"):
+        deep_storage.read("bronze", D1, lake=lake, version=0, as_of="2025-06-01")
+    with pytest.raises(InputError, match=r"version -1 is not a table version: expected .* >= 0"):
+        deep_storage.read("bronze", D1, lake=lake, version=-1)
+    with pytest.raises(
+        InputError, match=r"version 7 of bronze/events does not exist yet: .*0\.\.0"
+    ):
+        deep_storage.read("bronze", D1, lake=lake, version=7)
+    with pytest.raises(InputError, match="as_of 'last week' is not a time: expected ISO-8601"):
+        deep_storage.read("bronze", D1, lake=lake, as_of="last week")
+    with pytest.raises(
+        InputError, match=r"as_of '2020-01-01T00:00:00Z' is before bronze/events's first commit"
+    ):
+        deep_storage.read("bronze", D1, lake=lake, as_of="2020-01-01T00:00:00Z")
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    assert deep_storage.read("bronze", D1, lake=lake, as_of=future).attrs["delta_version"] == 0

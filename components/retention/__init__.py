@@ -1,0 +1,3 @@
+from deep_storage_kfp.components.retention.component import retention
+
+__all__ = ["retention"]
