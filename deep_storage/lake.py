@@ -658,9 +658,14 @@ def _partition_values(table: str, folder: str) -> dict[str, str]:
 class Writer:
     """Writes new versions of days of one table. Hold the writer lease around it."""
 
-    def __init__(self, fs: LakeFS, table: str, lease: Lease, run_id: str) -> None:
+    def __init__(
+        self, fs: LakeFS, table: str, lease: Lease, run_id: str, *, adopts_v02: bool = False
+    ) -> None:
         self.fs, self.table, self.lease, self.run_id = fs, table, lease, run_id
         self.root = f"{fs.lake}/{table}"
+        # Only `migrate` may start a Delta table over a v0.2 one; every other writer would hide
+        # the v0.2 days behind an empty Delta table.
+        self.adopts_v02 = adopts_v02
         self._loaded = None  # the table as this writer last saw it (the lease keeps it current)
 
     def _table(self):
@@ -796,7 +801,8 @@ class Writer:
         table = self._table()
         try:
             if table is None:
-                if self.fs.read_text(f"{self.root}/_manifests/_current.json") is not None:
+                v02 = f"{self.root}/_manifests/_current.json"
+                if not self.adopts_v02 and self.fs.read_text(v02) is not None:
                     raise LakeStateError(
                         f"{self.table} in lake {self.fs.lake} was written by v0.2 (it has "
                         "_manifests/_current.json and no Delta log): run `deep-storage migrate "

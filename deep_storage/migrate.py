@@ -124,7 +124,7 @@ def _prepare(fs: lake.LakeFS, table: str, text: str | None, lease, run_id: str):
                 f"{_fix(table, m.date)}"
             )
     log.info("migrate: %s: counting the rows of %d files", table, len(files))
-    writer = lake.Writer(fs, table, lease, run_id)
+    writer = lake.Writer(fs, table, lease, run_id, adopts_v02=True)
     written = writer._written([dt.date.fromisoformat(m.date) for m in manifests], files)
     check_rows(table, manifests, written)
     return writer, manifests, written

@@ -247,7 +247,9 @@ def test_a_broken_silver_day_leaves_bronze_unmigrated_too(lake):
     assert fs.delta(BRONZE_EVENTS) is None and fs.delta(DAYS) is None
 
 
-def test_a_table_that_became_delta_before_migrate_ran_names_the_v02_days_it_lacks(spark, lake):
+def test_a_step_of_this_version_refuses_an_unmigrated_v02_table(spark, lake):
+    """A step that started an empty Delta table over v0.2 days would hide them: it stops,
+    naming `migrate`, and leaves no Delta log behind; migrate then adopts the v0.2 day."""
     today = dt.datetime.now(dt.UTC).date()
     old, new = today - dt.timedelta(days=3), today - dt.timedelta(days=1)
     v = V02Lake(lake)
@@ -255,17 +257,12 @@ def test_a_table_that_became_delta_before_migrate_ran_names_the_v02_days_it_lack
         BRONZE_EVENTS, old, [v.bronze_file(old, [event(at(old, 8))])], {f"date={old}": 1}, {}
     )
     v.commit()
-    write_bronze_day(spark, lake, new, [event(at(new, 8))])  # this version's bronze ran first
+    with pytest.raises(LakeStateError, match=r"written by v0\.2 .* run `deep-storage migrate"):
+        write_bronze_day(spark, lake, new, [event(at(new, 8))])
+    assert LakeFS(lake).delta(BRONZE_EVENTS) is None
     done = run_cli("migrate", "--lake", lake)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        f"{BRONZE_EVENTS}: already Delta (version 0); skipped",
-        f"{SILVER_EXECUTIONS}: no v0.2 manifests; nothing to migrate",
-    ]
-    assert (
-        f"warning: bronze/events became a Delta table before `migrate` ran, without the v0.2 "
-        f"days {old}; rebuild them: `deep-storage bronze --date {old} --until {old}`"
-    ) in done.stderr
+    assert sorted(lakes.committed(LakeFS(lake), BRONZE_EVENTS)) == [old]
 
 
 def test_the_steps_carry_on_on_a_migrated_lake(spark, lake):
