@@ -890,6 +890,7 @@ class Writer:
         except Exception as exc:
             raise self.fs._fail(f"remove days from {self.table}", exc) from None
         version = self._table().version()
+        _failpoint(self.table, "removed")
         facts = _facts(self.fs)
         for date in wanted:
             facts.days.pop((self.table, date), None)

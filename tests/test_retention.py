@@ -101,6 +101,33 @@ def test_the_days_past_each_window_go_and_the_floor_day_stays(spark, lake):
     assert versions(lake) == before
 
 
+def test_a_run_killed_after_its_removal_commit_loses_nothing_and_the_next_completes(spark, lake):
+    """SIGKILL right after bronze's removal commit, before `_days` is written: every reader
+    already sees the days gone (the facts replay from the log), and the next run finishes."""
+    import signal
+
+    build(spark, lake)
+    killed = run_cli(
+        "retention",
+        "--lake",
+        lake,
+        "--as-of",
+        "2025-06-20T10:00:00Z",
+        env={"DEEP_STORAGE_KILL_AT": "bronze:removed"},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    fs = LakeFS(lake)
+    assert list(lakes.committed(fs, BRONZE_EVENTS)) == KEPT[BRONZE_EVENTS]
+    assert delta_days(lake, BRONZE_EVENTS) == KEPT[BRONZE_EVENTS]
+    assert list(lakes.committed(fs, SILVER_EXECUTIONS)) == SILVER_DAYS  # not reached yet
+    done = run_cli("retention", "--lake", lake, "--as-of", "2025-06-20T10:00:00Z")
+    assert done.returncode == 0, done.stderr
+    fs = LakeFS(lake)
+    for table, kept in KEPT.items():
+        assert list(lakes.committed(fs, table)) == kept
+        assert delta_days(lake, table) == kept
+
+
 def test_a_dry_run_names_the_same_days_and_changes_nothing(spark, lake, s3):
     build(spark, lake)
     before_versions, before_keys = versions(lake), all_keys(s3, lake)
