@@ -776,7 +776,7 @@ class Writer:
         replace = set(replace)
         if written is not None and PARTITION_COLUMNS[self.table] == ("date",):
             replace |= {f"date={m.date}" for m in manifests}
-        self.lease.check()
+        # The lease is checked right before each log write below (and before a schema change).
         now = dt.datetime.now(dt.UTC)
         for m in manifests:
             m.table, m.run_id = self.table, self.run_id
