@@ -4,7 +4,9 @@
 
 An hourly schedule commits to each table 24 times a day, so a year holds ~9,000 commits per
 table (and as many to `_days`). This starts its own SeaweedFS S3, then builds two lakes through
-the steps' own commit path (lake.Writer.commit under the writer lease):
+the steps' own commit path (lake.Writer.commit under the writer lease) on a local folder and
+uploads each byte for byte to S3 (`--build-on s3` commits on S3 itself: the same log, about 3x
+slower to build):
   history    bronze: `--commits` commits, each replacing one day of 90 (two files a day);
              silver: `--commits` commits, each replacing `--silver-partitions` partitions of one
              day of 365 (an active snapshot of 365 x that many files)
@@ -23,6 +25,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,7 +93,27 @@ def _schemas():
     )
 
 
-def build(lake: str, store: StoreConfig, commits: int, silver_partitions: int, one_shot: bool):
+def upload(folder: Path, store: StoreConfig, prefix: str) -> int:
+    """Copy every file under `folder` to s3://{bucket}/{prefix}/..., keys as the relative paths."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deep_storage.object_store import s3_client
+
+    s3 = s3_client(store)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+
+    def put(path: Path) -> None:
+        key = f"{prefix}/{path.relative_to(folder).as_posix()}"
+        s3.put_object(Bucket=store.bucket, Key=key, Body=path.read_bytes())
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, files))
+    return len(files)
+
+
+def build(
+    lake: str, store: StoreConfig | None, commits: int, silver_partitions: int, one_shot: bool
+):
     """Commit the history (or, `one_shot`, its final snapshot in one commit per table)."""
     bronze_schema, silver_schema = _schemas()
     bronze_days = [FIRST + dt.timedelta(days=i) for i in range(90)]
@@ -151,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--silver-partitions", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--build-on",
+        choices=("local", "s3"),
+        default="local",
+        help="commit the history on a local folder, then upload it (default), or on S3 itself",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/open-latest.json")
     args = parser.parse_args(argv)
     results: dict = {
@@ -170,16 +199,17 @@ def main(argv: list[str] | None = None) -> int:
             "AWS_REGION": s3.region,
         }
         names = ("reference", "history")
+        results["built_on"] = args.build_on
         for name in names:
             print(f"building {name} ...", file=sys.stderr, flush=True)
             t = time.perf_counter()
-            build(
-                f"s3a://bench/{name}",
-                store,
-                args.commits,
-                args.silver_partitions,
-                name != "history",
-            )
+            one_shot = name != "history"
+            if args.build_on == "s3":
+                build(f"s3a://bench/{name}", store, args.commits, args.silver_partitions, one_shot)
+            else:
+                with tempfile.TemporaryDirectory(prefix=f"open-{name}-") as tmp:
+                    build(tmp, None, args.commits, args.silver_partitions, one_shot)
+                    results[f"{name}_objects"] = upload(Path(tmp), store, name)
             results[f"{name}_build_seconds"] = round(time.perf_counter() - t, 1)
         # Measured back to back, alternating, once both lakes exist: the same load on both.
         runs: dict[str, list[dict]] = {name: [] for name in names}

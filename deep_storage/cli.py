@@ -193,8 +193,14 @@ def silver(date, until, lake, lookback_days, as_json) -> None:
     show_default=True,
     help="Warn when the day's rows fall outside mean ± k·stdev of the previous days.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Judge every rule on the rows even when neither table changed since the day's last "
+    "verdict (by default that day is re-judged on freshness and lag alone).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
-def validate(date, until, lake, tables, as_of, volume_k, as_json) -> None:
+def validate(date, until, lake, tables, as_of, volume_k, full, as_json) -> None:
     """Quality gate for --date (.. --until): exits non-zero when a `fail` rule breaks."""
     checked = steps.quality(
         lake or "",
@@ -204,6 +210,7 @@ def validate(date, until, lake, tables, as_of, volume_k, as_json) -> None:
         volume_k,
         tuple(tables) or ("bronze", "silver"),
         names=FLAGS,
+        full=full,
     )
     report = checked.metrics
     one_day = len(checked.reports) == 1  # names as `table.rule`; over several days, `D:table.rule`

@@ -170,15 +170,28 @@ class LakeFS:
                 options["AWS_ALLOW_HTTP"] = "true"
         return options
 
-    def delta(self, table: str, version: int | None = None, as_of: dt.datetime | None = None):
+    def delta(
+        self,
+        table: str,
+        version: int | None = None,
+        as_of: dt.datetime | None = None,
+        *,
+        without_files: bool = False,
+    ):
         """The table's deltalake.DeltaTable (at `version` or the version current at `as_of`),
-        or None when the table has no commit yet."""
+        or None when the table has no commit yet. `without_files` loads the log's metadata and
+        version only (no file list: cheap after a long history, but it cannot be read)."""
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
         uri = self.delta_uri(table)
         try:
-            found = DeltaTable(uri, version=version, storage_options=self.delta_options())
+            found = DeltaTable(
+                uri,
+                version=version,
+                storage_options=self.delta_options(),
+                without_files=without_files,
+            )
             if as_of is not None:
                 found.load_as_version(as_of)
             return found
@@ -426,7 +439,7 @@ def commit_info(fs: LakeFS, table: str, version: int) -> dict[str, Any]:
 def _replay(fs: LakeFS, facts: _Facts, table: str) -> None:
     """Bring `facts` up to the table's current version from the commits `_days` does not cover
     yet (a run killed after its data commit, before `_days` was written)."""
-    data = fs.delta(table)
+    data = fs.delta(table, without_files=True)
     if data is None:
         return
     known = facts.versions.get(table, -1)

@@ -182,15 +182,23 @@ def quality(
     volume_k: float = defaults.VOLUME_K,
     tables: tuple[str, ...] = ("bronze", "silver"),
     names: Mapping[str, str] = PARAMETERS,
+    full: bool = False,
 ) -> QualityResult:
-    """Validate every day of the range; every report is written before the verdict."""
+    """Validate every day of the range; every report is written before the verdict. An
+    unchanged day is re-judged on the time rules alone unless `full`."""
     from deep_storage.quality import validate
 
     lake = resolve_lake(lake_uri or None)
     when = parse_instant(as_of, names["as_of"])
     reports = [
         validate.run(
-            day, lake, as_of=when, volume_k=volume_k, tables=tables, raise_on_failure=False
+            day,
+            lake,
+            as_of=when,
+            volume_k=volume_k,
+            tables=tables,
+            raise_on_failure=False,
+            full=full,
         )
         for day in _range(first_day, last_day, names).days()
     ]

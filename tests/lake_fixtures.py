@@ -19,6 +19,12 @@ def _relaxed(schema: StructType) -> StructType:
     return StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
 
 
+def _newest(rows: list[dict], columns: tuple[str, ...]) -> str | None:
+    """The newest of `columns` over `rows`, as the steps record it (details.newest_event_at)."""
+    found = [r[c] for r in rows for c in columns if r.get(c) is not None]
+    return max(found).astimezone(dt.UTC).isoformat() if found else None
+
+
 def write_bronze_day(
     spark, lake: str, day: dt.date, rows: list[dict], sealed: bool = False, details=None
 ):
@@ -44,7 +50,10 @@ def write_bronze_day(
                     partitions={f"date={day}": len(rows)},
                     run_id="crafted",
                     written_at="",
-                    details=details or {},
+                    details={
+                        "newest_event_at": _newest(rows, ("occurred_at",)),
+                        **(details or {}),
+                    },
                 )
             ],
             written,
@@ -52,6 +61,7 @@ def write_bronze_day(
 
 
 SILVER_COLUMNS = schemas.SILVER_EXECUTIONS_SCHEMA.fieldNames()
+SILVER_NEWEST = ("triggered_at", "submitted_at", "executed_at", "failed_at")
 
 
 def silver_row(**kw) -> dict:
@@ -96,6 +106,7 @@ def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
                     partitions=partitions,
                     run_id="crafted",
                     written_at="",
+                    details={"newest_event_at": _newest(rows, SILVER_NEWEST)},
                 )
             ],
             written,

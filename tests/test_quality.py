@@ -284,3 +284,51 @@ def test_silver_keeps_rule_breaking_executions_and_the_gate_flags_them(spark, la
     assert "bronze_events.side_buy_sell" in report.warned
     (q,) = quarantined(spark, lake, "bronze_events")
     assert (q.execution_token, list(q._reasons)) == ("bad:1", ["side_buy_sell"])
+
+
+def test_an_unchanged_day_is_rejudged_on_its_time_rules_without_reading_a_row(spark, lake):
+    rows = [
+        event("2025-06-01 10:00:00", execution_token="ok:1"),
+        event("2025-06-01 23:00:00", execution_token="bad:1", side="HOLD"),
+    ]
+    write_bronze_day(spark, lake, D, rows)
+    on_time = dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.UTC)
+    first = validate.run(D, lake, spark=spark, as_of=on_time, tables=("bronze",))
+    assert "bronze_events: great expectations" in first.phases
+    assert outcomes(first, "bronze_events")["fresh_within_sla"] == "passed"
+    assert outcomes(first, "bronze_events")["side_buy_sell"] == "warned"
+
+    # The hour after: nothing committed. The day's files are moved away, so a re-judgement that
+    # read a row would fail; it must not need them.
+    fs = LakeFS(lake)
+    folder = f"{lake}/bronze/events/date={D}"
+    files = [f"{folder}/{f}" for f in fs.list_files(folder)]
+    assert files
+    fs.delete_files(files)
+    late = dt.datetime(2025, 6, 2, 1, 30, tzinfo=dt.UTC)  # 2.5 h after the newest event
+    again = validate.run(D, lake, spark=spark, as_of=late, tables=("bronze",))
+    assert "re-judge unchanged day" in again.phases
+    assert not any("great expectations" in p or "spark" in p for p in again.phases)
+    before, after = outcomes(first, "bronze_events"), outcomes(again, "bronze_events")
+    assert after.pop("fresh_within_sla") == "warned"  # judged now, on the commit's facts
+    before.pop("fresh_within_sla")
+    assert after == before
+    (table,) = again.tables
+    assert table.quarantined == 1 and table.rows == 2
+    assert any("unchanged since the verdict of" in n for n in table.notes)
+    stored = json.loads(fs.read_text(f"{lake}/_quality/bronze_events/date={D}/results.json"))
+    rule_of = {id(r): r["expectation_config"]["meta"]["rule"] for r in stored["results"]}
+    freshness = [r for r in stored["results"] if rule_of[id(r)] == "fresh_within_sla"]
+    assert freshness and not all(r["success"] for r in freshness)
+    page = fs.read_text(f"{lake}/_quality/summary/date={D}/report.html")
+    assert "fresh_within_sla" in page and "side_buy_sell" in page
+
+    # A new commit of the day (replacing the moved files) is judged whole again, on its rows.
+    write_bronze_day(spark, lake, D, [rows[0]])
+    fixed = validate.run(D, lake, spark=spark, as_of=late, tables=("bronze",))
+    assert "bronze_events: great expectations" in fixed.phases
+    assert outcomes(fixed, "bronze_events")["side_buy_sell"] == "passed"
+    assert fixed.tables[0].quarantined == 0
+    # --full judges the rows even when nothing changed.
+    forced = validate.run(D, lake, spark=spark, as_of=late, tables=("bronze",), full=True)
+    assert "bronze_events: great expectations" in forced.phases

@@ -1,5 +1,7 @@
-"""Great Expectations (GX Core 1.x, ephemeral context, Spark dataframe source): suites built from
-rules.py, run on a cached frame; GX's own Data Docs page rendered as one self-contained file."""
+"""Great Expectations (GX Core 1.x, ephemeral context): suites built from rules.py. Row and table
+rules run on a cached Spark frame, fact rules on a one-row pandas frame of the commit's facts; an
+unchanged day is re-judged from its stored result with only the fact rules run again. GX's own
+Data Docs page is rendered as one self-contained file."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deep_storage.quality.rule_columns import evidence_column
-from deep_storage.quality.rules import FAIL, RowRule, TableRule
+from deep_storage.quality.rules import FAIL, TIME_RULES, FactRule, RowRule, TableRule
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -111,14 +113,56 @@ def _rule_expectations(row_rules, table_rules):
     return out
 
 
+def _fact_expectations(fact_rules):
+    import great_expectations.expectations as gxe
+
+    out = []
+    for rule in fact_rules:
+        # Two expectations, one rule (folded by the rule named in their meta): GX's range check
+        # skips a missing value, which must break the rule.
+        described = f"{rule.name} ({rule.level}): {rule.description}"
+        meta = _meta(rule.name, rule.level)
+        out.append(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=rule.column, description=described, meta=meta, result_format="COMPLETE"
+            )
+        )
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=rule.column,
+                min_value=rule.min_value,
+                description=described,
+                meta=meta,
+                result_format="COMPLETE",
+            )
+        )
+    return out
+
+
+_FACT_TYPES = ("expect_column_values_to_be_between", "expect_column_values_to_not_be_null")
+
+
+def _facts_frame(fact_rules, facts: dict[str, Any]):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            rule.column: pd.Series([facts.get(rule.column)], dtype="datetime64[us, UTC]")
+            for rule in fact_rules
+        }
+    )
+
+
 def _meta(name: str, level: str) -> dict:
     return {"rule": name, "level": level}
 
 
-def _run(context, name: str, frame: DataFrame, expectations):
+def _run(context, name: str, frame, expectations, engine: str = "spark"):
     import great_expectations as gx
 
-    asset = context.data_sources.add_spark(name=f"lake-{name}").add_dataframe_asset(name=name)
+    sources = context.data_sources
+    add = sources.add_spark if engine == "spark" else sources.add_pandas
+    asset = add(name=f"lake-{name}").add_dataframe_asset(name=name)
     batch = asset.add_batch_definition_whole_dataframe("day")
     suite = context.suites.add(gx.ExpectationSuite(name=name))
     for expectation in expectations:
@@ -158,21 +202,67 @@ def validate(
     extras: list[str],
     row_rules: tuple[RowRule, ...],
     table_rules: list[TableRule],
+    fact_rules: list[FactRule] = (),
+    facts: dict[str, Any] | None = None,
 ):
     """Run the suite: the contract's columns and types on `frame` (its schema only: no pass over
     the rows), the rules on `flags` (the rule flags and the columns the table rules read,
-    cached: one small frame for every rule). Returns (GX result, [RuleResult])."""
+    cached: one small frame for every rule), the fact rules on `facts` (the commit's). Returns
+    (GX result, [RuleResult])."""
     context = _context()
-    result = _combined(
-        suite_name,
-        [
-            _run(context, f"{suite_name}-contract", frame, _contract_expectations(schema, extras)),
-            _run(context, suite_name, flags, _rule_expectations(row_rules, table_rules)),
-        ],
+    parts = [
+        _run(context, f"{suite_name}-contract", frame, _contract_expectations(schema, extras)),
+        _run(context, suite_name, flags, _rule_expectations(row_rules, table_rules)),
+    ]
+    if fact_rules:
+        parts.append(_facts_part(context, suite_name, fact_rules, facts or {}))
+    result = _combined(suite_name, parts)
+    descriptions = {r.name: r.description for r in (*row_rules, *table_rules, *fact_rules)}
+    return result, fold(result, descriptions)
+
+
+def _facts_part(context, suite_name: str, fact_rules, facts: dict[str, Any]):
+    return _run(
+        context,
+        f"{suite_name}-facts",
+        _facts_frame(fact_rules, facts),
+        _fact_expectations(fact_rules),
+        engine="pandas",
     )
-    # GX returns results in no particular order: fold them by the rule named in their meta.
+
+
+def rejudge(
+    prior_json: str,
+    suite_name: str,
+    fact_rules: list[FactRule],
+    facts: dict[str, Any],
+    descriptions: dict[str, str],
+):
+    """An unchanged day's verdict: its stored GX result (results.json) with the rules that
+    depend on the run's time (rules.TIME_RULES) judged again by GX on the commit's `facts`; the
+    rows are not read. Returns (GX result, [RuleResult]) as `validate` does."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResultSchema,
+    )
+
+    prior = ExpectationSuiteValidationResultSchema().load(json.loads(prior_json))
+    prior.results = [
+        r for r in prior.results if (r.expectation_config.meta or {}).get("rule") not in TIME_RULES
+    ]
+    prior.success = all(r.success for r in prior.results)
+    parts = [prior]
+    if fact_rules:
+        parts.append(_facts_part(_context(), suite_name, fact_rules, facts))
+    result = _combined(suite_name, parts)
+    described = {**descriptions, **{r.name: r.description for r in fact_rules}}
+    return result, fold(result, described)
+
+
+def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
+    """One RuleResult per rule from GX's results, which come in no particular order and several
+    per rule (the contract's types, a fact rule's two checks): a rule passes when all of its
+    expectations pass, and shows the first failure's observed values."""
     folded: dict[str, RuleResult] = {}
-    descriptions = {r.name: r.description for r in (*row_rules, *table_rules)}
     for r in result.results:
         m = r.expectation_config.meta or {}
         name, level = m.get("rule", r.expectation_config.type), m.get("level", FAIL)
@@ -188,6 +278,12 @@ def validate(
             observed, percent, samples = prior.observed, prior.percent, prior.samples
         elif not r.success and name == "contract_types":
             observed = f"{r.expectation_config.kwargs.get('column')} is {observed}"
+        elif not r.success and r.expectation_config.type in _FACT_TYPES:
+            # A fact rule: say the fact itself, not GX's count of one offending row.
+            value = (found.get("unexpected_list") or [None])[0]
+            missing = value is None or str(value) == "NaT"
+            observed = "no rows (no newest event)" if missing else f"newest event {value}"
+            samples = ()
         folded[name] = RuleResult(
             name,
             level,
@@ -210,7 +306,7 @@ def validate(
         folded["contract_columns"] = RuleResult(
             c.name, c.level, c.success, "exactly the contract's columns", c.observed
         )
-    return result, list(folded.values())
+    return list(folded.values())
 
 
 def _samples(found: dict) -> tuple[dict, ...]:

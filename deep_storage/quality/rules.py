@@ -195,12 +195,31 @@ def volume_rule(history: list[int], k: float) -> TableRule | None:
     )
 
 
-def freshness_rule(column: str, as_of: dt.datetime, sla: dt.timedelta) -> TableRule:
-    oldest_ok = as_of - sla
-    return TableRule(
+@dataclass(frozen=True)
+class FactRule:
+    """A rule judged on the day's commit facts, not on its rows: Great Expectations (pandas, one
+    row of facts) expects `column` to be present and at least `min_value`. It reads no data, so
+    an hourly gate re-judges it on an unchanged day without scanning anything."""
+
+    name: str
+    level: str
+    column: str
+    min_value: dt.datetime
+    description: str
+
+
+# Rules whose verdict depends on the run's time, not only on the data: re-judged every run.
+TIME_RULES = ("fresh_within_sla", "lag_within_sla")
+
+
+def freshness_rule(as_of: dt.datetime, sla: dt.timedelta) -> FactRule:
+    """The day's newest event (the commit's `newest_event_at`: the max, over the day's rows, of
+    occurred_at in bronze, of the newest execution timestamp in silver) within `sla` of the run's
+    time; an empty day has none and breaks it."""
+    return FactRule(
         "fresh_within_sla",
         WARN,
-        f"SELECT max({column}) AS newest FROM {{batch}} "
-        f"HAVING max({column}) IS NULL OR max({column}) < {_ts(oldest_ok)}",
-        f"newest {column} is at most {sla} older than the run's time {as_of.isoformat()}",
+        "newest_event_at",
+        as_of - sla,
+        f"the day's newest event is at most {sla} older than the run's time {as_of.isoformat()}",
     )

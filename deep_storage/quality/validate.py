@@ -46,12 +46,6 @@ SILVER_TABLE = "silver_stop_executions"
 BRONZE_SLA = dt.timedelta(hours=2)
 SILVER_SLA = dt.timedelta(hours=24)
 HISTORY_DAYS = defaults.HISTORY_DAYS
-SILVER_NEWEST = "greatest(triggered_at, submitted_at, executed_at, failed_at)"
-# The columns the table rules read (freshness: the newest event), beside the row rules' flags.
-TABLE_RULE_COLUMNS = {
-    BRONZE_TABLE: ["occurred_at"],
-    SILVER_TABLE: ["triggered_at", "submitted_at", "executed_at", "failed_at"],
-}
 # How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
 # silver within 1 h of being written (docs/source.md).
 LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
@@ -202,33 +196,24 @@ def _write_report(fs: LakeFS, report: TableReport) -> None:
 
 
 def _quarantine(
-    fs: LakeFS,
-    frame: DataFrame,
-    table: str,
-    day: dt.date,
-    row_rules,
-    drop: list[str],
-    run_id: str,
-    broken: bool = True,
+    fs: LakeFS, flags: DataFrame, table: str, day: dt.date, run_id: str, broken: bool = True
 ) -> int:
-    """Rows breaking a row rule -> {lake}/quarantine/<table>/date=D/ with `_reasons`.
-    The folder is replaced on every run, so re-validating a fixed day empties it. With no row
-    rule `broken`, nothing is read: the folder is only emptied."""
+    """Rows breaking a row rule -> {lake}/quarantine/<table>/date=D/ with `_reasons`, copied from
+    the gate's cached `flags` frame (its `_quarantined` column holds each offending row whole,
+    NULL for a good row): the day is not read again. The folder is replaced on every run, so
+    re-validating a fixed day empties it. With no row rule `broken`, it is only emptied."""
     folder = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}"
     if not broken:
         fs.delete_tree(folder)
         return 0
     bad = (
-        # Filter on the flags first (generated code), then name the reasons of the few rows
-        # left: the array of reasons is interpreted per row (35 s over 5M rows when it came first).
-        frame.where(~F.expr(" AND ".join(rule_columns.ok_column(r) for r in row_rules)))
-        .withColumn("_reasons", rule_columns.reasons(row_rules))
-        .drop(*drop)
+        flags.where(F.col(QUARANTINED).isNotNull())
+        .select(f"{QUARANTINED}.*")
         .withColumn("_run_id", F.lit(run_id))
         .withColumn("_quarantined_at", F.current_timestamp())
     )
-    # repartition, not coalesce: coalesce(1) would run the whole scan in one task (measured 40 s
-    # at 5M rows); this scans in parallel and moves only the quarantined rows to one writer.
+    # repartition, not coalesce: coalesce(1) would run the whole scan in one task; this scans
+    # the cache in parallel and moves only the quarantined rows to one writer.
     bad = bad.cache()
     count = bad.count()
     fs.delete_tree(folder)
@@ -236,6 +221,9 @@ def _quarantine(
         bad.repartition(1).write.mode("overwrite").parquet(folder)
     bad.unpersist()
     return count
+
+
+QUARANTINED = "_quarantined"
 
 
 def _freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> bool:
@@ -250,23 +238,34 @@ def _source_count(src: SourceConfig | None, day: dt.date) -> int | None:
         return source_db.window_summary(conn, src, day)[0]
 
 
+@dataclass
+class _Plan:
+    """What the gate judges of one table's day, from the commit facts alone: the rules judged on
+    the rows, the fact rules (on the facts, every run), notes and results known without GX."""
+
+    table: str
+    rows: int
+    table_rules: list[rules.TableRule]
+    fact_rules: list[rules.FactRule]
+    facts: dict
+    notes: list[str]
+    more_results: list[RuleResult] = field(default_factory=list)
+
+
 def _check(
     frame: DataFrame,
-    rows: int,
-    table: str,
+    plan: _Plan,
     day: dt.date,
     schema,
     extras,
     row_rules,
-    table_rules,
     fs: LakeFS,
     run_id: str,
-    notes: list[str],
     phases: metrics.Phases,
-    table_rule_columns: list[str],
-    more_results: list[RuleResult] | None = None,
 ) -> TableReport:
     started = time.monotonic()
+    table = plan.table
+    columns = frame.columns
     augmented = frame.transform(lambda f: rule_columns.with_rule_flags(f, row_rules)).transform(
         lambda f: rule_columns.with_evidence(f, row_rules, rules.ROW_ID[table])
     )
@@ -275,26 +274,44 @@ def _check(
         *(rule_columns.ok_column(r) for r in row_rules),
         *(rule_columns.evidence_column(r) for r in row_rules),
     ]
+    keep = [c for c in columns if c not in extras]
+    all_ok = F.expr(" AND ".join(rule_columns.ok_column(r) for r in row_rules))
     # The rules are judged on a narrow cached frame: their evidence columns (NULL for a good
-    # row) and the columns the table rules read. The day itself is never cached whole; the
-    # contract's columns and types are judged on its schema, and the quarantine reads it again
-    # only when a row rule broke.
+    # row; the table rules only count rows) and each offending row whole (NULL for a good one:
+    # the quarantine copies them from here, so the day is read once). The contract's columns and
+    # types are judged on the schema.
     flags = augmented.select(
-        *(rule_columns.evidence_column(r) for r in row_rules), *table_rule_columns
+        *(rule_columns.evidence_column(r) for r in row_rules),
+        F.when(
+            ~all_ok,
+            F.struct(*(F.col(c) for c in keep), rule_columns.reasons(row_rules).alias("_reasons")),
+        ).alias(QUARANTINED),
     ).cache()
     with phases(f"{table}: great expectations"):
         gx_result, results = gx_runner.validate(
-            augmented, flags, table, schema, extras, row_rules, table_rules
+            augmented,
+            flags,
+            table,
+            schema,
+            extras,
+            row_rules,
+            plan.table_rules,
+            plan.fact_rules,
+            plan.facts,
         )
-    flags.unpersist()
     log.info("%s %s: Great Expectations done at %.1f s", table, day, time.monotonic() - started)
     row_rule_names = {r.name for r in row_rules}
     broken = any(not r.success for r in results if r.name in row_rule_names)
     with phases(f"{table}: quarantine"):
-        quarantined = _quarantine(fs, augmented, table, day, row_rules, extras, run_id, broken)
+        quarantined = _quarantine(fs, flags, table, day, run_id, broken)
+    flags.unpersist()
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
-    results = [*results, *(more_results or [])]
-    report = TableReport(table, day.isoformat(), rows, results, quarantined, notes)
+    return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+
+
+def _table_report(fs, plan: _Plan, day, results, quarantined, gx_result) -> TableReport:
+    table = plan.table
+    report = TableReport(table, day.isoformat(), plan.rows, results, quarantined, plan.notes)
     report.gx_result = gx_result
     report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
     folder = f"{fs.lake}/{QUALITY}/{table}/date={day.isoformat()}"
@@ -311,20 +328,26 @@ def _check(
     return report
 
 
-def _history_rules(day, history, volume_k, as_of, newest, sla, notes) -> list[rules.TableRule]:
-    """Volume against the earlier days and freshness against the run's time, where they apply;
-    a note for each that does not."""
-    found = []
+def _history_rules(day, history, volume_k, notes) -> list[rules.TableRule]:
+    """Volume against the earlier days, where it applies; a note when it does not."""
     volume = rules.volume_rule(history, volume_k)
     if volume:
-        found.append(volume)
-    else:
-        notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
+        return [volume]
+    notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
+    return []
+
+
+def _fact_rules(day, as_of, sla, notes) -> list[rules.FactRule]:
+    """Freshness against the run's time on the day's own runs; a note on the others."""
     if _freshness_applies(day, as_of, sla):
-        found.append(rules.freshness_rule(newest, as_of, sla))
-    else:
-        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
-    return found
+        return [rules.freshness_rule(as_of, sla)]
+    notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    return []
+
+
+def _facts(manifest: lake.Manifest | None) -> dict:
+    newest = (manifest.details.get("newest_event_at") if manifest else None) or None
+    return {"newest_event_at": dt.datetime.fromisoformat(newest) if newest else None}
 
 
 def _window(day: dt.date) -> list[dt.date]:
@@ -338,39 +361,31 @@ def _window_manifests(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.
     return {t: lake.committed(fs, t, _window(day)) for t in (BRONZE_EVENTS, SILVER_EXECUTIONS)}
 
 
-def _bronze_report(spark, fs, day, manifests, as_of, volume_k, src, run_id, phases):
+def _bronze_plan(day, manifests, as_of, volume_k, src, judge_rows: bool) -> _Plan:
+    """Bronze's rules for `day`; the source is counted only when the rows are judged."""
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
     manifest = manifests.get(day)
     if manifest is None:
         raise LakeStateError(
             f"bronze day {day} is not committed: run `deep-storage bronze --date {day}` first"
         )
-    files = lake.file_uris(fs, [manifest])
-    frame = (
-        spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
-        if files
-        else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
-    )
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
-    if manifest.sealed:
-        expected = _source_count(src, day)
-        if expected is None:
-            notes.append("rows_match_source not checked: no source database configured")
-        else:
-            table_rules.append(rules.source_count_rule(expected))
-    else:
+    if not manifest.sealed:
         notes.append(
             "rows_match_source not checked: the day is not sealed yet "
             f"({manifest.details.get('unsealed_reason')})"
         )
+    elif src is None:
+        notes.append("rows_match_source not checked: no source database configured")
+    elif judge_rows:
+        table_rules.append(rules.source_count_rule(_source_count(src, day)))
     for stuck in manifest.details.get("stuck_writers") or []:
         notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
     extra = manifest.details.get("extra_columns") or []
     history = [manifests[d].rows for d in earlier if d in manifests]
-    table_rules += _history_rules(day, history, volume_k, as_of, "occurred_at", BRONZE_SLA, notes)
-    with phases(f"{BRONZE_TABLE}: read and helpers"):
-        frame = frame.transform(rule_columns.bronze_helpers)
+    table_rules += _history_rules(day, history, volume_k, notes)
+    fact_rules = _fact_rules(day, as_of, BRONZE_SLA, notes)
     # Schema drift at the source: kept in bronze after the contract's columns, warned here.
     drift = RuleResult(
         "source_columns_known",
@@ -380,53 +395,144 @@ def _bronze_report(spark, fs, day, manifests, as_of, volume_k, src, run_id, phas
         "them, as text)",
         ", ".join(f"{c['name']} ({c['source_type']})" for c in extra) or None,
     )
-    report = _check(
+    return _Plan(
+        BRONZE_TABLE, manifest.rows, table_rules, fact_rules, _facts(manifest), notes, [drift]
+    )
+
+
+def _silver_plan(day, manifests, as_of, volume_k) -> _Plan:
+    notes: list[str] = []
+    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    counts = {d: m.rows for d, m in manifests.items()}
+    history = [counts[d] for d in earlier if d in counts]
+    table_rules = _history_rules(day, history, volume_k, notes)
+    fact_rules = _fact_rules(day, as_of, SILVER_SLA, notes)
+    return _Plan(
+        SILVER_TABLE, counts.get(day, 0), table_rules, fact_rules, _facts(manifests.get(day)), notes
+    )
+
+
+def _bronze_report(spark, fs, day, manifests, plan: _Plan, run_id, phases) -> TableReport:
+    files = lake.file_uris(fs, [manifests[day]])
+    frame = (
+        spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
+        if files
+        else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
+    )
+    with phases(f"{BRONZE_TABLE}: read and helpers"):
+        frame = frame.transform(rule_columns.bronze_helpers)
+    return _check(
         frame,
-        manifest.rows,
-        BRONZE_TABLE,
+        plan,
         day,
         schemas.BRONZE_EVENTS_SCHEMA,
         rule_columns.BRONZE_HELPERS,
         rules.BRONZE_ROW_RULES,
-        table_rules,
         fs,
         run_id,
-        notes,
         phases,
-        TABLE_RULE_COLUMNS[BRONZE_TABLE],
-        [drift],
     )
-    return report
 
 
-def _silver_report(spark, fs, day, manifests, as_of, volume_k, run_id, phases) -> TableReport:
+def _silver_report(spark, fs, day, plan: _Plan, run_id, phases) -> TableReport:
     frame = lake.read_committed(
         spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, [day]
     ).drop("date")
-    notes: list[str] = []
-    table_rules: list[rules.TableRule] = []
-    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    counts = {d: m.rows for d, m in manifests.items()}
-    silver_rows = counts.get(day, 0)
-    history = [counts[d] for d in earlier if d in counts]
-    table_rules += _history_rules(day, history, volume_k, as_of, SILVER_NEWEST, SILVER_SLA, notes)
     with phases(f"{SILVER_TABLE}: read and helpers"):
         frame = frame.transform(rule_columns.silver_helpers)
     return _check(
         frame,
-        silver_rows,
-        SILVER_TABLE,
+        plan,
         day,
         schemas.SILVER_EXECUTIONS_SCHEMA,
         rule_columns.SILVER_HELPERS,
         rules.SILVER_ROW_RULES,
-        table_rules,
         fs,
         run_id,
-        notes,
         phases,
-        TABLE_RULE_COLUMNS[SILVER_TABLE],
     )
+
+
+# --- an unchanged day: re-judged from its last verdict -----------------------------------------
+
+JUDGED = "judged.json"
+
+
+def _fingerprint(manifests, day: dt.date, tables, volume_k: float, src) -> str:
+    """What the rules' verdicts on the rows depend on: every day of the window as committed (its
+    Delta version, rows, sealed), the rules themselves, the package, the gate's settings. Equal
+    fingerprints: the same rows judged by the same rules, so only the time rules can change."""
+    import hashlib
+
+    import deep_storage
+
+    parts = {
+        "package": deep_storage.__version__,
+        "rules": repr((rules.BRONZE_ROW_RULES, rules.SILVER_ROW_RULES, rules.TIME_RULES)),
+        "day": day.isoformat(),
+        "tables": sorted(tables),
+        "volume_k": volume_k,
+        "history_days": HISTORY_DAYS,
+        "source": src is not None,
+        **{
+            table: {d.isoformat(): [m.version, m.rows, m.sealed] for d, m in sorted(days.items())}
+            for table, days in manifests.items()
+        },
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _prior(fs: LakeFS, day: dt.date, fingerprint: str, tables) -> dict | None:
+    """The last verdict's record when it judged the same rows by the same rules, else None."""
+    text = fs.read_text(f"{fs.lake}/{QUALITY}/summary/date={day.isoformat()}/{JUDGED}")
+    try:
+        prior = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not prior or prior.get("fingerprint") != fingerprint:
+        return None
+    names = {"bronze": BRONZE_TABLE, "silver": SILVER_TABLE}
+    if any(names[t] not in prior.get("tables", {}) for t in tables):
+        return None
+    return prior
+
+
+def _rejudged(fs: LakeFS, plan: _Plan, day: dt.date, prior: dict) -> TableReport | None:
+    """The table's report from its last verdict (results.json), the time rules judged again by
+    GX on the commit's facts. None when the stored result is gone: judge it whole."""
+    judged = prior["tables"][plan.table]
+    folder = f"{fs.lake}/{QUALITY}/{plan.table}/date={day.isoformat()}"
+    stored = fs.read_text(f"{folder}/results.json")
+    if not stored:
+        return None
+    gx_result, results = gx_runner.rejudge(
+        stored, plan.table, plan.fact_rules, plan.facts, judged["descriptions"]
+    )
+    plan.notes.append(
+        f"unchanged since the verdict of {prior['judged_at']} (run {prior['run_id']}): its row "
+        "and table rules stand, the rows were not read again; freshness and lag judged now"
+    )
+    results = [*results, *plan.more_results]
+    return _table_report(fs, plan, day, results, judged["quarantined"], gx_result)
+
+
+def _judged_record(report: ValidationReport, fingerprint: str, prior: dict | None) -> str:
+    tables = {
+        t.table: {
+            "rows": t.rows,
+            "quarantined": t.quarantined,
+            "descriptions": {r.name: r.description for r in t.results},
+        }
+        for t in report.tables
+    }
+    when = prior or {"judged_at": dt.datetime.now(dt.UTC).isoformat(), "run_id": report.run_id}
+    record = {
+        "fingerprint": fingerprint,
+        "judged_at": when["judged_at"],
+        "run_id": when["run_id"],
+        "tables": tables,
+    }
+    return json.dumps(record, indent=1, sort_keys=True) + "\n"
 
 
 def run(
@@ -441,11 +547,15 @@ def run(
     tables: tuple[str, ...] = ("bronze", "silver"),
     run_id: str | None = None,
     raise_on_failure: bool = True,
+    full: bool = False,
 ) -> ValidationReport:
     """Validate one day. Raises QualityGateError (after writing every report) when a `fail`
-    rule broke, unless raise_on_failure is False."""
+    rule broke, unless raise_on_failure is False. A day whose tables did not change since its
+    last verdict is re-judged on the time rules alone (no row read) unless `full`."""
     with metrics.step("validate") as m:
-        report = _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_id)
+        report = _validate(
+            day, lake, spark, store_config, src, as_of, volume_k, tables, run_id, full
+        )
         m.set("rows", sum(t.rows for t in report.tables))
         m.by_level = {"fail": len(report.failed), "warn": len(report.warned)}
         m.succeeded = not report.failed
@@ -454,7 +564,7 @@ def run(
         return _finish(report, lake, day, raise_on_failure)
 
 
-def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_id):
+def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_id, full):
     unknown = set(tables) - {"bronze", "silver"}
     if unknown:
         raise InputError(f"unknown table(s) {sorted(unknown)}: expected bronze and/or silver")
@@ -475,19 +585,16 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
             source_newest = _source_newest(src)
         # Each table's manifests of the window, read once: the volume rule, the charts.
         manifests = _window_manifests(fs, day)
-        with phases("start spark"):
-            spark = session.for_lake("validate", lake, spark, store_config)
-        if "bronze" in tables:
-            report.tables.append(
-                _bronze_report(
-                    spark, fs, day, manifests[BRONZE_EVENTS], as_of, volume_k, src, run_id, phases
-                )
-            )
-        if "silver" in tables:
-            report.tables.append(
-                _silver_report(
-                    spark, fs, day, manifests[SILVER_EXECUTIONS], as_of, volume_k, run_id, phases
-                )
+        fingerprint = _fingerprint(manifests, day, tables, volume_k, src)
+        prior = None if full else _prior(fs, day, fingerprint, tables)
+        if prior is not None:
+            with phases("re-judge unchanged day"):
+                rejudged = _rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior)
+            report.tables = rejudged or []
+        if not report.tables:
+            prior = None
+            report.tables = _judge_all(
+                spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases, lake
             )
         _measure_lag(fs, source_newest, report, day, as_of)
         for table_report in report.tables:
@@ -498,7 +605,33 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         fs.write_text(f"{folder}/summary.md", report.markdown())
         fs.write_text(f"{folder}/report.html", report.html())
         fs.write_text(f"{folder}/verdict.json", json.dumps(report.verdict(), indent=1) + "\n")
+        fs.write_text(f"{folder}/{JUDGED}", _judged_record(report, fingerprint, prior))
     return report
+
+
+def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases, lake):
+    """Judge every rule on the day's rows (each table's day read once)."""
+    out = []
+    with phases("start spark"):
+        spark = session.for_lake("validate", lake, spark, fs.store)
+    if "bronze" in tables:
+        plan = _bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True)
+        out.append(_bronze_report(spark, fs, day, manifests[BRONZE_EVENTS], plan, run_id, phases))
+    if "silver" in tables:
+        plan = _silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k)
+        out.append(_silver_report(spark, fs, day, plan, run_id, phases))
+    return out
+
+
+def _rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior):
+    """The unchanged day's reports, no row read and no Spark; None when a stored result is gone."""
+    plans = []
+    if "bronze" in tables:
+        plans.append(_bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, False))
+    if "silver" in tables:
+        plans.append(_silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k))
+    out = [_rejudged(fs, plan, day, prior) for plan in plans]
+    return None if any(r is None for r in out) else out
 
 
 def _history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
