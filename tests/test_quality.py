@@ -332,3 +332,8 @@ def test_an_unchanged_day_is_rejudged_on_its_time_rules_without_reading_a_row(sp
     # --full judges the rows even when nothing changed.
     forced = validate.run(D, lake, spark=spark, as_of=late, tables=("bronze",), full=True)
     assert "bronze_events: great expectations" in forced.phases
+    # A stored result that cannot be read back is judged whole again, not a traceback.
+    fs.write_text(f"{lake}/_quality/bronze_events/date={D}/results.json", "{not json")
+    recovered = validate.run(D, lake, spark=spark, as_of=late, tables=("bronze",))
+    assert "bronze_events: great expectations" in recovered.phases
+    assert outcomes(recovered, "bronze_events") == outcomes(forced, "bronze_events")

@@ -240,12 +240,17 @@ def rejudge(
 ):
     """An unchanged day's verdict: its stored GX result (results.json) with the rules that
     depend on the run's time (rules.TIME_RULES) judged again by GX on the commit's `facts`; the
-    rows are not read. Returns (GX result, [RuleResult]) as `validate` does."""
+    rows are not read. Returns (GX result, [RuleResult]) as `validate` does, or None when the
+    stored result cannot be read back."""
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResultSchema,
     )
+    from marshmallow import ValidationError
 
-    prior = ExpectationSuiteValidationResultSchema().load(json.loads(prior_json))
+    try:
+        prior = ExpectationSuiteValidationResultSchema().load(json.loads(prior_json))
+    except (ValueError, ValidationError):
+        return None
     prior.results = [
         r for r in prior.results if (r.expectation_config.meta or {}).get("rule") not in TIME_RULES
     ]

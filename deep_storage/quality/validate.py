@@ -195,6 +195,9 @@ def _write_report(fs: LakeFS, report: TableReport) -> None:
     fs.write_text(f"{folder}/summary.md", report.markdown())
 
 
+QUARANTINED = "_quarantined"  # in the gate's cached flags: an offending row whole, else NULL
+
+
 def _quarantine(
     fs: LakeFS, flags: DataFrame, table: str, day: dt.date, run_id: str, broken: bool = True
 ) -> int:
@@ -221,9 +224,6 @@ def _quarantine(
         bad.repartition(1).write.mode("overwrite").parquet(folder)
     bad.unpersist()
     return count
-
-
-QUARANTINED = "_quarantined"
 
 
 def _freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> bool:
@@ -499,15 +499,20 @@ def _prior(fs: LakeFS, day: dt.date, fingerprint: str, tables) -> dict | None:
 
 def _rejudged(fs: LakeFS, plan: _Plan, day: dt.date, prior: dict) -> TableReport | None:
     """The table's report from its last verdict (results.json), the time rules judged again by
-    GX on the commit's facts. None when the stored result is gone: judge it whole."""
+    GX on the commit's facts. None when the stored result is gone or unreadable: judge it
+    whole."""
     judged = prior["tables"][plan.table]
     folder = f"{fs.lake}/{QUALITY}/{plan.table}/date={day.isoformat()}"
     stored = fs.read_text(f"{folder}/results.json")
     if not stored:
         return None
-    gx_result, results = gx_runner.rejudge(
+    rejudged = gx_runner.rejudge(
         stored, plan.table, plan.fact_rules, plan.facts, judged["descriptions"]
     )
+    if rejudged is None:
+        log.warning("%s %s: stored results.json unreadable: judging the rows", plan.table, day)
+        return None
+    gx_result, results = rejudged
     plan.notes.append(
         f"unchanged since the verdict of {prior['judged_at']} (run {prior['run_id']}): its row "
         "and table rules stand, the rows were not read again; freshness and lag judged now"
@@ -519,7 +524,6 @@ def _rejudged(fs: LakeFS, plan: _Plan, day: dt.date, prior: dict) -> TableReport
 def _judged_record(report: ValidationReport, fingerprint: str, prior: dict | None) -> str:
     tables = {
         t.table: {
-            "rows": t.rows,
             "quarantined": t.quarantined,
             "descriptions": {r.name: r.description for r in t.results},
         }
@@ -594,7 +598,7 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         if not report.tables:
             prior = None
             report.tables = _judge_all(
-                spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases, lake
+                spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases
             )
         _measure_lag(fs, source_newest, report, day, as_of)
         for table_report in report.tables:
@@ -609,11 +613,11 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     return report
 
 
-def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases, lake):
+def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases):
     """Judge every rule on the day's rows (each table's day read once)."""
     out = []
     with phases("start spark"):
-        spark = session.for_lake("validate", lake, spark, fs.store)
+        spark = session.for_lake("validate", fs.lake, spark, fs.store)
     if "bronze" in tables:
         plan = _bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True)
         out.append(_bronze_report(spark, fs, day, manifests[BRONZE_EVENTS], plan, run_id, phases))
