@@ -176,6 +176,22 @@ def test_silver_killed_at_any_point_leaves_a_whole_version_and_the_rerun_complet
 
 
 @pytest.mark.slow
+def _pause_while_one_holds_the_lease(s3, lake, procs) -> None:
+    """SIGSTOP `procs` at a moment the lease is held, retrying when it was released between the
+    look and the stop."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if s3_keys(s3, lake, "_locks"):
+            for proc in procs:
+                proc.send_signal(signal.SIGSTOP)
+            if s3_keys(s3, lake, "_locks"):
+                return
+            for proc in procs:
+                proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("no run took the lease within 120 s")
+
+
 def test_two_bronze_and_two_silver_runs_at_once_write_each_row_exactly_once(db, spark, lake, s3):
     events = [
         e
@@ -188,11 +204,15 @@ def test_two_bronze_and_two_silver_runs_at_once_write_each_row_exactly_once(db, 
         args = [step, "--date", str(D), "--until", str(D1), "--lake", lake]
         first = subprocess.Popen([CLI, *args], stderr=subprocess.PIPE, text=True)
         second = subprocess.Popen([CLI, *args], stderr=subprocess.PIPE, text=True)
-        # A third that will not wait names the run that holds the lake.
-        deadline = time.monotonic() + 120
-        while not s3_keys(s3, lake, "_locks") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        busy = run_cli(*args, env={"DEEP_STORAGE_LOCK_WAIT": "0"})
+        # A third that will not wait names the run that holds the lake. Both runs are paused
+        # while it asks, so a holder that finishes fast (an unchanged day) cannot release first;
+        # the pause is far shorter than the lease's ttl.
+        _pause_while_one_holds_the_lease(s3, lake, (first, second))
+        try:
+            busy = run_cli(*args, env={"DEEP_STORAGE_LOCK_WAIT": "0"})
+        finally:
+            for proc in (first, second):
+                proc.send_signal(signal.SIGCONT)
         assert busy.returncode == 8, busy.stderr
         (line,) = [x for x in busy.stderr.splitlines() if x.startswith("deep-storage: error")]
         assert f"the lake is being written by {step} {D}..{D1} (run " in line
