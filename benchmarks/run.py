@@ -9,7 +9,11 @@ fresh `deep-storage` process exactly as a user runs it:
   bronze     deep-storage bronze --date D      -> ratio: reference / bronze (throughput share)
   silver     deep-storage silver --date D
   validate   deep-storage validate --date D    -> ratio: validate / (bronze + silver)
-and samples the resident memory of each step's whole process tree (Python + JVM).
+and samples the resident memory of each step's whole process tree (Python + JVM). Then, each
+against the runs above: silver against DuckDB's same projection of the same bronze files; a
+quiet hour (the steps again, nothing new); bronze of the same day from a source table that holds
+60 and 365 days; and the hourly run at the end of the day (an hour's more events, the steps
+again, seconds). The JSON keeps every figure and its reference; `ratios` holds the ratios.
 """
 
 from __future__ import annotations
@@ -143,13 +147,76 @@ def _machine() -> str:
     )
 
 
+def _history_depths(args) -> list[int]:
+    """Table depths (days, the measured one included) of the history measurements."""
+    depths = [args.history_days] if args.history_days else []
+    if args.history_days and args.long_history_days > args.history_days:
+        depths.append(args.long_history_days)
+    return [d + 1 for d in depths]
+
+
+def _bronze_from_history(pg, env: dict, lake: str, start: str, args, have: int, depth: int) -> dict:
+    """Bronze of the measured day into a fresh lake, after the source table (holding `have`
+    days) was filled up to `depth` days: days before the measured one, `--history-fraction` of
+    its events each."""
+    per_day = max(1, int(args.events * args.history_fraction))
+    with pg.connect("trading", "django", PASSWORD) as conn:
+        print(f"loading {depth - have} more days of {per_day} events ...", file=sys.stderr)
+        for i in range(have, depth):
+            synthetic.copy_into(
+                conn,
+                synthetic.generate(
+                    DAY - dt.timedelta(days=i),
+                    per_day,
+                    seed=100 + i,
+                    clients=args.clients,
+                    spill_minutes=0,
+                ),
+            )
+        # A real table has statistics; a table just loaded has none until it is analyzed.
+        conn.execute("VACUUM ANALYZE stop_events")
+        table_rows = conn.execute("SELECT count(*) FROM stop_events").fetchone()[0]
+    print(f"running bronze_from_{depth}_days ...", file=sys.stderr, flush=True)
+    cmd = [CLI, "bronze", "--date", start, "--lake", f"{lake}-{depth}", "--json"]
+    seconds, peak, phases = timed(cmd, env)
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": peak,
+        "phases": phases,
+        "table_days": depth,
+        "table_rows": table_rows,
+        "events_per_history_day": per_day,
+    }
+
+
+def _end_of_day(pg, env: dict, steps: dict, args) -> dict:
+    """The three steps after an hour's more events for the day: what the 23:00 run costs."""
+    extra = args.events // 24 if args.end_of_day < 0 else args.end_of_day
+    print(f"loading {extra} more events for the day ...", file=sys.stderr, flush=True)
+    with pg.connect("trading", "django", PASSWORD) as conn:
+        synthetic.copy_into(
+            conn,
+            synthetic.generate(
+                DAY, extra, seed=args.seed + 1000, clients=args.clients, spill_minutes=0
+            ),
+        )
+        conn.execute("VACUUM ANALYZE stop_events")
+    out: dict = {"events_added": extra}
+    for name in ("bronze", "silver", "validate"):
+        print(f"running end-of-day {name} ...", file=sys.stderr, flush=True)
+        seconds, peak, phases = timed(steps[name], env)
+        out[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak, "phases": phases}
+    out["seconds"] = round(sum(out[n]["seconds"] for n in ("bronze", "silver", "validate")), 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1, help="the generator's seed")
     parser.add_argument(
-        "--no-hourly", action="store_true", help="skip the quiet-hour re-run of the steps"
+        "--no-hourly", action="store_true", help="skip the quiet-hour and end-of-day re-runs of the steps"
     )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/latest.json")
     parser.add_argument(
@@ -170,6 +237,19 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also run silver and validate on a Spark standalone cluster of this many one-core "
         "workers on loopback (0: skip), against the local-mode runs of the same day",
+    )
+    parser.add_argument(
+        "--long-history-days",
+        type=int,
+        default=364,
+        help="other days in the second history measurement (0: skip it; at least --history-days)",
+    )
+    parser.add_argument(
+        "--end-of-day",
+        type=int,
+        default=-1,
+        help="events added to the day before the end-of-day hourly run (default events / 24; "
+        "0: skip it)",
     )
     parser.add_argument("--verbose", action="store_true", help="show each step's progress log")
     args = parser.parse_args(argv)
@@ -281,39 +361,6 @@ def main(argv: list[str] | None = None) -> int:
                         standalone[name]["phases"] = phases
             results["standalone"] = standalone
 
-        # (4) the same day again, from a table that also holds `history_days` other days.
-        if args.history_days:
-            per_day = max(1, int(args.events * args.history_fraction))
-            print(
-                f"loading {args.history_days} more days of {per_day} events ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            with pg.connect("trading", "django", PASSWORD) as conn:
-                for i in range(1, args.history_days + 1):
-                    synthetic.copy_into(
-                        conn,
-                        synthetic.generate(
-                            DAY - dt.timedelta(days=i),
-                            per_day,
-                            seed=100 + i,
-                            clients=args.clients,
-                            spill_minutes=0,
-                        ),
-                    )
-                conn.execute("VACUUM ANALYZE stop_events")
-                results["table_rows_with_history"] = conn.execute(
-                    "SELECT count(*) FROM stop_events"
-                ).fetchone()[0]
-            print("running bronze_from_60_days ...", file=sys.stderr, flush=True)
-            seconds, peak, _ = timed([CLI, "bronze", "--date", start, "--lake", lake + "-60"], env)
-            results["bronze_from_60_days"] = {
-                "seconds": round(seconds, 2),
-                "peak_rss_mib": peak,
-                "history_days": args.history_days,
-                "events_per_history_day": per_day,
-            }
-
         with pg.connect("trading", "django", PASSWORD) as conn:
             results["rows_in_day"] = conn.execute(
                 "SELECT count(*) FROM stop_events WHERE occurred_at >= %s AND occurred_at < %s",
@@ -322,6 +369,20 @@ def main(argv: list[str] | None = None) -> int:
                     dt.datetime.fromisoformat(end + "T00:00:00+00:00"),
                 ),
             ).fetchone()[0]
+
+        # (4) the same day again, from a table that also holds other days: 60, then 365 days.
+        loaded_days = 1
+        for depth in _history_depths(args):
+            results[f"bronze_from_{depth}_days"] = _bronze_from_history(
+                pg, env, lake, start, args, loaded_days, depth
+            )
+            loaded_days = depth
+
+        # (8) the hourly run at the end of the day: an hour's more events (events / 24) for the
+        # same day, then the three steps again. Last, so it reads the table with its history.
+        if not args.no_hourly and args.end_of_day:
+            results["hourly_end_of_day"] = _end_of_day(pg, env, steps, args)
+
     results["loaded"] = loaded
     b, s, v = (results[k]["seconds"] for k in ("bronze", "silver", "validate"))
     results["ratios"] = {
@@ -338,17 +399,19 @@ def main(argv: list[str] | None = None) -> int:
             results["ratios"][f"{name}_standalone_vs_local"] = round(
                 results["standalone"][name]["seconds"] / results[name]["seconds"], 3
             )
-    if "bronze_from_60_days" in results:
-        results["ratios"]["bronze_60_days_vs_1_day"] = round(
-            results["bronze_from_60_days"]["seconds"] / b, 3
+    for depth in _history_depths(args):
+        results["ratios"][f"bronze_{depth}_days_vs_1_day"] = round(
+            results[f"bronze_from_{depth}_days"]["seconds"] / b, 3
         )
+    if "hourly_end_of_day" in results:
+        results["ratios"]["hourly_end_of_day_seconds"] = results["hourly_end_of_day"]["seconds"]
     results["memory_vs_limit"] = {
         k: f"{results[k]['peak_rss_mib']} MiB of {LIMITS_GIB[k] * 1024} MiB" for k in LIMITS_GIB
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>10}")
-    for k in [*steps, "bronze_from_60_days"]:
+    for k in [*steps, *(f"bronze_from_{d}_days" for d in _history_depths(args))]:
         if k in results:
             print(f"{k:<20}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
     print(f"{'reference_duckdb':<20}{results['reference_duckdb_silver']['seconds']:>10.2f}")
