@@ -6,6 +6,7 @@ LOOKBACK_DAYS = 7  # how many days before the run's first an execution may have 
 SEAL_MARGIN_S = 300  # clock-skew margin before a day can seal, seconds
 VOLUME_K = 3.0  # warn when a day's rows fall outside mean ± k·stdev of the previous days
 MAX_DAYS = 14  # at most this many days per bronze run (catch-up); the next run continues
+MAX_BACKFILL_DAYS = 366  # at most this many days in one backfill run (and in --max-days)
 READ_PARTITIONS = 2  # parallel range reads (and files) per bronze day
 HISTORY_DAYS = 14  # the days the gate compares a day against, and charts
 BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days

@@ -119,6 +119,13 @@ def _kfp_options(func):
             default=defaults.LOOKBACK_DAYS,
             show_default=True,
         ),
+        click.option(
+            "--max-days",
+            type=click.IntRange(1, defaults.MAX_BACKFILL_DAYS),
+            default=None,
+            help=f"max_days parameter: at most this many days per run, the next run continues "
+            f"(default: the pipeline's, {defaults.MAX_DAYS}; backfill: the whole range).",
+        ),
         click.option("--db-secret", default="django-db-credentials", show_default=True),
         click.option("--s3-secret", default="contabo-s3-credentials", show_default=True),
         click.option("--service-account", default=None, help="Run the pods as this account."),
@@ -135,10 +142,11 @@ def _package(path: Path | None) -> Path:
     return path or compiling.COMPILED / compiling.PIPELINE_FILE
 
 
-def _params(lake, lookback_days, db_secret, s3_secret, **extra) -> dict:
+def _params(lake, lookback_days, max_days, db_secret, s3_secret, **extra) -> dict:
     return {
         "lake_uri": lake,
         "lookback_days": lookback_days,
+        "max_days": max_days,  # None: dropped, the pipeline's default applies
         "db_secret": db_secret,
         "s3_secret": s3_secret,
         **extra,
@@ -170,6 +178,7 @@ def submit(
     package,
     lake,
     lookback_days,
+    max_days,
     db_secret,
     s3_secret,
     service_account,
@@ -191,7 +200,13 @@ def submit(
         kfp,
         _package(package),
         _params(
-            lake, lookback_days, db_secret, s3_secret, run_date=run_date, until_date=until_date
+            lake,
+            lookback_days,
+            max_days,
+            db_secret,
+            s3_secret,
+            run_date=run_date,
+            until_date=until_date,
         ),
         experiment=experiment,
         service_account=service_account,
@@ -230,6 +245,7 @@ def schedule(
     package,
     lake,
     lookback_days,
+    max_days,
     db_secret,
     s3_secret,
     service_account,
@@ -248,7 +264,7 @@ def schedule(
         _package(package),
         name=name,
         cron=cron,
-        params=_params(lake, lookback_days, db_secret, s3_secret),
+        params=_params(lake, lookback_days, max_days, db_secret, s3_secret),
         experiment=experiment,
         max_concurrency=max_concurrency,
         catchup=catchup,
@@ -282,6 +298,7 @@ def backfill(
     package,
     lake,
     lookback_days,
+    max_days,
     db_secret,
     s3_secret,
     service_account,
@@ -320,7 +337,7 @@ def backfill(
         compiled,
         days.first,
         days.last,
-        _params(lake, lookback_days, db_secret, s3_secret),
+        _params(lake, lookback_days, max_days, db_secret, s3_secret),
         experiment=experiment,
         service_account=service_account,
     )

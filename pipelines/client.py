@@ -26,13 +26,14 @@ import kfp
 import kfp_server_api
 import urllib3
 
+from deep_storage import defaults
 from deep_storage.config import register_secret
 from deep_storage.errors import InputError, PlatformError
 
 T = TypeVar("T")
 
 DEFAULT_EXPERIMENT = "deep-storage"
-MAX_BACKFILL_DAYS = 366
+MAX_BACKFILL_DAYS = defaults.MAX_BACKFILL_DAYS
 SPEC_MARK = "deep-storage spec sha256="
 PACKAGE_SUFFIXES = (".yaml", ".yml", ".zip", ".tar.gz", ".tgz")
 _CONNECT_TIMEOUT_S = 5
@@ -376,11 +377,12 @@ def backfill(
             "split it into several backfills, run one after the other"
         )
     path = _package(package_path)
+    # The whole range in one run, unless the caller caps it (the next runs then continue).
     values = {
+        "max_days": days,
         **_params(params),
         "run_date": first.isoformat(),
         "until_date": last.isoformat(),
-        "max_days": days,
     }
     experiment_id = ensure_experiment(client, experiment)
     name = f"deep-storage backfill {first.isoformat()}..{last.isoformat()}"

@@ -67,3 +67,26 @@ def test_a_five_field_cron_is_refused_with_the_fix():
         assert bad.returncode != 0
         assert "'0 15 1 * * *'" in bad.stderr
         assert server.recurring_runs == {}
+
+
+def test_submit_schedule_and_backfill_send_max_days_and_leave_it_to_the_pipeline_otherwise():
+    with FakeKfpServer(token=TOKEN) as server:
+        for args in (
+            ("submit", "--date", "2025-06-01", "--max-days", "3"),
+            ("backfill", "--from", "2025-06-01", "--to", "2025-06-30", "--max-days", "10"),
+            ("schedule", "--max-days", "2"),
+        ):
+            done = cli(server, *args)
+            assert done.returncode == 0, done.stderr
+        runs = sorted(
+            (p["run_date"], p["max_days"])
+            for p in (r["runtime_config"]["parameters"] for r in server.runs.values())
+        )
+        assert runs == [("2025-06-01", 3), ("2025-06-01", 10)]  # submit's, backfill's cap
+        (hourly,) = server.recurring_runs.values()
+        assert hourly["runtime_config"]["parameters"]["max_days"] == 2
+        plain = cli(server, "submit", "--date", "2025-06-02")
+        run = server.runs[json.loads(plain.stdout)["run_id"]]
+        assert "max_days" not in run["runtime_config"]["parameters"]  # the pipeline's 14
+        bad = cli(server, "submit", "--max-days", "0")
+        assert bad.returncode != 0 and "--max-days" in bad.stderr
