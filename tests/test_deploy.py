@@ -265,7 +265,23 @@ def test_api_server_is_reachable_for_kfp_and_argo():
 
 def test_no_other_port_is_opened():
     opened = {port for _, rule in _egress_rules() for _, port in _ports(rule)}
-    assert opened == {53, 5432, 443, 8887, 8888, 8080, 9000, 8333, 6443, 7078, 7079}
+    assert opened == {53, 5432, 443, 8887, 8888, 8080, 9000, 8333, 6443, 7078, 7079, 9091}
+
+
+def test_the_pushgateway_is_reachable_at_the_address_and_port_the_steps_push_to():
+    from urllib.parse import urlsplit
+
+    url = urlsplit(_one("ConfigMap", "deep-storage-settings")["data"]["PUSHGATEWAY_URL"])
+    service, namespace, *_ = url.hostname.split(".")
+    rules = _rules_with_port(url.port)
+    assert len(rules) == 1, f"port {url.port} must be opened once, to the Pushgateway only"
+    (rule,) = rules
+    assert _ports(rule) == {("TCP", url.port)}
+    # One peer with both selectors: the Pushgateway's pods AND their namespace.
+    (peer,) = rule["to"]
+    assert _namespace_of(peer) == namespace
+    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
+    assert "ipBlock" not in peer
 
 
 # --- the account and its rights --------------------------------------------------------------
