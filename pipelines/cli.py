@@ -315,11 +315,18 @@ def backfill(
     days = DayRange.parse(first, last, names=("--from", "--to"))
     kfp = client.connect(host, token, namespace, verify_ssl)
     compiled = _package(package)
-    if executors and not service_account:
-        # The driver manages its executor pods with this account's Role (deploy/rbac.yaml).
-        from deep_storage_kfp.pipelines.platform import SERVICE_ACCOUNT
+    if executors:
+        # The driver manages its executor pods with this account's Role (deploy/rbac.yaml); the
+        # scheduled runs' account may not create pods.
+        from deep_storage_kfp.pipelines.platform import BACKFILL_SERVICE_ACCOUNT, SERVICE_ACCOUNT
 
-        service_account = SERVICE_ACCOUNT
+        if service_account == SERVICE_ACCOUNT:
+            raise InputError(
+                f"--service-account {SERVICE_ACCOUNT} cannot create the executor pods that "
+                f"--executors starts: expected {BACKFILL_SERVICE_ACCOUNT} (deploy/rbac.yaml); "
+                "drop --service-account to use it"
+            )
+        service_account = service_account or BACKFILL_SERVICE_ACCOUNT
     if executors:
         if package is not None:
             raise InputError("--executors compiles its own variant of the pipeline: drop --package")

@@ -131,7 +131,8 @@ def apply_platform_profile(
 
 K8S_MASTER = "k8s://https://kubernetes.default.svc"
 NAMESPACE = "analytics-jobs"
-SERVICE_ACCOUNT = "deep-storage-pipeline"
+SERVICE_ACCOUNT = "deep-storage-pipeline"  # every scheduled run: cannot create pods
+BACKFILL_SERVICE_ACCOUNT = "deep-storage-backfill"  # backfill --executors: creates executor pods
 EXECUTOR_TEMPLATE_CONFIG_MAP = "deep-storage-executor-template"
 EXECUTOR_TEMPLATE_DIR = "/etc/deep-storage"
 EXECUTOR_TEMPLATE_FILE = "executor-pod-template.yaml"
@@ -169,6 +170,8 @@ def executor_pod_template(step: str, profile: Profile = CLUSTER) -> dict:
                 }
             ],
             "imagePullSecrets": [{"name": profile.pull_secret}],
+            # Executors read S3 and talk to the driver; they never call the Kubernetes API.
+            "automountServiceAccountToken": False,
             "containers": [
                 {
                     "name": "spark-kubernetes-executor",
@@ -188,7 +191,7 @@ def spark_k8s_conf(
     *,
     s3_secret: str = "contabo-s3-credentials",
     namespace: str = NAMESPACE,
-    service_account: str = SERVICE_ACCOUNT,
+    service_account: str = BACKFILL_SERVICE_ACCOUNT,
     profile: Profile = CLUSTER,
 ) -> dict[str, str]:
     """Spark settings for a step whose driver (the task pod, client mode) runs `executors`

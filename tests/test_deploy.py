@@ -25,6 +25,7 @@ COMPILED = REPO / "compiled" / "deep_storage_pipeline.yaml"
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests must load on
 NAMESPACE = "analytics-jobs"
 ACCOUNT = "deep-storage-pipeline"
+BACKFILL = "deep-storage-backfill"
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
@@ -287,40 +288,58 @@ def test_the_pushgateway_is_reachable_at_the_address_and_port_the_steps_push_to(
 # --- the account and its rights --------------------------------------------------------------
 
 
-def test_service_account_pulls_with_the_secret_the_tasks_name():
-    account = _one("ServiceAccount", ACCOUNT)
-    pulls = {s["name"] for s in account["imagePullSecrets"]}
-    for name, executor in _compiled_executors().items():
-        named = {s["secretName"] for s in executor["imagePullSecret"]}
-        assert named == pulls == {"ghcr-pull-secret"}, name
-    # KFP's launcher and Argo's wait container use the token.
-    assert account.get("automountServiceAccountToken", True) is True
+def test_both_accounts_pull_with_the_secret_the_tasks_name():
+    for account in (_one("ServiceAccount", ACCOUNT), _one("ServiceAccount", BACKFILL)):
+        pulls = {s["name"] for s in account["imagePullSecrets"]}
+        for name, executor in _compiled_executors().items():
+            named = {s["secretName"] for s in executor["imagePullSecret"]}
+            assert named == pulls == {"ghcr-pull-secret"}, name
+        # KFP's launcher and Argo's wait container use the token (and the backfill's driver).
+        assert account.get("automountServiceAccountToken", True) is True
+    assert {a["metadata"]["name"] for a in _of_kind("ServiceAccount")} == {ACCOUNT, BACKFILL}
 
 
-def test_role_holds_kfp_and_argo_rights_and_the_spark_drivers_on_executors():
-    binding = _one("RoleBinding", ACCOUNT)
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": ACCOUNT,
-    }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}
-    ]
-    assert [r["metadata"]["name"] for r in _of_kind("Role")] == [ACCOUNT]
-    rules = _one("Role", ACCOUNT)["rules"]
-    granted = {
+def _granted(role: str) -> set[tuple]:
+    return {
         (group, resource, verb, tuple(rule.get("resourceNames") or ()))
-        for rule in rules
+        for rule in _one("Role", role)["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert granted == {
-        ("argoproj.io", "workflowtaskresults", "create", ()),
-        ("argoproj.io", "workflowtaskresults", "patch", ()),
-        ("", "configmaps", "get", ("kfp-launcher",)),
-        ("", "secrets", "get", ("mlpipeline-minio-artifact",)),
+
+
+KFP_AND_ARGO = {
+    ("argoproj.io", "workflowtaskresults", "create", ()),
+    ("argoproj.io", "workflowtaskresults", "patch", ()),
+    ("", "configmaps", "get", ("kfp-launcher",)),
+    ("", "secrets", "get", ("mlpipeline-minio-artifact",)),
+}
+
+
+def test_each_account_is_bound_to_its_own_role_only():
+    assert sorted(r["metadata"]["name"] for r in _of_kind("Role")) == sorted([ACCOUNT, BACKFILL])
+    for name in (ACCOUNT, BACKFILL):
+        binding = _one("RoleBinding", name)
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": name,
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
+        ]
+    assert not _of_kind("ClusterRole") and not _of_kind("ClusterRoleBinding")
+
+
+def test_the_scheduled_runs_account_holds_kfp_and_argo_rights_and_cannot_create_pods():
+    granted = _granted(ACCOUNT)
+    assert granted == KFP_AND_ARGO
+    assert not {g for g in granted if g[1] == "pods"}, "creating a pod reads every secret"
+
+
+def test_only_the_backfill_account_manages_executor_pods():
+    assert _granted(BACKFILL) == KFP_AND_ARGO | {
         # a Spark driver on Kubernetes manages its executor pods, in this namespace only
         *(
             ("", resource, verb, ())
@@ -330,7 +349,29 @@ def test_role_holds_kfp_and_argo_rights_and_the_spark_drivers_on_executors():
         ("", "persistentvolumeclaims", "get", ()),
         ("", "persistentvolumeclaims", "list", ()),
     }
-    assert not _of_kind("ClusterRole")
+
+
+def test_the_backfill_variant_names_the_backfill_account_and_its_executors_mount_no_token(
+    tmp_path,
+):
+    from kfp import compiler
+
+    from deep_storage_kfp.pipelines.deep_storage_pipeline import build
+
+    path = tmp_path / "executors.yaml"
+    compiler.Compiler().compile(build(executors=2), str(path))
+    text = path.read_text()
+    named = '"spark.kubernetes.authenticate.driver.serviceAccountName": "{}"'
+    assert text.count(named.format(BACKFILL)) == 2  # silver's and the gate's drivers
+    assert ACCOUNT not in text, "the backfill variant must not name the scheduled runs' account"
+    # The default pipeline names no account that may create pods.
+    assert BACKFILL not in COMPILED.read_text()
+    (template,) = [
+        yaml.safe_load(d["data"]["executor-pod-template.yaml"])
+        for d in _of_kind("ConfigMap")
+        if d["metadata"]["name"] == "deep-storage-executor-template"
+    ]
+    assert template["spec"]["automountServiceAccountToken"] is False
 
 
 def test_alert_rules_use_only_metrics_the_steps_push():

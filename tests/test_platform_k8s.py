@@ -31,8 +31,9 @@ def test_the_spark_settings_of_a_step_with_executors():
     assert conf["spark.kubernetes.container.image"] == IMAGE  # executors from the same image
     assert conf["spark.executor.instances"] == "4"
     assert conf["spark.kubernetes.namespace"] == "analytics-jobs"
+    # The backfill account: the scheduled runs' account may not create pods.
     assert conf["spark.kubernetes.authenticate.driver.serviceAccountName"] == (
-        "deep-storage-pipeline"
+        "deep-storage-backfill"
     )
     assert conf["spark.kubernetes.container.image.pullSecrets"] == "ghcr-pull-secret"
     assert conf["spark.kubernetes.executor.podTemplateFile"] == (
