@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1, help="the generator's seed")
     parser.add_argument(
-        "--no-hourly", action="store_true", help="skip the quiet-hour and end-of-day re-runs of the steps"
+        "--no-hourly",
+        action="store_true",
+        help="skip the quiet-hour and end-of-day re-runs of the steps",
     )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/latest.json")
     parser.add_argument(

@@ -90,3 +90,22 @@ def test_submit_schedule_and_backfill_send_max_days_and_leave_it_to_the_pipeline
         assert "max_days" not in run["runtime_config"]["parameters"]  # the pipeline's 14
         bad = cli(server, "submit", "--max-days", "0")
         assert bad.returncode != 0 and "--max-days" in bad.stderr
+
+
+def test_a_backfill_with_executors_runs_as_the_backfill_account_and_refuses_the_pipelines():
+    with FakeKfpServer(token=TOKEN) as server:
+        refused = cli(
+            server,
+            *("backfill", "--from", "2025-06-01", "--to", "2025-06-02", "--executors", "2"),
+            *("--service-account", "deep-storage-pipeline"),
+        )
+        assert refused.returncode == 2
+        assert "cannot create the executor pods" in refused.stderr
+        assert "expected deep-storage-backfill" in refused.stderr
+        assert server.runs == {}
+        done = cli(
+            server, "backfill", "--from", "2025-06-01", "--to", "2025-06-02", "--executors", "2"
+        )
+        assert done.returncode == 0, done.stderr
+        (run,) = server.runs.values()
+        assert run["service_account"] == "deep-storage-backfill"
