@@ -6,6 +6,11 @@ labels, so a series does not multiply with every run), base units in the names, 
 is `time() - deep_storage_silver_last_success_timestamp_seconds > 7200`. A push is `pushadd`:
 a failed run replaces its duration but leaves the last success where it was. A push that fails
 is a warning; it never fails the step.
+
+A step that judges one day at a time (the gate) pushes each day's verdict to a group of its own,
+`{job, step, date}`, so a run over two days whose first fails and second passes leaves both
+verdicts in place: a later day's push can never overwrite a failed day. What describes the lake
+rather than a day (the freshness lags) goes to the step's own group, `{job, step}`.
 """
 
 from __future__ import annotations
@@ -41,13 +46,20 @@ class StepMetrics:
     """What a step reports; filled in while it runs."""
 
     step: str
+    day: str | None = None  # ISO date: the day's values go to the {job, step, date} group
     values: dict[str, float] = field(default_factory=dict)
     by_level: dict[str, float] = field(default_factory=dict)  # rules_broken{level=...}
     succeeded: bool = True  # a step that returns but failed (a gate with a broken rule) says so
+    lake_values: dict[str, float] = field(default_factory=dict)  # always the {job, step} group
 
     def set(self, name: str, value: float | None) -> None:
         if value is not None:
             self.values[name] = float(value)
+
+    def set_lake(self, name: str, value: float | None) -> None:
+        """A value about the lake now, not about `day` (a lag): the step's own group."""
+        if value is not None:
+            self.lake_values[name] = float(value)
 
 
 def push(metrics: StepMetrics, success: bool, url: str | None = None) -> bool:
@@ -55,34 +67,48 @@ def push(metrics: StepMetrics, success: bool, url: str | None = None) -> bool:
     url = url or os.environ.get("PUSHGATEWAY_URL")
     if not url:
         return False
-    from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
-
-    registry = CollectorRegistry()
-    prefix = f"deep_storage_{metrics.step}"
     now = time.time()
     values = {**metrics.values, "last_run_timestamp_seconds": now}
     if success:
         values["last_success_timestamp_seconds"] = now
-    for name, value in values.items():
-        Gauge(f"{prefix}_{name}", _HELP.get(name, name), registry=registry).set(value)
-    if metrics.by_level:
-        gauge = Gauge(f"{prefix}_rules_broken", _HELP["rules_broken"], ["level"], registry=registry)
-        for level, value in metrics.by_level.items():
-            gauge.labels(level=level).set(value)
+    group = {"step": metrics.step}
+    pushes = []
+    if metrics.day is None:
+        pushes.append((group, {**values, **metrics.lake_values}, metrics.by_level))
+    else:
+        pushes.append(({**group, "date": metrics.day}, values, metrics.by_level))
+        if metrics.lake_values:
+            pushes.append((group, metrics.lake_values, {}))
     try:
-        pushadd_to_gateway(
-            url, job=JOB, grouping_key={"step": metrics.step}, registry=registry, timeout=5
-        )
+        for grouping_key, group_values, by_level in pushes:
+            _push_group(url, metrics.step, grouping_key, group_values, by_level)
     except Exception as exc:  # a monitoring outage must not fail the lake
         log.warning("metrics: push to the Pushgateway failed (%s); the step goes on", exc)
         return False
     return True
 
 
+def _push_group(
+    url: str, step: str, grouping_key: dict[str, str], values: dict[str, float], by_level
+) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+
+    registry = CollectorRegistry()
+    prefix = f"deep_storage_{step}"
+    for name, value in values.items():
+        Gauge(f"{prefix}_{name}", _HELP.get(name, name), registry=registry).set(value)
+    if by_level:
+        gauge = Gauge(f"{prefix}_rules_broken", _HELP["rules_broken"], ["level"], registry=registry)
+        for level, value in by_level.items():
+            gauge.labels(level=level).set(value)
+    pushadd_to_gateway(url, job=JOB, grouping_key=grouping_key, registry=registry, timeout=5)
+
+
 @contextlib.contextmanager
-def step(name: str) -> Iterator[StepMetrics]:
-    """Time the block and push its metrics at the end, whether it succeeded or failed."""
-    metrics = StepMetrics(name)
+def step(name: str, day: str | None = None) -> Iterator[StepMetrics]:
+    """Time the block and push its metrics at the end, whether it succeeded or failed; with
+    `day`, to that day's group."""
+    metrics = StepMetrics(name, day)
     started = time.monotonic()
     ok = False
     try:

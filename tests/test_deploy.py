@@ -393,3 +393,54 @@ def test_alert_rules_use_only_metrics_the_steps_push():
         used = set(re.findall(r"deep_storage_[a-z_]+", rule["expr"]))
         assert used and used <= pushed, (rule["alert"], used - pushed)
         assert 'job="deep-storage"' in rule["expr"]
+
+
+def test_a_failed_day_keeps_its_alert_when_a_later_day_passes(tmp_path):
+    """The alert rules evaluated by Prometheus's own promtool (Debian's `prometheus`) on the
+    series a two-day gate run leaves in the Pushgateway: yesterday failed, today passed."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: apt-get install prometheus"
+    group = 'job="deep-storage",step="validate",date="{}"'
+    series = "deep_storage_validate_rules_broken{{" + group + ',level="fail"}}'
+    success = "deep_storage_validate_last_success_timestamp_seconds{{" + group + "}}"
+    case = {
+        "rule_files": [str(DEPLOY / "alerts" / "deep-storage.rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": series.format("2025-06-01"), "values": "1x30"},
+                    {"series": series.format("2025-06-02"), "values": "0x30"},
+                    # today's pass is recent: the gate as a whole has succeeded
+                    {"series": success.format("2025-06-02"), "values": "0+60x30"},
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "10m",
+                        "alertname": "DeepStorageQualityGateFailed",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "ticket", "date": "2025-06-01"},
+                                "exp_annotations": {
+                                    "summary": "1 fail-level quality rules broke on 2025-06-01",
+                                    "description": "The day's last gate run failed; the gate's "
+                                    "report is in that run's page. It clears when a run of the "
+                                    "same day passes.",
+                                },
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "DeepStorageGateNoRecentSuccess",
+                        "exp_alerts": [],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "alerts-test.yml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    proc = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -142,6 +142,41 @@ def test_each_step_pushes_its_metrics_to_a_real_pushgateway(db, lake, pushgatewa
     assert _value(series, "deep_storage_validate_bronze_freshness_lag_seconds", **gate) == 60
 
 
+def _delete_group(url: str, **labels: str) -> None:
+    path = "/".join(f"{k}/{v}" for k, v in labels.items())
+    request = urllib.request.Request(f"{url}/metrics/job/deep-storage/{path}", method="DELETE")
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def test_a_failed_day_stays_visible_when_the_next_day_of_the_same_gate_run_passes(
+    db, lake, pushgateway
+):
+    d1 = D + dt.timedelta(days=1)
+    for day in (D, d1):
+        _delete_group(pushgateway, step="validate", date=str(day))
+    insert(db, [event(at(D, 9)), event(at(d1, 9))])
+    env = {"PUSHGATEWAY_URL": pushgateway}
+    for step in ("bronze", "silver"):
+        done = run_cli(step, "--date", str(D), "--until", str(d1), "--lake", lake, env=env)
+        assert done.returncode == 0, done.stderr
+    insert(db, [event(at(D, 9, 3))])  # the first day, sealed, no longer matches the source
+
+    gate = run_cli("validate", "--date", str(D), "--until", str(d1), "--lake", lake, env=env)
+    assert gate.returncode == 6, gate.stderr
+    series = _series(pushgateway)
+    first = {"job": "deep-storage", "step": "validate", "date": str(D)}
+    second = {**first, "date": str(d1)}
+    # The second day's push did not replace the first's: the failure is still there.
+    assert _value(series, "deep_storage_validate_rules_broken", level="fail", **first) == 1
+    assert _value(series, "deep_storage_validate_rules_broken", level="fail", **second) == 0
+    assert _value(series, "deep_storage_validate_last_success_timestamp_seconds", **first) is None
+    assert _value(series, "deep_storage_validate_last_success_timestamp_seconds", **second)
+    assert _value(series, "deep_storage_validate_rows", **first) == 3  # 2 events, 1 execution
+    # The lags describe the lake, not a day: one series, in the step's own group.
+    lags = [k for k in series if k.startswith("deep_storage_validate_bronze_freshness_lag")]
+    assert lags and all("date=" not in k for k in lags)
+
+
 def test_an_unreachable_pushgateway_is_a_warning_not_a_failure(db, lake):
     from demo.local_services import free_port
 

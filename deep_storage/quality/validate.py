@@ -556,7 +556,7 @@ def run(
     """Validate one day. Raises QualityGateError (after writing every report) when a `fail`
     rule broke, unless raise_on_failure is False. A day whose tables did not change since its
     last verdict is re-judged on the time rules alone (no row read) unless `full`."""
-    with metrics.step("validate") as m:
+    with metrics.step("validate", day=day.isoformat()) as m:
         report = _validate(
             day, lake, spark, store_config, src, as_of, volume_k, tables, run_id, full
         )
@@ -564,7 +564,7 @@ def run(
         m.by_level = {"fail": len(report.failed), "warn": len(report.warned)}
         m.succeeded = not report.failed
         for table, lag in report.lag_s.items():
-            m.set(f"{table}_freshness_lag_seconds", lag)
+            m.set_lake(f"{table}_freshness_lag_seconds", lag)
         return _finish(report, lake, day, raise_on_failure)
 
 
