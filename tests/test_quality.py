@@ -337,3 +337,51 @@ def test_an_unchanged_day_is_rejudged_on_its_time_rules_without_reading_a_row(sp
     recovered = validate.run(D, lake, spark=spark, as_of=late, tables=("bronze",))
     assert "bronze_events: great expectations" in recovered.phases
     assert outcomes(recovered, "bronze_events") == outcomes(forced, "bronze_events")
+
+
+def test_a_committed_file_with_a_wrong_type_fails_the_gate_naming_the_column(spark, lake):
+    """The contract's types are judged on each file's own footer, not on the rows read with the
+    contract's schema forced (which would hide the type, or fail the read naming no rule)."""
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deltalake.transaction import AddAction
+
+    from deep_storage import lake as lakes
+
+    write_bronze_day(spark, lake, D, [event("2025-06-01 09:00:00"), event("2025-06-01 10:00:00")])
+    fs = LakeFS(lake)
+    passed = validate.run(D, lake, spark=spark, as_of=AS_OF, tables=("bronze",))
+    assert outcomes(passed, "bronze_events")["contract_types"] == "passed"
+
+    # Plant a file whose retry_count was written as text, committed into the day.
+    (name, *_) = lakes.committed(fs, lakes.BRONZE_EVENTS, [D])[D].files
+    afs, root = fs.arrow()
+    data = pq.read_table(f"{root}/{lakes.BRONZE_EVENTS}/{name}", filesystem=afs)
+    at = data.schema.get_field_index("retry_count")
+    wrong = data.set_column(at, "retry_count", data.column(at).cast(pa.string()))
+    planted = f"date={D}/part-planted-wrong-type.parquet"
+    pq.write_table(wrong, f"{root}/{lakes.BRONZE_EVENTS}/{planted}", filesystem=afs)
+    size = afs.get_file_info(f"{root}/{lakes.BRONZE_EVENTS}/{planted}").size
+    table = fs.delta(lakes.BRONZE_EVENTS)
+    table.create_write_transaction(
+        [AddAction(planted, size, {"date": str(D)}, int(time.time() * 1000), True, "{}")],
+        "append",
+        table.schema(),
+        partition_by=["date"],
+    )
+
+    report = validate.run(
+        D, lake, spark=spark, as_of=AS_OF, tables=("bronze",), raise_on_failure=False, full=True
+    )
+    (t,) = report.tables
+    got = {r.name: r for r in t.results}
+    assert got["contract_types"].outcome == "failed"
+    assert "bronze_events.contract_types" in report.failed
+    assert got["contract_types"].observed == "retry_count is string in 1 file(s): expected int32"
+    assert "the row rules were not judged" in " ".join(t.notes)
+    # The gate failed as a gate (exit 6 from the CLI), not with a read error.
+    cli = run_cli("validate", "--date", str(D), "--lake", lake, "--table", "bronze", "--full")
+    assert cli.returncode == 6, cli.stderr
+    assert "contract_types" in cli.stderr and "retry_count" in cli.stderr

@@ -72,16 +72,24 @@ def _contract_expectations(schema: StructType, extras: list[str]):
             description="exactly the contract's columns (plus the validator's _ helpers)",
         )
     ]
-    for field in schema.fields:
-        out.append(
-            gxe.ExpectColumnValuesToBeOfType(
-                column=field.name,
-                type_=type(field.dataType).__name__,
-                meta=_meta("contract_types", FAIL),
-                description=f"{field.name} is {field.dataType.simpleString()}",
-            )
-        )
     return out
+
+
+def _type_expectations(expected_types: dict[str, str]):
+    """contract_types on the files' own footers (file_types.frame): each column holds the
+    contract's Arrow type in every file."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column=name,
+            value_set=[arrow_type],
+            meta=_meta("contract_types", FAIL),
+            description=f"{name} is {arrow_type} in every file",
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 3},
+        )
+        for name, arrow_type in expected_types.items()
+    ]
 
 
 def _rule_expectations(row_rules, table_rules):
@@ -204,16 +212,30 @@ def validate(
     table_rules: list[TableRule],
     fact_rules: list[FactRule] = (),
     facts: dict[str, Any] | None = None,
+    file_types=None,
+    expected_types: dict[str, str] | None = None,
 ):
-    """Run the suite: the contract's columns and types on `frame` (its schema only: no pass over
-    the rows), the rules on `flags` (the rule flags and the columns the table rules read,
-    cached: one small frame for every rule), the fact rules on `facts` (the commit's). Returns
-    (GX result, [RuleResult])."""
+    """Run the suite: the contract's columns on `frame` (its schema only: no pass over the
+    rows), the contract's types on `file_types` (each file's footer, file_types.frame, against
+    `expected_types`), the rules on `flags` (the rule flags and the columns the table rules
+    read, cached: one small frame for every rule), the fact rules on `facts` (the commit's).
+    Returns (GX result, [RuleResult])."""
     context = _context()
     parts = [
         _run(context, f"{suite_name}-contract", frame, _contract_expectations(schema, extras)),
-        _run(context, suite_name, flags, _rule_expectations(row_rules, table_rules)),
     ]
+    if file_types is not None and len(file_types):
+        parts.append(
+            _run(
+                context,
+                f"{suite_name}-types",
+                file_types,
+                _type_expectations(expected_types or {}),
+                engine="pandas",
+            )
+        )
+    if flags is not None:  # None: the rows cannot be read with the contract's types
+        parts.append(_run(context, suite_name, flags, _rule_expectations(row_rules, table_rules)))
     if fact_rules:
         parts.append(_facts_part(context, suite_name, fact_rules, facts or {}))
     result = _combined(suite_name, parts)
@@ -282,7 +304,14 @@ def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
         if prior and not prior.success:
             observed, percent, samples = prior.observed, prior.percent, prior.samples
         elif not r.success and name == "contract_types":
-            observed = f"{r.expectation_config.kwargs.get('column')} is {observed}"
+            column = r.expectation_config.kwargs.get("column")
+            wrong = sorted({str(v) for v in found.get("partial_unexpected_list") or []})
+            count = found.get("unexpected_count")
+            observed = (
+                f"{column} is {', '.join(wrong) or observed} in {count} file(s): expected "
+                f"{(r.expectation_config.kwargs.get('value_set') or ['?'])[0]}"
+            )
+            samples = ()
         elif not r.success and r.expectation_config.type in _FACT_TYPES:
             # A fact rule: say the fact itself, not GX's count of one offending row.
             value = (found.get("unexpected_list") or [None])[0]

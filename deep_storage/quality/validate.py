@@ -33,7 +33,7 @@ from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
 from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, SILVER_EXECUTIONS, LakeFS
-from deep_storage.quality import gx_runner, report_page, rule_columns, rules
+from deep_storage.quality import file_types, gx_runner, report_page, rule_columns, rules
 from deep_storage.quality.gx_runner import RuleResult
 
 if TYPE_CHECKING:
@@ -262,9 +262,17 @@ def _check(
     fs: LakeFS,
     run_id: str,
     phases: metrics.Phases,
+    files: tuple[str, list[str]] = ("", []),
 ) -> TableReport:
+    """Judge `plan` on the day's `frame`; `files` = (lake table, its day's files relative to
+    it), whose own footers the contract's types are judged on."""
     started = time.monotonic()
     table = plan.table
+    expected = file_types.expected(schema, files[0])
+    with phases(f"{table}: file types"):
+        types = file_types.frame(fs, files[0], files[1], schema) if files[1] else None
+    if types is not None and file_types.mismatched(types, expected):
+        return _unreadable(frame, plan, day, schema, extras, fs, phases, types, expected)
     columns = frame.columns
     augmented = frame.transform(lambda f: rule_columns.with_rule_flags(f, row_rules)).transform(
         lambda f: rule_columns.with_evidence(f, row_rules, rules.ROW_ID[table])
@@ -298,6 +306,8 @@ def _check(
             plan.table_rules,
             plan.fact_rules,
             plan.facts,
+            types,
+            expected,
         )
     log.info("%s %s: Great Expectations done at %.1f s", table, day, time.monotonic() - started)
     row_rule_names = {r.name for r in row_rules}
@@ -307,6 +317,32 @@ def _check(
     flags.unpersist()
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+
+
+def _unreadable(frame, plan: _Plan, day, schema, extras, fs, phases, types, expected):
+    """A day with a file whose column types are not the contract's: reading it with the
+    contract's schema would fail (or silently cast), so GX judges the contract on the files'
+    footers and the fact rules, and no row rule is judged. The gate fails on contract_types,
+    which names the column, the type found and the files' count."""
+    with phases(f"{plan.table}: great expectations"):
+        gx_result, results = gx_runner.validate(
+            frame,
+            None,
+            plan.table,
+            schema,
+            extras,
+            (),
+            [],
+            plan.fact_rules,
+            plan.facts,
+            types,
+            expected,
+        )
+    plan.notes.append(
+        "the row rules were not judged: a file of the day does not hold the contract's types "
+        "(see contract_types); rewrite the day, then run the gate again"
+    )
+    return _table_report(fs, plan, day, [*results, *plan.more_results], 0, gx_result)
 
 
 def _table_report(fs, plan: _Plan, day, results, quarantined, gx_result) -> TableReport:
@@ -431,12 +467,18 @@ def _bronze_report(spark, fs, day, manifests, plan: _Plan, run_id, phases) -> Ta
         fs,
         run_id,
         phases,
+        (BRONZE_EVENTS, list(manifests[day].files)),
     )
 
 
 def _silver_report(spark, fs, day, plan: _Plan, run_id, phases) -> TableReport:
-    frame = lake.read_committed(
-        spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, [day]
+    committed = lake.committed(fs, SILVER_EXECUTIONS, [day])
+    frame = lake.read_files(
+        spark,
+        fs,
+        SILVER_EXECUTIONS,
+        schemas.SILVER_EXECUTIONS_SCHEMA,
+        lake.file_uris(fs, committed.values()),
     ).drop("date")
     with phases(f"{SILVER_TABLE}: read and helpers"):
         frame = frame.transform(rule_columns.silver_helpers)
@@ -450,6 +492,7 @@ def _silver_report(spark, fs, day, plan: _Plan, run_id, phases) -> TableReport:
         fs,
         run_id,
         phases,
+        (SILVER_EXECUTIONS, [f for m in committed.values() for f in m.files]),
     )
 
 

@@ -1,0 +1,56 @@
+"""Each committed file's own column types, from its Parquet footer, for the contract's type rule.
+
+The gate reads a day with the contract's schema forced (so every rule sees the same columns),
+which hides what a file really holds: a file whose `retry_count` was written as a string reads
+as the contract says, or fails the read with a cast error that names no rule. The footers tell
+the truth, cost one small ranged read per file and no Spark, and become a small frame (one row
+per file, one column per contract column, each cell the file's Arrow type) that Great
+Expectations judges against the contract's types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from pyspark.sql.types import StructType
+
+from deep_storage.lake import PARTITION_COLUMNS, LakeFS
+
+MISSING = "(missing)"
+FILE = "_file"
+
+
+def expected(schema: StructType, table: str) -> dict[str, str]:
+    """Contract column -> the Arrow type its Parquet files must hold; the table's partition
+    columns live in the folder names and Delta's log, not in the files."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    partition = set(PARTITION_COLUMNS.get(table, ()))
+    return {f.name: str(f.type) for f in to_arrow_schema(schema) if f.name not in partition}
+
+
+def frame(fs: LakeFS, table: str, files: Iterable[str], schema: StructType):
+    """pandas frame: `_file` (relative to the table) and each expected column's Arrow type in
+    that file, MISSING where the file lacks the column. Footers are read in parallel."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    afs, root = fs.arrow()
+    names = list(expected(schema, table))
+    files = list(files)
+
+    def one(name: str) -> dict[str, str]:
+        found = pq.read_schema(f"{root}/{table}/{name}", filesystem=afs)
+        types = {f.name: str(f.type) for f in found}
+        return {FILE: name, **{c: types.get(c, MISSING) for c in names}}
+
+    with ThreadPoolExecutor(min(16, max(1, len(files)))) as pool:
+        rows = list(pool.map(one, files))
+    return pd.DataFrame(rows, columns=[FILE, *names], dtype="object")
+
+
+def mismatched(types, expected_types: dict[str, str]) -> list[str]:
+    """Columns some file holds with another type than `expected_types` (a quick look that decides
+    whether the rows can be read at all; GX still judges and reports contract_types)."""
+    return [c for c, want in expected_types.items() if c in types and (types[c] != want).any()]
