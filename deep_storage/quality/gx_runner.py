@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
@@ -214,30 +215,45 @@ def validate(
     facts: dict[str, Any] | None = None,
     file_types=None,
     expected_types: dict[str, str] | None = None,
+    timings: dict[str, float] | None = None,
 ):
     """Run the suite: the contract's columns on `frame` (its schema only: no pass over the
     rows), the contract's types on `file_types` (each file's footer, file_types.frame, against
     `expected_types`), the rules on `flags` (the rule flags and the columns the table rules
     read, cached: one small frame for every rule), the fact rules on `facts` (the commit's).
-    Returns (GX result, [RuleResult])."""
+    `timings` (when given) receives each part's wall seconds: contract, types, row rules, table
+    rules, facts. Returns (GX result, [RuleResult])."""
+    timings = {} if timings is None else timings
     context = _context()
-    parts = [
-        _run(context, f"{suite_name}-contract", frame, _contract_expectations(schema, extras)),
-    ]
+    parts = []
+
+    def timed(part: str, run, *args, **kwargs) -> None:
+        started = time.monotonic()
+        parts.append(run(context, *args, **kwargs))
+        timings[part] = round(time.monotonic() - started, 3)
+
+    timed("contract", _run, f"{suite_name}-contract", frame, _contract_expectations(schema, extras))
     if file_types is not None and len(file_types):
-        parts.append(
-            _run(
-                context,
-                f"{suite_name}-types",
-                file_types,
-                _type_expectations(expected_types or {}),
-                engine="pandas",
-            )
+        timed(
+            "types",
+            _run,
+            f"{suite_name}-types",
+            file_types,
+            _type_expectations(expected_types or {}),
+            engine="pandas",
         )
     if flags is not None:  # None: the rows cannot be read with the contract's types
-        parts.append(_run(context, suite_name, flags, _rule_expectations(row_rules, table_rules)))
+        timed("row rules", _run, suite_name, flags, _rule_expectations(row_rules, []))
+        if table_rules:
+            timed(
+                "table rules",
+                _run,
+                f"{suite_name}-table",
+                flags,
+                _rule_expectations((), table_rules),
+            )
     if fact_rules:
-        parts.append(_facts_part(context, suite_name, fact_rules, facts or {}))
+        timed("facts", _facts_part, suite_name, fact_rules, facts or {})
     result = _combined(suite_name, parts)
     descriptions = {r.name: r.description for r in (*row_rules, *table_rules, *fact_rules)}
     return result, fold(result, descriptions)
