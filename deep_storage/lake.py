@@ -221,6 +221,28 @@ class LakeFS:
         """([DataFile] with rows from the Parquet footers, size and time; the files' Arrow
         schema) for `files` (relative to the table root): a ranged read and a HEAD each."""
         import pyarrow as pa
+
+        found = self._footers(table, files, head=True)
+        described = [
+            DataFile(
+                rel,
+                meta.num_rows,
+                info.size,
+                int(info.mtime.timestamp() * 1000) if info.mtime else 0,
+            )
+            for rel, info, meta in found
+        ]
+        # The union: days written before and after a schema drift differ in their columns.
+        schemas = {str(m.schema): m.schema.to_arrow_schema() for _, _, m in found}
+        schema = pa.unify_schemas(list(schemas.values())) if schemas else None
+        return described, schema
+
+    def file_schemas(self, table: str, files: list[str]) -> list[tuple[str, Any]]:
+        """[(file, its own Arrow schema)] from each file's Parquet footer: a ranged read each."""
+        return [(rel, m.schema.to_arrow_schema()) for rel, _, m in self._footers(table, files)]
+
+    def _footers(self, table: str, files: list[str], head: bool = False) -> list[tuple]:
+        """[(file, its info when `head`, its Parquet metadata)], read in parallel."""
         import pyarrow.parquet as pq
 
         afs, root = self.arrow()
@@ -228,22 +250,15 @@ class LakeFS:
         def one(rel: str):
             path = f"{root}/{table}/{rel}"
             try:
-                info = afs.get_file_info(path)
-                meta = pq.read_metadata(path, filesystem=afs)
+                info = afs.get_file_info(path) if head else None
+                return rel, info, pq.read_metadata(path, filesystem=afs)
             except OSError as exc:
                 raise self._fail(f"read the footer of {table}/{rel}", exc) from None
-            modified = int(info.mtime.timestamp() * 1000) if info.mtime else 0
-            return DataFile(rel, meta.num_rows, info.size, modified), meta.schema
 
         if len(files) <= 2:
-            found = list(map(one, files))
-        else:
-            with ThreadPoolExecutor(_PARALLEL) as pool:
-                found = list(pool.map(one, files))
-        # The union: days written before and after a schema drift differ in their columns.
-        schemas = {str(s): s.to_arrow_schema() for _, s in found}
-        schema = pa.unify_schemas(list(schemas.values())) if schemas else None
-        return [f for f, _ in found], schema
+            return list(map(one, files))
+        with ThreadPoolExecutor(_PARALLEL) as pool:
+            return list(pool.map(one, files))
 
     # --- operations --------------------------------------------------------------------------
 

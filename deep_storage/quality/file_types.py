@@ -3,15 +3,14 @@
 The gate reads a day with the contract's schema forced (so every rule sees the same columns),
 which hides what a file really holds: a file whose `retry_count` was written as a string reads
 as the contract says, or fails the read with a cast error that names no rule. The footers tell
-the truth, cost one small ranged read per file and no Spark, and become a small frame (one row
-per file, one column per contract column, each cell the file's Arrow type) that Great
-Expectations judges against the contract's types.
+the truth and cost one small ranged read per file and no Spark (LakeFS.file_schemas). They
+become a small frame (one row per file, one column per contract column, each cell the file's
+Arrow type) that Great Expectations judges against the contract's types.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql.types import StructType
 
@@ -30,23 +29,16 @@ def expected(schema: StructType, table: str) -> dict[str, str]:
     return {f.name: str(f.type) for f in to_arrow_schema(schema) if f.name not in partition}
 
 
-def frame(fs: LakeFS, table: str, files: Iterable[str], schema: StructType):
-    """pandas frame: `_file` (relative to the table) and each expected column's Arrow type in
-    that file, MISSING where the file lacks the column. Footers are read in parallel."""
+def frame(fs: LakeFS, table: str, files: list[str], names: Iterable[str]):
+    """pandas frame: `_file` (relative to the table) and, for each of `names` (the expected
+    columns), its Arrow type in that file, MISSING where the file lacks it."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    afs, root = fs.arrow()
-    names = list(expected(schema, table))
-    files = list(files)
-
-    def one(name: str) -> dict[str, str]:
-        found = pq.read_schema(f"{root}/{table}/{name}", filesystem=afs)
-        types = {f.name: str(f.type) for f in found}
-        return {FILE: name, **{c: types.get(c, MISSING) for c in names}}
-
-    with ThreadPoolExecutor(min(16, max(1, len(files)))) as pool:
-        rows = list(pool.map(one, files))
+    names = list(names)
+    rows = []
+    for rel, schema in fs.file_schemas(table, files):
+        types = {f.name: str(f.type) for f in schema}
+        rows.append({FILE: rel, **{c: types.get(c, MISSING) for c in names}})
     return pd.DataFrame(rows, columns=[FILE, *names], dtype="object")
 
 

@@ -262,7 +262,7 @@ def _check(
     fs: LakeFS,
     run_id: str,
     phases: metrics.Phases,
-    files: tuple[str, list[str]] = ("", []),
+    files: tuple[str, list[str]],
 ) -> TableReport:
     """Judge `plan` on the day's `frame`; `files` = (lake table, its day's files relative to
     it), whose own footers the contract's types are judged on."""
@@ -270,7 +270,7 @@ def _check(
     table = plan.table
     expected = file_types.expected(schema, files[0])
     with phases(f"{table}: file types"):
-        types = file_types.frame(fs, files[0], files[1], schema) if files[1] else None
+        types = file_types.frame(fs, files[0], files[1], expected) if files[1] else None
     if types is not None and file_types.mismatched(types, expected):
         return _unreadable(frame, plan, day, schema, extras, fs, phases, types, expected)
     columns = frame.columns
