@@ -16,13 +16,24 @@ files in the snapshot (`lake.committed`), then `deep_storage.status()` (what `de
 prints: the last 14 days of each table with the gate's verdicts). The files the log names are
 never read, so they are not written: the figure is the log's cost alone. Target: under 2 s
 after 10,000 commits; the ratio to the reference says what the history adds.
+
+The history's clock: a checkpoint keeps the `remove` of a replaced file until it is older than
+`delta.deletedFileRetentionDuration` (7 days), so what a year of hourly commits leaves in the
+log depends on the commits being an hour apart, not seconds. The history is therefore built in a
+child process under libfaketime (Debian's `faketime`), whose wall clock the build sets to one
+hour (`--hours-per-commit`) past the previous commit before each one, ending at the real time
+of the build: every timestamp delta-rs and the commit path write (commit times, removes'
+deletion times) and the checkpoint writer's idea of "now" follow that clock. Monotonic clocks
+stay real. `--hours-per-commit 0` builds at the real clock (every tombstone kept: an upper bound).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import glob
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -112,9 +123,15 @@ def upload(folder: Path, store: StoreConfig, prefix: str) -> int:
 
 
 def build(
-    lake: str, store: StoreConfig | None, commits: int, silver_partitions: int, one_shot: bool
+    lake: str,
+    store: StoreConfig | None,
+    commits: int,
+    silver_partitions: int,
+    one_shot: bool,
+    clock: Clock | None = None,
 ):
-    """Commit the history (or, `one_shot`, its final snapshot in one commit per table)."""
+    """Commit the history (or, `one_shot`, its final snapshot in one commit per table); with a
+    `clock`, each round of commits happens at its hour."""
     bronze_schema, silver_schema = _schemas()
     bronze_days = [FIRST + dt.timedelta(days=i) for i in range(90)]
     silver_days = [FIRST + dt.timedelta(days=i) for i in range(365)]
@@ -123,6 +140,8 @@ def build(
         return [f"client_id={c}/date={day}" for c in range(1, silver_partitions + 1)]
 
     fs = lakes.LakeFS(lake, store)
+    if clock is not None:
+        clock.set(0)
     with writer_lock.hold(lake, "bench", "open-table", "bench", store) as lease:
         bronze = lakes.Writer(fs, lakes.BRONZE_EVENTS, lease, "bench")
         silver = lakes.Writer(fs, lakes.SILVER_EXECUTIONS, lease, "bench")
@@ -142,6 +161,8 @@ def build(
             return
         start = time.perf_counter()
         for i in range(1, commits):
+            if clock is not None:
+                clock.set(i)
             day = bronze_days[i % len(bronze_days)]
             bronze.commit(
                 [_manifest(lakes.BRONZE_EVENTS, day, [f"date={day}"])],
@@ -158,6 +179,66 @@ def build(
                 print(f"  {i} commits per table ({rate:.1f}/s)", file=sys.stderr, flush=True)
 
 
+class Clock:
+    """The wall clock of a process run under libfaketime with FAKETIME_TIMESTAMP_FILE = `path`
+    and FAKETIME_NO_CACHE=1: `set(i)` moves it to commit i's hour."""
+
+    def __init__(self, path: Path, start: dt.datetime, hours_per_commit: float):
+        self.path, self.start, self.step = path, start, dt.timedelta(hours=hours_per_commit)
+
+    def set(self, i: int) -> None:
+        at = self.start + i * self.step
+        self.path.write_text(at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") + "\n")
+
+
+def _libfaketime() -> str:
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not found:
+        raise SystemExit(
+            "libfaketime not found: `apt-get install faketime` (or --hours-per-commit 0 for a "
+            "history built at the real clock)"
+        )
+    return found[0]
+
+
+def build_at_hours(folder: Path, commits: int, silver_partitions: int, hours: float) -> None:
+    """The history in `folder`, built by a child process whose clock runs one commit per
+    `hours`, ending now."""
+    clock_file = folder.parent / f"{folder.name}.clock"
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours * commits)
+    Clock(clock_file, start, hours).set(0)
+    env = {
+        **os.environ,
+        "LD_PRELOAD": _libfaketime(),
+        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "TZ": "UTC",
+    }
+    args = [sys.executable, "-m", "benchmarks.open_table", "--build-history", str(folder)]
+    args += ["--commits", str(commits), "--silver-partitions", str(silver_partitions)]
+    args += ["--clock", f"{clock_file}@{start.isoformat()}@{hours}"]
+    subprocess.run(args, env=env, check=True, cwd=REPO)
+
+
+def checkpoint_actions(folder: Path) -> dict:
+    """Per table under `folder`: its newest checkpoint's version and how many add and remove
+    actions (tombstones) it carries, the part of the log every open reads."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for last in sorted(folder.rglob("_delta_log/_last_checkpoint")):
+        version = json.loads(last.read_text())["version"]
+        parts = sorted(last.parent.glob(f"{version:020d}.checkpoint*.parquet"))
+        table = pq.ParquetDataset(parts).read(columns=["add", "remove"])
+        out[last.parent.parent.relative_to(folder).as_posix()] = {
+            "version": version,
+            "adds": table.column("add").drop_null().length(),
+            "removes": table.column("remove").drop_null().length(),
+        }
+    return out
+
+
 def _status(lake: str, env: dict) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", _STATUS, lake], env=env, capture_output=True, text=True, check=False
@@ -168,7 +249,6 @@ def _status(lake: str, env: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=10_000)
@@ -180,8 +260,24 @@ def main(argv: list[str] | None = None) -> int:
         default="local",
         help="commit the history on a local folder, then upload it (default), or on S3 itself",
     )
+    parser.add_argument(
+        "--hours-per-commit",
+        type=float,
+        default=1.0,
+        help="the history's commits this many hours apart on a faked clock (0: the real clock)",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/open-latest.json")
+    # Internal: the child process that builds the history under libfaketime.
+    parser.add_argument("--build-history", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--clock", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.build_history is not None:
+        path, start, hours = args.clock.split("@")
+        clock = Clock(Path(path), dt.datetime.fromisoformat(start), float(hours))
+        build(str(args.build_history), None, args.commits, args.silver_partitions, False, clock)
+        return 0
+    if args.hours_per_commit and args.build_on == "s3":
+        parser.error("--build-on s3 builds at the real clock: add --hours-per-commit 0")
     results: dict = {
         "commits_per_table": args.commits,
         "silver_files": 365 * args.silver_partitions,
@@ -200,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         names = ("reference", "history")
         results["built_on"] = args.build_on
+        results["hours_per_commit"] = args.hours_per_commit
         for name in names:
             print(f"building {name} ...", file=sys.stderr, flush=True)
             t = time.perf_counter()
@@ -208,8 +305,14 @@ def main(argv: list[str] | None = None) -> int:
                 build(f"s3a://bench/{name}", store, args.commits, args.silver_partitions, one_shot)
             else:
                 with tempfile.TemporaryDirectory(prefix=f"open-{name}-") as tmp:
-                    build(tmp, None, args.commits, args.silver_partitions, one_shot)
-                    results[f"{name}_objects"] = upload(Path(tmp), store, name)
+                    folder = Path(tmp) / "lake"
+                    if one_shot or not args.hours_per_commit:
+                        build(str(folder), None, args.commits, args.silver_partitions, one_shot)
+                    else:
+                        hours = args.hours_per_commit
+                        build_at_hours(folder, args.commits, args.silver_partitions, hours)
+                    results[f"{name}_checkpoints"] = checkpoint_actions(folder)
+                    results[f"{name}_objects"] = upload(folder, store, name)
             results[f"{name}_build_seconds"] = round(time.perf_counter() - t, 1)
         # Measured back to back, alternating, once both lakes exist: the same load on both.
         runs: dict[str, list[dict]] = {name: [] for name in names}

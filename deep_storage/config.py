@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from deep_storage import defaults
 from deep_storage.errors import InputError
 
 _SECRETS: set[str] = set()
@@ -159,6 +160,22 @@ def read_path(explicit: str | None = None, env: Mapping[str, str] | None = None)
     Parquet without Spark, measured faster here: benchmarks/); jdbc is Spark's."""
     env = os.environ if env is None else env
     return explicit or _env(env, "DEEP_STORAGE_READ_PATH", "arrow")
+
+
+GATE_ENGINES = ("auto", "duckdb", "spark")
+
+
+def gate_engine(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """What judges the gate's rows: explicit, else DEEP_STORAGE_GATE_ENGINE, else auto (DuckDB
+    for a day of up to GATE_DUCKDB_MAX_ROWS rows, Spark above)."""
+    env = os.environ if env is None else env
+    engine = (explicit or _env(env, "DEEP_STORAGE_GATE_ENGINE", defaults.GATE_ENGINE)).lower()
+    if engine not in GATE_ENGINES:
+        raise InputError(
+            f"DEEP_STORAGE_GATE_ENGINE {engine!r} is unknown: expected one of "
+            f"{', '.join(GATE_ENGINES)}"
+        )
+    return engine
 
 
 def resolve_lake(lake: str | None, env: Mapping[str, str] | None = None) -> str:

@@ -29,12 +29,19 @@ def outcomes(report, table):
     return {r.name: r.outcome for r in t.results}
 
 
+@pytest.fixture(params=["duckdb", "spark"])
+def engine(request, monkeypatch):
+    """Both engines judge the same crafted rows: the same verdicts, the same quarantine."""
+    monkeypatch.setenv("DEEP_STORAGE_GATE_ENGINE", request.param)
+    return request.param
+
+
 def quarantined(spark, lake, table):
     rows = spark.read.parquet(f"{lake}/quarantine/{table}/date={D}").collect()
     return rows
 
 
-def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake):
+def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake, engine):
     good = event(
         "2025-06-01 09:00:00",
         event_id="00000000-0000-0000-0000-00000000000a",
@@ -83,6 +90,13 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
         "token_single_tenant",
     }
     assert got["contract_columns"] == got["contract_types"] == "passed"
+    # The report shows each offending row's real values, the same from either engine.
+    (judged,) = report.tables
+    samples = {r.name: r.samples for r in judged.results}
+    assert [s["event_type"] for s in samples["event_type_known"]] == ["PRICE_REFRESHED"]
+    assert [str(s["slippage_pct"]) for s in samples["slippage_in_range"]] == ["75.0000"]
+    assert [s["rows_with_this_id"] for s in samples["event_id_unique"]] == [2, 2]
+    assert [s["null_columns"] for s in samples["required_not_null"]] == ["symbol"]
 
     q = {
         (r.event_id, r.execution_token): set(r._reasons)
@@ -98,7 +112,7 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
         validate.run(D, lake, spark=spark, tables=("bronze",), as_of=AS_OF)
 
 
-def test_each_silver_rule_is_caught_by_a_crafted_row(spark, lake):
+def test_each_silver_rule_is_caught_by_a_crafted_row(spark, lake, engine):
     t = dt.datetime(2025, 6, 1, 10, tzinfo=dt.UTC)
     rows = [
         silver_row(execution_id="ok", execution_token="t:ok"),
@@ -339,7 +353,7 @@ def test_an_unchanged_day_is_rejudged_on_its_time_rules_without_reading_a_row(sp
     assert outcomes(recovered, "bronze_events") == outcomes(forced, "bronze_events")
 
 
-def test_a_committed_file_with_a_wrong_type_fails_the_gate_naming_the_column(spark, lake):
+def test_a_committed_file_with_a_wrong_type_fails_the_gate_naming_the_column(spark, lake, engine):
     """The contract's types are judged on each file's own footer, not on the rows read with the
     contract's schema forced (which would hide the type, or fail the read naming no rule)."""
     import time

@@ -174,3 +174,17 @@ def test_extra_source_columns_follow_the_contract_as_quoted_text():
     assert '"odd""name"::text' in sql
     schema = arrow_read.arrow_schema(("venue",))
     assert schema.names[-1] == "venue" and str(schema.field("venue").type) == "string"
+
+
+def test_the_gate_engine_is_chosen_by_the_days_rows_unless_set(monkeypatch):
+    from deep_storage import defaults
+    from deep_storage.quality.validate import engine_for
+
+    monkeypatch.delenv("DEEP_STORAGE_GATE_ENGINE", raising=False)
+    assert engine_for(0) == engine_for(defaults.GATE_DUCKDB_MAX_ROWS) == "duckdb"
+    assert engine_for(defaults.GATE_DUCKDB_MAX_ROWS + 1) == "spark"
+    monkeypatch.setenv("DEEP_STORAGE_GATE_ENGINE", "Spark")
+    assert engine_for(10) == "spark"
+    monkeypatch.setenv("DEEP_STORAGE_GATE_ENGINE", "pandas")
+    with pytest.raises(InputError, match="DEEP_STORAGE_GATE_ENGINE 'pandas' is unknown"):
+        engine_for(10)

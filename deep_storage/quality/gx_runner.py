@@ -1,7 +1,8 @@
 """Great Expectations (GX Core 1.x, ephemeral context): suites built from rules.py. Row and table
-rules run on a cached Spark frame, fact rules on a one-row pandas frame of the commit's facts; an
-unchanged day is re-judged from its stored result with only the fact rules run again. GX's own
-Data Docs page is rendered as one self-contained file."""
+rules run on the gate's flags frame: a cached Spark frame, or a pandas frame of the evidence
+columns DuckDB computed (validate.py picks the engine by the day's size); fact rules on a one-row
+pandas frame of the commit's facts; an unchanged day is re-judged from its stored result with
+only the fact rules run again. GX's own Data Docs page is rendered as one self-contained file."""
 
 from __future__ import annotations
 
@@ -26,9 +27,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES = 20
 _ROW_RULE_RESULT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES}
-# A table rule's query returns one row when it breaks: COMPLETE keeps that row (the counts it
-# compared) in the result.
-_TABLE_RULE_RESULT = {"result_format": "COMPLETE"}
+_TABLE_RULE_TYPES = ("expect_table_row_count_to_equal", "expect_table_row_count_to_be_between")
 
 
 @dataclass(frozen=True)
@@ -111,14 +110,19 @@ def _rule_expectations(row_rules, table_rules):
             )
         )
     for rule in table_rules:
-        out.append(
-            gxe.UnexpectedRowsExpectation(
-                unexpected_rows_query=rule.unexpected,
-                description=f"{rule.name} ({rule.level}): {rule.description}",
-                meta=_meta(rule.name, rule.level),
-                result_format=_TABLE_RULE_RESULT,
+        # GX's own row-count expectations: the same on Spark and on pandas.
+        described = {
+            "description": f"{rule.name} ({rule.level}): {rule.description}",
+            "meta": _meta(rule.name, rule.level),
+        }
+        if rule.min_rows == rule.max_rows:
+            out.append(gxe.ExpectTableRowCountToEqual(value=rule.min_rows, **described))
+        else:
+            out.append(
+                gxe.ExpectTableRowCountToBeBetween(
+                    min_value=rule.min_rows, max_value=rule.max_rows, **described
+                )
             )
-        )
     return out
 
 
@@ -216,11 +220,13 @@ def validate(
     file_types=None,
     expected_types: dict[str, str] | None = None,
     timings: dict[str, float] | None = None,
+    engine: str = "spark",
 ):
     """Run the suite: the contract's columns on `frame` (its schema only: no pass over the
     rows), the contract's types on `file_types` (each file's footer, file_types.frame, against
-    `expected_types`), the rules on `flags` (the rule flags and the columns the table rules
-    read, cached: one small frame for every rule), the fact rules on `facts` (the commit's).
+    `expected_types`), the rules on `flags` (the rules' evidence columns, one row per row of the
+    day: cached on Spark, or a pandas frame), the fact rules on `facts` (the commit's). `engine`
+    says what `frame` and `flags` are: "spark" frames or "pandas" ones.
     `timings` (when given) receives each part's wall seconds: contract, types, row rules, table
     rules, facts. Returns (GX result, [RuleResult])."""
     timings = {} if timings is None else timings
@@ -232,7 +238,14 @@ def validate(
         parts.append(run(context, *args, **kwargs))
         timings[part] = round(time.monotonic() - started, 3)
 
-    timed("contract", _run, f"{suite_name}-contract", frame, _contract_expectations(schema, extras))
+    timed(
+        "contract",
+        _run,
+        f"{suite_name}-contract",
+        frame,
+        _contract_expectations(schema, extras),
+        engine=engine,
+    )
     if file_types is not None and len(file_types):
         timed(
             "types",
@@ -243,7 +256,9 @@ def validate(
             engine="pandas",
         )
     if flags is not None:  # None: the rows cannot be read with the contract's types
-        timed("row rules", _run, suite_name, flags, _rule_expectations(row_rules, []))
+        timed(
+            "row rules", _run, suite_name, flags, _rule_expectations(row_rules, []), engine=engine
+        )
         if table_rules:
             timed(
                 "table rules",
@@ -251,6 +266,7 @@ def validate(
                 f"{suite_name}-table",
                 flags,
                 _rule_expectations((), table_rules),
+                engine=engine,
             )
     if fact_rules:
         timed("facts", _facts_part, suite_name, fact_rules, facts or {})
@@ -328,6 +344,11 @@ def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
                 f"{(r.expectation_config.kwargs.get('value_set') or ['?'])[0]}"
             )
             samples = ()
+        elif not r.success and r.expectation_config.type in _TABLE_RULE_TYPES:
+            # What the rule compared: the day's rows against the bound it was held to.
+            kwargs = r.expectation_config.kwargs
+            bound = kwargs.get("value", [kwargs.get("min_value"), kwargs.get("max_value")])
+            samples = ({"lake_rows": observed, "expected_rows": bound},)
         elif not r.success and r.expectation_config.type in _FACT_TYPES:
             # A fact rule: say the fact itself, not GX's count of one offending row.
             value = (found.get("unexpected_list") or [None])[0]
@@ -360,7 +381,7 @@ def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
 
 
 def _samples(found: dict) -> tuple[dict, ...]:
-    """The offending rows GX sampled: a row rule's evidence JSON, a table rule's query rows."""
+    """The offending rows GX sampled: a row rule's evidence JSON."""
     out: list[dict] = []
     for value in found.get("partial_unexpected_list") or []:
         try:
@@ -368,8 +389,6 @@ def _samples(found: dict) -> tuple[dict, ...]:
         except (TypeError, ValueError):
             parsed = {"value": value}
         out.append(parsed if isinstance(parsed, dict) else {"value": parsed})
-    for row in (found.get("details") or {}).get("unexpected_rows") or []:
-        out.append(row.asDict() if hasattr(row, "asDict") else dict(row))
     return tuple(out[:SAMPLES])
 
 

@@ -9,8 +9,10 @@ types, a token shared across tenants) is `warn`: the log is the truth. Row rules
 Spark SQL expression that is TRUE for a good row; the same text drives the Great Expectations
 check (an expectation that the rule's evidence column, NULL for a good row, is NULL) and the
 quarantine, so the report and the quarantined rows can never disagree. `shows` names the columns
-the report shows of an offending row. Table rules are a query over `{batch}` that returns a row
-when the rule breaks. Columns starting with `_` are helpers the validator adds (rule_columns.py).
+the report shows of an offending row. The row rules' SQL is the subset Spark SQL and DuckDB share
+(the gate judges small days on DuckDB, large ones on Spark: validate.py), so one text serves both.
+Table rules bound the day's row count (GX's own row-count expectations, on either engine).
+Columns starting with `_` are helpers the validator adds (rule_columns.py, duckdb_rules.py).
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ class RowRule:
 
 @dataclass(frozen=True)
 class TableRule:
+    """The day's row count within [min_rows, max_rows] (equal bounds: exactly that many)."""
+
     name: str
     level: str
-    unexpected: str  # a query over {batch} that returns a row when the rule breaks
+    min_rows: int
+    max_rows: int
     description: str
 
 
@@ -174,8 +179,8 @@ def source_count_rule(expected: int) -> TableRule:
     return TableRule(
         "rows_match_source",
         FAIL,
-        f"SELECT count(*) AS lake_rows, {expected} AS source_rows FROM {{batch}} "
-        f"HAVING count(*) <> {expected}",
+        expected,
+        expected,
         f"a sealed day holds exactly the source's {expected} rows of its window",
     )
 
@@ -190,7 +195,8 @@ def volume_rule(history: list[int], k: float) -> TableRule | None:
     return TableRule(
         "volume_within_history",
         WARN,
-        f"SELECT count(*) AS rows FROM {{batch}} HAVING count(*) < {low} OR count(*) > {high}",
+        low,
+        high,
         f"row count within mean ± {k:g}·stdev of the previous {len(history)} days [{low}, {high}]",
     )
 

@@ -1,9 +1,14 @@
 """`deep-storage validate --date D`: the quality gate for one day of bronze and silver.
 
-Per table: read the committed day, add the helper columns, cache, run the GX suite once,
-quarantine the rows that break row rules (they stay where they are: nothing is lost), write the
-results under {lake}/_quality/<table>/date=D/ and the day's page under
+Per table: read the committed day once, add the helper columns and the rules' evidence, run the
+GX suite once, quarantine the rows that break row rules (they stay where they are: nothing is
+lost), write the results under {lake}/_quality/<table>/date=D/ and the day's page under
 {lake}/_quality/summary/date=D/report.html, and fail only when a `fail` rule broke.
+
+Two engines judge the rows, with the same rules' text: DuckDB in this process for a day of up to
+GATE_DUCKDB_MAX_ROWS rows (no JVM; the day read into one DuckDB table: duckdb_rules.py), Spark
+above that or when DEEP_STORAGE_GATE_ENGINE says so (executors; rule_columns.py). GX judges
+either engine's evidence columns.
 """
 
 from __future__ import annotations
@@ -33,7 +38,14 @@ from deep_storage.config import SourceConfig, StoreConfig
 from deep_storage.dates import window
 from deep_storage.errors import InputError, LakeStateError, QualityGateError
 from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, SILVER_EXECUTIONS, LakeFS
-from deep_storage.quality import file_types, gx_runner, report_page, rule_columns, rules
+from deep_storage.quality import (
+    duckdb_rules,
+    file_types,
+    gx_runner,
+    report_page,
+    rule_columns,
+    rules,
+)
 from deep_storage.quality.gx_runner import RuleResult
 
 if TYPE_CHECKING:
@@ -329,7 +341,9 @@ def _check(
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
 
 
-def _unreadable(frame, plan: _Plan, day, schema, extras, fs, phases, types, expected):
+def _unreadable(
+    frame, plan: _Plan, day, schema, extras, fs, phases, types, expected, engine="spark"
+):
     """A day with a file whose column types are not the contract's: reading it with the
     contract's schema would fail (or silently cast), so GX judges the contract on the files'
     footers and the fact rules, and no row rule is judged. The gate fails on contract_types,
@@ -347,6 +361,7 @@ def _unreadable(frame, plan: _Plan, day, schema, extras, fs, phases, types, expe
             plan.facts,
             types,
             expected,
+            engine=engine,
         )
     plan.notes.append(
         "the row rules were not judged: a file of the day does not hold the contract's types "
@@ -666,18 +681,116 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     return report
 
 
+def engine_for(rows: int, setting: str | None = None) -> str:
+    """The engine that judges a day of `rows` rows: DEEP_STORAGE_GATE_ENGINE (duckdb or spark),
+    or by size when it is auto (the default): DuckDB up to GATE_DUCKDB_MAX_ROWS."""
+    setting = config.gate_engine(setting)
+    if setting != "auto":
+        return setting
+    return "duckdb" if rows <= defaults.GATE_DUCKDB_MAX_ROWS else "spark"
+
+
 def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases):
     """Judge every rule on the day's rows (each table's day read once)."""
-    out = []
-    with phases("start spark"):
-        spark = session.for_lake("validate", fs.lake, spark, fs.store)
+    plans = []
     if "bronze" in tables:
-        plan = _bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True)
-        out.append(_bronze_report(spark, fs, day, manifests[BRONZE_EVENTS], plan, run_id, phases))
+        plans.append(_bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True))
     if "silver" in tables:
-        plan = _silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k)
-        out.append(_silver_report(spark, fs, day, plan, run_id, phases))
+        plans.append(_silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k))
+    engines = {plan.table: engine_for(plan.rows) for plan in plans}
+    if "spark" in engines.values():
+        with phases("start spark"):
+            spark = session.for_lake("validate", fs.lake, spark, fs.store)
+    out = []
+    for plan in plans:
+        log.info("%s %s: %d rows judged on %s", plan.table, day, plan.rows, engines[plan.table])
+        if engines[plan.table] == "duckdb":
+            out.append(_duckdb_report(fs, day, manifests, plan, run_id, phases))
+        elif plan.table == BRONZE_TABLE:
+            out.append(
+                _bronze_report(spark, fs, day, manifests[BRONZE_EVENTS], plan, run_id, phases)
+            )
+        else:
+            out.append(_silver_report(spark, fs, day, plan, run_id, phases))
     return out
+
+
+_DUCKDB_TABLES = {
+    BRONZE_TABLE: ("bronze", BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, rules.BRONZE_ROW_RULES),
+    SILVER_TABLE: (
+        "silver",
+        SILVER_EXECUTIONS,
+        schemas.SILVER_EXECUTIONS_SCHEMA,
+        rules.SILVER_ROW_RULES,
+    ),
+}
+
+
+def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableReport:
+    """`plan` judged on DuckDB: the day's committed files read once into DuckDB, the evidence
+    computed there and judged by GX as a pandas frame, the quarantine copied from the same
+    table."""
+    import pandas as pd
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    table = plan.table
+    kind, lake_table, schema, row_rules = _DUCKDB_TABLES[table]
+    committed = manifests[lake_table].get(day)
+    files = list(committed.files) if committed else []
+    helpers = rule_columns.BRONZE_HELPERS if kind == "bronze" else rule_columns.SILVER_HELPERS
+    extras = [
+        *helpers,
+        *(rule_columns.ok_column(r) for r in row_rules),
+        *(rule_columns.evidence_column(r) for r in row_rules),
+    ]
+    # The contract's columns, judged on the columns the rules are judged with (no rows).
+    columns = pd.DataFrame(columns=[*schema.fieldNames(), *extras])
+    expected = file_types.expected(schema, lake_table)
+    with phases(f"{table}: file types"):
+        types = file_types.frame(fs, lake_table, files, expected) if files else None
+    if types is not None and file_types.mismatched(types, expected):
+        return _unreadable(
+            columns, plan, day, schema, extras, fs, phases, types, expected, engine="pandas"
+        )
+    con = duckdb_rules.connect()
+    arrow_schema = to_arrow_schema(schema)
+    with phases(f"{table}: read"):
+        duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
+    with phases(f"{table}: flag rows"):
+        duckdb_rules.flag(con, kind, row_rules, rules.ROW_ID[table], arrow_schema)
+        flags = duckdb_rules.evidence(con, row_rules)
+    timings: dict[str, float] = {}
+    with phases(f"{table}: great expectations"):
+        gx_result, results = gx_runner.validate(
+            columns,
+            flags,
+            table,
+            schema,
+            extras,
+            row_rules,
+            plan.table_rules,
+            plan.fact_rules,
+            plan.facts,
+            types,
+            expected,
+            timings,
+            engine="pandas",
+        )
+    log.info("%s %s: Great Expectations (%s)", table, day, _timed(timings))
+    row_rule_names = {r.name for r in row_rules}
+    broken = any(not r.success for r in results if r.name in row_rule_names)
+    folder = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}"
+    with phases(f"{table}: quarantine"):
+        fs.delete_tree(folder)
+        quarantined = (
+            duckdb_rules.quarantine(con, fs, folder, schema.fieldNames(), run_id) if broken else 0
+        )
+    con.close()
+    return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+
+
+def _timed(timings: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
 
 
 def _rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior):
