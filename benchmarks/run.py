@@ -9,6 +9,8 @@ fresh `deep-storage` process exactly as a user runs it:
   bronze     deep-storage bronze --date D      -> ratio: reference / bronze (throughput share)
   silver     deep-storage silver --date D
   validate   deep-storage validate --date D    -> ratio: validate / (bronze + silver)
+  (the gate on the engine it picks for the day's size; then once more with --full on Spark, the
+  other engine, against the same run: validate_spark)
 and samples the resident memory of each step's whole process tree (Python + JVM). Then, each
 against the runs above: silver against DuckDB's same projection of the same bronze files; a
 quiet hour (the steps again, nothing new); bronze of the same day from a source table that holds
@@ -210,6 +212,15 @@ def _end_of_day(pg, env: dict, steps: dict, args) -> dict:
     return out
 
 
+def _gate_on_spark(steps: dict, env: dict) -> dict:
+    """The same gate judged whole (--full) on Spark, the engine it uses above
+    GATE_DUCKDB_MAX_ROWS, on the same lake: what the engine choice is measured against."""
+    print("running validate on spark ...", file=sys.stderr, flush=True)
+    spark_env = {**env, "DEEP_STORAGE_GATE_ENGINE": "spark"}
+    seconds, peak, phases = timed([*steps["validate"], "--full"], spark_env)
+    return {"seconds": round(seconds, 2), "peak_rss_mib": peak, "phases": phases}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -328,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(seconds, 2),
             "executions": executions,
         }
+        results["validate_spark"] = _gate_on_spark(steps, env)
 
         # (6) an hourly run after a quiet hour: the same steps again, nothing new at the source.
         # Its reference is the full run of the same steps above (bronze + silver + validate).
@@ -391,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         "bronze_throughput_vs_copy": round(results["reference_copy"]["seconds"] / b, 3),
         "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
         "silver_vs_duckdb": round(s / results["reference_duckdb_silver"]["seconds"], 2),
+        "validate_spark_vs_bronze_plus_silver": round(
+            results["validate_spark"]["seconds"] / (b + s), 3
+        ),
     }
     if "hourly_quiet" in results:
         results["ratios"]["hourly_quiet_vs_full_run"] = round(

@@ -11,9 +11,11 @@ No JVM is started.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import tempfile
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from deep_storage.lake import PARTITION_COLUMNS
@@ -62,13 +64,26 @@ _HELPERS = {
 }
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to a temporary folder rather than fail on a large day."""
+@contextlib.contextmanager
+def connected(memory: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB held to `memory` (Spark's notation, "2g", "4915m": the step's engine
+    memory, DEEP_STORAGE_DRIVER_MEMORY, which the platform profile sizes from the pod's limit),
+    spilling to a temporary folder past it rather than failing on a large day; closed and the
+    folder removed on leaving."""
     import duckdb
 
-    con = duckdb.connect(config={"temp_directory": tempfile.mkdtemp(prefix="deep-storage-gate-")})
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+    text = memory.strip().lower().removesuffix("b")
+    mib = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text) / 2**20
+    with tempfile.TemporaryDirectory(prefix="deep-storage-gate-") as spill:
+        con = duckdb.connect(
+            config={"temp_directory": spill, "memory_limit": f"{max(64, int(mib))}MiB"}
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
 
 
 def read_day(
@@ -154,7 +169,8 @@ def quarantine(
     run_id: str,
 ) -> int:
     """The offending rows whole (`columns` of `day`), with `_reasons`, `_run_id` and
-    `_quarantined_at`, written to `folder` as one Parquet file. Returns their count."""
+    `_quarantined_at`, written as one Parquet file into `folder` (relative to the lake).
+    Returns their count."""
     import pyarrow.parquet as pq
 
     selected = ", ".join(f'day."{c}"' for c in columns)
@@ -166,10 +182,8 @@ def quarantine(
     ).to_arrow_table()
     if rows.num_rows:
         afs, root = fs.arrow()
-        path = f"{root}/{fs._rel(folder)}/part-00000-{uuid.uuid4()}.snappy.parquet"
-        if not fs.bucket:
-            from pathlib import Path
-
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if fs.bucket is None:  # a local lake: the folder must exist (S3 has no folders)
+            afs.create_dir(f"{root}/{folder}", recursive=True)
+        path = f"{root}/{folder}/part-00000-{uuid.uuid4()}.snappy.parquet"
         pq.write_table(rows, path, filesystem=afs, compression="snappy")
     return rows.num_rows

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from deep_storage import (
     config,
@@ -731,10 +732,8 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
     computed there and judged by GX as a pandas frame, the quarantine copied from the same
     table."""
     import pandas as pd
-    from pyspark.sql.pandas.types import to_arrow_schema
 
-    table = plan.table
-    kind, lake_table, schema, row_rules = _DUCKDB_TABLES[table]
+    kind, lake_table, schema, row_rules = _DUCKDB_TABLES[plan.table]
     committed = manifests[lake_table].get(day)
     files = list(committed.files) if committed else []
     helpers = rule_columns.BRONZE_HELPERS if kind == "bronze" else rule_columns.SILVER_HELPERS
@@ -746,46 +745,34 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
     # The contract's columns, judged on the columns the rules are judged with (no rows).
     columns = pd.DataFrame(columns=[*schema.fieldNames(), *extras])
     expected = file_types.expected(schema, lake_table)
-    with phases(f"{table}: file types"):
+    with phases(f"{plan.table}: file types"):
         types = file_types.frame(fs, lake_table, files, expected) if files else None
     if types is not None and file_types.mismatched(types, expected):
         return _unreadable(
             columns, plan, day, schema, extras, fs, phases, types, expected, engine="pandas"
         )
-    con = duckdb_rules.connect()
-    arrow_schema = to_arrow_schema(schema)
-    with phases(f"{table}: read"):
-        duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
-    with phases(f"{table}: flag rows"):
-        duckdb_rules.flag(con, kind, row_rules, rules.ROW_ID[table], arrow_schema)
-        flags = duckdb_rules.evidence(con, row_rules)
-    timings: dict[str, float] = {}
-    with phases(f"{table}: great expectations"):
-        gx_result, results = gx_runner.validate(
-            columns,
-            flags,
-            table,
-            schema,
-            extras,
-            row_rules,
-            plan.table_rules,
-            plan.fact_rules,
-            plan.facts,
-            types,
-            expected,
-            timings,
-            engine="pandas",
-        )
-    log.info("%s %s: Great Expectations (%s)", table, day, _timed(timings))
-    row_rule_names = {r.name for r in row_rules}
-    broken = any(not r.success for r in results if r.name in row_rule_names)
-    folder = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}"
-    with phases(f"{table}: quarantine"):
-        fs.delete_tree(folder)
-        quarantined = (
-            duckdb_rules.quarantine(con, fs, folder, schema.fieldNames(), run_id) if broken else 0
-        )
-    con.close()
+    memory, arrow_schema = config.SparkSettings.from_env().driver_memory, to_arrow_schema(schema)
+    with duckdb_rules.connected(memory) as con:
+        with phases(f"{plan.table}: read"):
+            duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
+        with phases(f"{plan.table}: flag rows"):
+            duckdb_rules.flag(con, kind, row_rules, rules.ROW_ID[plan.table], arrow_schema)
+            flags = duckdb_rules.evidence(con, row_rules)
+        timings: dict[str, float] = {}
+        with phases(f"{plan.table}: great expectations"):
+            gx_result, results = gx_runner.validate(
+                columns, flags, plan.table, schema, extras, row_rules, plan.table_rules,
+                plan.fact_rules, plan.facts, types, expected, timings, engine="pandas",
+            )  # fmt: skip
+        log.info("%s %s: Great Expectations (%s)", plan.table, day, _timed(timings))
+        row_rule_names = {r.name for r in row_rules}
+        broken = any(not r.success for r in results if r.name in row_rule_names)
+        folder = f"{QUARANTINE}/{plan.table}/date={day.isoformat()}"
+        with phases(f"{plan.table}: quarantine"):
+            fs.delete_tree(f"{fs.lake}/{folder}")
+            quarantined = 0
+            if broken:
+                quarantined = duckdb_rules.quarantine(con, fs, folder, schema.fieldNames(), run_id)
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
 
 
