@@ -178,13 +178,18 @@ def test_silver_killed_at_any_point_leaves_a_whole_version_and_the_rerun_complet
 @pytest.mark.slow
 def _pause_while_one_holds_the_lease(s3, lake, procs) -> None:
     """SIGSTOP `procs` at a moment the lease is held, retrying when it was released between the
-    look and the stop."""
+    look and the stop. The lease is its own object: the conditional-write probe each run makes
+    first lives under _locks/ too, and is no lease."""
+
+    def held() -> bool:
+        return "writer.json" in s3_keys(s3, lake, "_locks")
+
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if s3_keys(s3, lake, "_locks"):
+        if held():
             for proc in procs:
                 proc.send_signal(signal.SIGSTOP)
-            if s3_keys(s3, lake, "_locks"):
+            if held():
                 return
             for proc in procs:
                 proc.send_signal(signal.SIGCONT)
