@@ -141,6 +141,7 @@ def build(
 
     fs = lakes.LakeFS(lake, store)
     if clock is not None:
+        clock.lake = Path(lake)
         clock.set(0)
     with writer_lock.hold(lake, "bench", "open-table", "bench", store) as lease:
         bronze = lakes.Writer(fs, lakes.BRONZE_EVENTS, lease, "bench")
@@ -181,14 +182,35 @@ def build(
 
 class Clock:
     """The wall clock of a process run under libfaketime with FAKETIME_TIMESTAMP_FILE = `path`
-    and FAKETIME_NO_CACHE=1: `set(i)` moves it to commit i's hour."""
+    and FAKETIME_NO_CACHE=1: `set(i)` moves it to commit i's hour. The file system stamps files
+    with the kernel's own clock, so `set` also stamps the log files written since the last call
+    with the hour they were written at, as a store would: Delta's expired-log cleanup (log files
+    older than `delta.logRetentionDuration`, 30 days, behind a checkpoint) then runs as it
+    would over a real year."""
 
     def __init__(self, path: Path, start: dt.datetime, hours_per_commit: float):
         self.path, self.start, self.step = path, start, dt.timedelta(hours=hours_per_commit)
+        self.lake: Path | None = None
+        self._at: dt.datetime | None = None
+        self._stamped: set[str] = set()
 
     def set(self, i: int) -> None:
-        at = self.start + i * self.step
-        self.path.write_text(at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") + "\n")
+        if self.lake is not None and self._at is not None:
+            self._stamp(self.lake, self._at.timestamp())
+        self._at = self.start + i * self.step
+        self.path.write_text(self._at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") + "\n")
+
+    def _stamp(self, lake: Path, at: float) -> None:
+        # By path: this process's time.time() is the faked clock, not the file system's.
+        for log in (lake / "_days", lake / "bronze/events", lake / "silver/stop_executions"):
+            try:
+                paths = {e.path for e in os.scandir(log / "_delta_log") if e.is_file()}
+            except FileNotFoundError:
+                continue
+            for path in paths - self._stamped:
+                os.utime(path, (at, at))
+            self._stamped = self._stamped - {p for p in self._stamped if p.startswith(str(log))}
+            self._stamped |= paths
 
 
 def _libfaketime() -> str:
