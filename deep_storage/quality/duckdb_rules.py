@@ -41,7 +41,7 @@ _HELPERS = {
           HAVING min(client_id) <> max(client_id) OR min(operation_id) <> max(operation_id)
               OR min(symbol) <> max(symbol)
         )
-        SELECT day.rowid AS _row, day.*,
+        SELECT day.*,
                coalesce(dups._event_id_count, 1) AS _event_id_count,
                coalesce(crossing._token_tenants, 1) AS _token_tenants
         FROM day LEFT JOIN dups USING (event_id) LEFT JOIN crossing USING (execution_token)
@@ -55,7 +55,7 @@ _HELPERS = {
           WHERE execution_token IS NOT NULL GROUP BY client_id, execution_token
           HAVING count(*) > 1
         )
-        SELECT day.rowid AS _row, day.*,
+        SELECT day.*,
                coalesce(dups._execution_id_count, 1) AS _execution_id_count,
                coalesce(repeated._token_count, 1) AS _token_count
         FROM day LEFT JOIN dups USING (execution_id)
@@ -91,7 +91,8 @@ def read_day(
 ) -> int:
     """The table `day`: the rows of `files` (relative to the lake table `table`) read with the
     contract's `schema` (extra columns in a file are not read; partition columns come from the
-    folder names). Returns its row count."""
+    folder names), numbered in `_row`. Returns its row count."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.dataset as pads
 
@@ -108,13 +109,14 @@ def read_day(
             partitioning=pads.partitioning(pa.schema(partition_fields), flavor="hive"),
             partition_base_dir=f"{root}/{table}",
         )
+        # pyarrow decodes the files in parallel into one Arrow table, which DuckDB then scans in
+        # place: copying it into DuckDB's own (compressed) storage cost more than every query.
+        day = source.to_table()
     else:
-        source = schema.empty_table()
-    con.register("_committed_files", source)
-    columns = ", ".join(f'"{name}"' for name in schema.names)
-    con.execute(f"CREATE OR REPLACE TABLE day AS SELECT {columns} FROM _committed_files")
-    con.unregister("_committed_files")
-    return con.execute("SELECT count(*) FROM day").fetchone()[0]
+        day = schema.empty_table()
+    day = day.append_column("_row", pa.array(np.arange(day.num_rows, dtype=np.int64)))
+    con.register("day", day)
+    return day.num_rows
 
 
 def _shown(item: str, types: dict[str, pa.DataType]) -> str:
@@ -176,7 +178,7 @@ def quarantine(
     selected = ", ".join(f'day."{c}"' for c in columns)
     rows = con.sql(
         f"""SELECT {selected}, f._reasons, $run_id AS _run_id, $at AS _quarantined_at
-        FROM flagged f JOIN day ON day.rowid = f._row
+        FROM flagged f JOIN day ON day._row = f._row
         WHERE len(f._reasons) > 0 ORDER BY f._row""",
         params={"run_id": run_id, "at": dt.datetime.now(dt.UTC)},
     ).to_arrow_table()

@@ -693,6 +693,7 @@ def engine_for(rows: int, setting: str | None = None) -> str:
 
 def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases):
     """Judge every rule on the day's rows (each table's day read once)."""
+    gx_runner.preload()
     plans = []
     if "bronze" in tables:
         plans.append(_bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True))
