@@ -1,6 +1,7 @@
 """The gate's rows on DuckDB, for a day that fits one process (validate.py picks the engine).
 
-The day's committed files are read once, by pyarrow from the lake's store, into one DuckDB table.
+The day's committed files are read once, by pyarrow from the lake's store, into one Arrow table
+that DuckDB scans in place.
 Everything else is computed there from that table: the helper counts across rows, each row
 rule's evidence column (NULL for a good row, else a JSON object of the row's id and the columns
 that break the rule) and each row's reasons. The rules are the same SQL text the Spark path runs

@@ -6,7 +6,7 @@ lost), write the results under {lake}/_quality/<table>/date=D/ and the day's pag
 {lake}/_quality/summary/date=D/report.html, and fail only when a `fail` rule broke.
 
 Two engines judge the rows, with the same rules' text: DuckDB in this process for a day of up to
-GATE_DUCKDB_MAX_ROWS rows (no JVM; the day read into one DuckDB table: duckdb_rules.py), Spark
+GATE_DUCKDB_MAX_ROWS rows (no JVM; the day read once into Arrow: duckdb_rules.py), Spark
 above that or when DEEP_STORAGE_GATE_ENGINE says so (executors; rule_columns.py). GX judges
 either engine's evidence columns.
 """
