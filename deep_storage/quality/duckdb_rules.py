@@ -112,7 +112,10 @@ def read_day(
         )
         # pyarrow decodes the files in parallel into one Arrow table, which DuckDB then scans in
         # place: copying it into DuckDB's own (compressed) storage cost more than every query.
-        day = source.to_table()
+        try:
+            day = source.to_table()
+        except OSError as exc:  # the store's failures: one line naming the lake, no secret
+            raise fs._fail(f"read the committed files of {table}", exc) from None
     else:
         day = schema.empty_table()
     day = day.append_column("_row", pa.array(np.arange(day.num_rows, dtype=np.int64)))
@@ -188,5 +191,8 @@ def quarantine(
         if fs.bucket is None:  # a local lake: the folder must exist (S3 has no folders)
             afs.create_dir(f"{root}/{folder}", recursive=True)
         path = f"{root}/{folder}/part-00000-{uuid.uuid4()}.snappy.parquet"
-        pq.write_table(rows, path, filesystem=afs, compression="snappy")
+        try:
+            pq.write_table(rows, path, filesystem=afs, compression="snappy")
+        except OSError as exc:
+            raise fs._fail(f"write the quarantine {folder}", exc) from None
     return rows.num_rows
