@@ -399,3 +399,20 @@ def test_a_committed_file_with_a_wrong_type_fails_the_gate_naming_the_column(spa
     cli = run_cli("validate", "--date", str(D), "--lake", lake, "--table", "bronze", "--full")
     assert cli.returncode == 6, cli.stderr
     assert "contract_types" in cli.stderr and "retry_count" in cli.stderr
+
+
+def test_a_committed_file_gone_from_the_store_fails_in_one_line_naming_the_lake(spark, lake, s3):
+    """The gate reads exactly the files the log names: one that the store lost is an object
+    storage error (exit 4) naming the lake and the file, not a traceback or a silent pass."""
+    from deep_storage import lake as lakes
+    from tests.fixtures import BUCKET
+
+    write_bronze_day(spark, lake, D, [event("2025-06-01 10:00:00")])
+    (committed,) = lakes.committed(LakeFS(lake), lakes.BRONZE_EVENTS, [D]).values()
+    (name,) = committed.files
+    prefix = lake.split(f"s3a://{BUCKET}/", 1)[1]
+    s3.client().delete_object(Bucket=BUCKET, Key=f"{prefix}/{lakes.BRONZE_EVENTS}/{name}")
+    done = run_cli("validate", "--date", "2025-06-01", "--lake", lake, "--table", "bronze")
+    assert done.returncode == 4, done.stderr[-2000:]
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("deep-storage: error")]
+    assert f"in lake {lake} failed" in line and name.rsplit("/", 1)[-1] in line
