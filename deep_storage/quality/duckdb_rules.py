@@ -67,10 +67,11 @@ _HELPERS = {
 
 @contextlib.contextmanager
 def connected(memory: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB held to `memory` (Spark's notation, "2g", "4915m": the step's engine
-    memory, DEEP_STORAGE_DRIVER_MEMORY, which the platform profile sizes from the pod's limit),
-    spilling to a temporary folder past it rather than failing on a large day; closed and the
-    folder removed on leaving."""
+    """An in-memory DuckDB whose own work (the cross-row counts' hash tables, the flags) is held
+    to `memory` (Spark's notation, "2g", "4915m": the step's engine memory,
+    DEEP_STORAGE_DRIVER_MEMORY, which the platform profile sizes from the pod's limit), spilling
+    to a temporary folder past it; closed and the folder removed on leaving. The day's Arrow
+    table is outside that limit: GATE_DUCKDB_MAX_ROWS bounds it."""
     import duckdb
 
     units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
