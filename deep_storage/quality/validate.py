@@ -281,10 +281,8 @@ def _check(
     it), whose own footers the contract's types are judged on."""
     started = time.monotonic()
     table = plan.table
-    expected = file_types.expected(schema, files[0])
-    with phases(f"{table}: file types"):
-        types = file_types.frame(fs, files[0], files[1], expected) if files[1] else None
-    if types is not None and file_types.mismatched(types, expected):
+    types, expected, mismatched = _file_types(fs, table, files[0], files[1], schema, phases)
+    if mismatched:
         return _unreadable(frame, plan, day, schema, extras, fs, phases, types, expected)
     columns = frame.columns
     augmented = frame.transform(lambda f: rule_columns.with_rule_flags(f, row_rules)).transform(
@@ -340,6 +338,15 @@ def _check(
     flags.unpersist()
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+
+
+def _file_types(fs, table: str, lake_table: str, files: list[str], schema, phases):
+    """(each file's column types from its own footer, the contract's, whether any differs): what
+    contract_types is judged on, the same for either engine. No files: (None, expected, False)."""
+    expected = file_types.expected(schema, lake_table)
+    with phases(f"{table}: file types"):
+        types = file_types.frame(fs, lake_table, files, expected) if files else None
+    return types, expected, types is not None and file_types.mismatched(types, expected)
 
 
 def _unreadable(
@@ -745,10 +752,8 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
     ]
     # The contract's columns, judged on the columns the rules are judged with (no rows).
     columns = pd.DataFrame(columns=[*schema.fieldNames(), *extras])
-    expected = file_types.expected(schema, lake_table)
-    with phases(f"{plan.table}: file types"):
-        types = file_types.frame(fs, lake_table, files, expected) if files else None
-    if types is not None and file_types.mismatched(types, expected):
+    types, expected, mismatched = _file_types(fs, plan.table, lake_table, files, schema, phases)
+    if mismatched:
         return _unreadable(
             columns, plan, day, schema, extras, fs, phases, types, expected, engine="pandas"
         )
