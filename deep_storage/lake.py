@@ -732,27 +732,14 @@ class Writer:
         _failpoint(self.table, "written")
         return self._written(days, new)
 
-    def write_partitioned(
-        self,
-        frame: DataFrame,
-        days: list[dt.date],
-        *,
-        partition_by: tuple[str, str],
-        sort_by: list[str],
-    ) -> Written:
-        """Write `frame` as one new Parquet file per (partition_by) value, from inside the Spark
-        tasks with pyarrow (arrow_write.py), under new names. Nothing becomes visible here.
-
-        Not Spark's own writer: behind the S3A committer it cost ~45 ms of object-store round
-        trips per file, and a day of silver is ~200 small files. The files need no committer:
-        they are invisible until `commit` adds them to the Delta log."""
-        from deep_storage import arrow_write
-
-        landed = arrow_write.write_partitions(
-            frame, self.fs, self.table, partition_by, sort_by, self.fs.store
-        )
+    def landed_in(self, days: list[dt.date], files: list[str]) -> Written:
+        """Files Spark's tasks wrote under new names into partition folders of `days` (silver's
+        tasks, with pyarrow: silver_task.py), counted from their footers. Not Spark's own writer:
+        behind the S3A committer it cost ~45 ms of object-store round trips per file, and a day
+        of silver is ~200 small files; these need no committer, they are invisible until
+        `commit` adds them to the Delta log."""
         _failpoint(self.table, "written")
-        return self._written(days, landed)
+        return self._written(days, files)
 
     def landed(self, day: dt.date, files: list[str]) -> Written:
         """Files another engine wrote under new names into `day`'s folder (bronze's Arrow

@@ -5,8 +5,9 @@ Pure `DataFrame -> DataFrame` transforms: no I/O and no actions. Chain them with
     events.transform(executions)                 one row per execution
     events.transform(with_execution_key)         each event with its execution's key and id
 
-The whole projection is one `groupBy` that collects each execution's events and sorts them by
-the event order, so it costs one shuffle: no window per execution, no self-join.
+The projection is one shuffle (the events, hash-partitioned by client_id) and one DuckDB
+aggregation per task over its Arrow batches (`project_arrow`, which silver's tasks also call
+directly): no window per execution, no self-join, no Python per row.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from deep_storage.event_types import PROGRESS_STATUS, SUBMITTED, TERMINAL_STATUS
 from deep_storage.schemas import SILVER_EXECUTIONS_SCHEMA
 
 __all__ = [
+    "EVENT_COLUMNS",
     "EXECUTION_NAMESPACE",
     "EXTRA_COLUMNS",
     "NO_EVENT_STATUS",
     "OUTPUT_SCHEMA",
     "PROGRESS_STATUS",
+    "PROJECTION_SQL",
     "RANK",
     "TERMINAL_STATUS",
+    "arrow_output_schema",
     "execution_id",
     "execution_key",
     "executions",
-    "with_event_order",
+    "project_arrow",
     "with_execution_key",
 ]
 
@@ -62,8 +66,6 @@ EXTRA_COLUMNS = StructType(
 OUTPUT_SCHEMA = StructType(SILVER_EXECUTIONS_SCHEMA.fields + EXTRA_COLUMNS.fields)
 
 _KEY = "_execution_key"
-_RANK = "_rank"
-_ORDER = "_order"
 
 
 # --- the execution key and id -------------------------------------------------------------------
@@ -118,28 +120,21 @@ def with_execution_key(events: DataFrame) -> DataFrame:
     return events.withColumn(_KEY, _key_column()).withColumn("execution_id", _uuid5(F.col(_KEY)))
 
 
-def with_event_order(events: DataFrame) -> DataFrame:
-    """Add `_rank` and `_order` = struct(occurred_at, _rank, event_id), the event order."""
-    rank = F.lit(OTHER_RANK)
-    for event_type, value in RANK.items():
-        rank = F.when(F.col("event_type") == event_type, F.lit(value)).otherwise(rank)
-    return events.withColumn(_RANK, rank).withColumn(
-        _ORDER, F.struct(F.col("occurred_at"), F.col(_RANK), F.col("event_id"))
-    )
-
-
 # --- the projection -----------------------------------------------------------------------------
-# One hash aggregation: each execution's events are collected (collect_list runs in Spark's
-# object hash aggregate; the ordered aggregates min_by/max_by forced a sort-based aggregate of
-# every event, measured 1.5x slower end to end), sorted by the event order, and every column is
-# read off the sorted array. The execution id (a SHA-1 per row) is computed once per execution,
-# after the grouping, not once per event.
+# Each execution's events meet in one task: the events are hash-partitioned by client_id (an
+# execution never spans clients) and each task runs the projection as one DuckDB aggregation over
+# its Arrow batches. Ordered picks are arg_min/arg_max over the event order; arg_max_null keeps
+# the latest event's value even when it is NULL ("the latest EXECUTED event's fill_price").
+# Measured on a 5M-event day against the earlier all-Spark formulation (collect_list, array_sort
+# and higher-order functions per execution): 16.8 s against 25.8 s for the same rows.
 
-_EVENTS = "_events_sorted"
-_CARRIED = (
+EVENT_COLUMNS: tuple[str, ...] = (
+    "client_id",
+    "execution_token",
+    "occurred_at",
+    "event_type",
     "event_id",
     "operation_id",
-    "event_type",
     "symbol",
     "stop_price",
     "trigger_price",
@@ -154,28 +149,109 @@ _CARRIED = (
 )
 
 
-def _status_of(mapping: dict[str, str], event_type: Column) -> Column:
-    status = F.lit(None).cast("string")
-    for name, value in mapping.items():
-        status = F.when(event_type == name, F.lit(value)).otherwise(status)
-    return status
+def _case(mapping: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in mapping.items())
+    return f"CASE event_type {whens} END"
 
 
-def _first_non_null(name: str) -> Column:
-    """Value of `name` on the first event (in order) where it is not NULL."""
-    events = F.filter(F.col(_EVENTS), lambda e: e[name].isNotNull())
-    return F.get(events, F.lit(0))[name]
+def _in(types) -> str:
+    return "(" + ", ".join(f"'{t}'" for t in types) + ")"
 
 
-def _latest(*event_types: str) -> Column:
-    """The latest event (in order) of one of `event_types`, NULL when there is none."""
-    events = F.filter(F.col(_EVENTS), lambda e: e["event_type"].isin(*event_types))
-    return F.try_element_at(events, F.lit(-1))
+def _first(column: str) -> str:
+    return f"arg_min({column}, _order) FILTER (WHERE {column} IS NOT NULL) AS {column}"
 
 
-def _first_at(event_type: str) -> Column:
-    events = F.filter(F.col(_EVENTS), lambda e: e["event_type"] == event_type)
-    return F.get(events, F.lit(0))["occurred_at"]
+def _latest(column: str, event_type: str) -> str:
+    return f"arg_max_null({column}, _order) FILTER (WHERE event_type = '{event_type}')"
+
+
+def _first_at(event_type: str) -> str:
+    return f"min(occurred_at) FILTER (WHERE event_type = '{event_type}')"
+
+
+# RFC 4122 UUIDv5 of the key: SHA-1(namespace bytes + UTF-8 name), version nibble 5, variant
+# bits 10 (the 17th hex digit n becomes (n & 3) | 8, looked up in a 16-character table).
+_UUID5 = (
+    "concat_ws('-', h[1:8], h[9:12], '5' || h[14:16], "
+    "substr('89ab89ab89ab89ab', strpos('0123456789abcdef', h[17]), 1) || h[18:20], h[21:32])"
+)
+
+PROJECTION_SQL = f"""
+WITH ordered AS (
+  SELECT *,
+    struct_pack(t := occurred_at,
+                r := CASE event_type {" ".join(f"WHEN '{k}' THEN {v}" for k, v in RANK.items())}
+                     ELSE {OTHER_RANK} END,
+                e := event_id) AS _order,
+    CASE WHEN execution_token IS NULL THEN operation_id END AS _operation
+  FROM events
+), executions AS (
+  SELECT
+    CASE WHEN execution_token IS NULL THEN 'op:' || client_id || ':' || _operation
+         ELSE 'token:' || client_id || ':' || execution_token END AS _key,
+    arg_min(operation_id, _order) AS operation_id,
+    client_id,
+    execution_token,
+    {_first("symbol")},
+    coalesce(
+      arg_max({_case(TERMINAL_STATUS)}, _order) FILTER (WHERE event_type IN {_in(TERMINAL_STATUS)}),
+      arg_max({_case(PROGRESS_STATUS)}, _order) FILTER (WHERE event_type IN {_in(PROGRESS_STATUS)}),
+      '{NO_EVENT_STATUS}') AS status,
+    {_first("stop_price")},
+    {_first("trigger_price")},
+    coalesce({_latest("quantity", "EXECUTED")},
+             arg_min(quantity, _order) FILTER (WHERE quantity IS NOT NULL)) AS quantity,
+    {_first("side")},
+    {_first_at(TRIGGERED)} AS triggered_at,
+    {_first_at(SUBMITTED)} AS submitted_at,
+    {_first_at("EXECUTED")} AS executed_at,
+    {_first_at("FAILED")} AS failed_at,
+    {_latest("exchange_order_id", "EXECUTED")} AS exchange_order_id,
+    {_latest("fill_price", "EXECUTED")} AS fill_price,
+    {_latest("slippage_pct", "EXECUTED")} AS slippage_pct,
+    {_first("source")},
+    {_latest("error_message", "FAILED")} AS error_message,
+    max(retry_count) AS retry_count,
+    CAST(min(occurred_at) AS DATE) AS date,
+    min(occurred_at) AS _first_event_at,
+    max(occurred_at) AS _last_event_at,
+    CAST(count(*) AS INTEGER) AS _events
+  FROM ordered
+  GROUP BY client_id, execution_token, _operation
+)
+SELECT * EXCLUDE (_key, h), {_UUID5} AS execution_id
+FROM (SELECT *, sha1(unhex('{EXECUTION_NAMESPACE.hex}') || encode(_key)) AS h FROM executions)
+"""
+
+
+def arrow_output_schema():
+    """OUTPUT_SCHEMA as Arrow (timestamps in UTC), what `project_arrow` returns."""
+    from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM starts
+
+    return to_arrow_schema(OUTPUT_SCHEMA)
+
+
+def project_arrow(events, con=None):
+    """One row per execution (OUTPUT_SCHEMA, as a pyarrow Table) from bronze events (a pyarrow
+    Table or RecordBatchReader with at least EVENT_COLUMNS): every event of an execution must be
+    in `events`. `con` is a DuckDB connection whose TimeZone is UTC (a new one-thread one when
+    None)."""
+    import duckdb
+
+    own = con is None
+    if own:
+        con = duckdb.connect(config={"threads": 1})
+        con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.register("events", events)
+        result = con.sql(PROJECTION_SQL).to_arrow_table()
+        con.unregister("events")
+    finally:
+        if own:
+            con.close()
+    target = arrow_output_schema()
+    return result.select(target.names).cast(target)
 
 
 def executions(events: DataFrame) -> DataFrame:
@@ -195,58 +271,21 @@ def executions(events: DataFrame) -> DataFrame:
     - error_message: from the latest FAILED event.
     - stop_price, trigger_price, side, symbol, source: the first non-NULL value, in order.
     - retry_count: the largest seen. operation_id: the first event's (one per execution).
-    - date: UTC date of the first event (the session time zone is UTC); `_first_event_at`,
-      `_last_event_at`, `_events` describe the events seen.
+    - date: UTC date of the first event; `_first_event_at`, `_last_event_at`, `_events`
+      describe the events seen.
+
+    One shuffle (the events, by client_id), then `project_arrow` in each task.
     """
-    ordered = events.transform(with_event_order)
-    # The execution: its client and token, or (token NULL) its client and operation.
-    operation = F.when(F.col("execution_token").isNull(), F.col("operation_id"))
-    # Sorting structs compares their fields in order: (occurred_at, _rank, event_id) first.
-    event = F.struct("occurred_at", _RANK, *_CARRIED)
-    grouped = ordered.groupBy("client_id", "execution_token", operation.alias("_operation")).agg(
-        F.array_sort(F.collect_list(event)).alias(_EVENTS)
-    )
-    e = F.col(_EVENTS)
-    # The events read more than once, computed once (a select of its own, which Spark does not
-    # inline into the next where that would repeat the filter).
-    picked = grouped.select(
-        "client_id",
-        "execution_token",
-        "_operation",
-        e,
-        _latest(*TERMINAL_STATUS).alias("_terminal"),
-        _latest(*PROGRESS_STATUS).alias("_progress"),
-        _latest("EXECUTED").alias("_executed"),
-        _latest("FAILED")["error_message"].alias("error_message"),
-        F.get(e, F.lit(0)).alias("_first"),
-    )
-    executed, first = F.col("_executed"), F.col("_first")
-    derived = {
-        "execution_id": _uuid5(_key_column(F.col("_operation"))),
-        "operation_id": first["operation_id"],
-        "status": F.coalesce(
-            _status_of(TERMINAL_STATUS, F.col("_terminal")["event_type"]),
-            _status_of(PROGRESS_STATUS, F.col("_progress")["event_type"]),
-            F.lit(NO_EVENT_STATUS),
-        ),
-        "symbol": _first_non_null("symbol"),
-        "stop_price": _first_non_null("stop_price"),
-        "trigger_price": _first_non_null("trigger_price"),
-        "quantity": F.coalesce(executed["quantity"], _first_non_null("quantity")),
-        "side": _first_non_null("side"),
-        "triggered_at": _first_at(TRIGGERED),
-        "submitted_at": _first_at("EXECUTION_SUBMITTED"),
-        "executed_at": _first_at("EXECUTED"),
-        "failed_at": _first_at("FAILED"),
-        "exchange_order_id": executed["exchange_order_id"],
-        "fill_price": executed["fill_price"],
-        "slippage_pct": executed["slippage_pct"],
-        "source": _first_non_null("source"),
-        "retry_count": F.array_max(F.transform(e, lambda x: x["retry_count"])),
-        "date": F.to_date(first["occurred_at"]),
-        "_first_event_at": first["occurred_at"],
-        "_last_event_at": F.array_max(F.transform(e, lambda x: x["occurred_at"])),
-        "_events": F.size(e),
-    }
-    columns = [derived.get(f.name, F.col(f.name)).alias(f.name) for f in OUTPUT_SCHEMA]
-    return picked.select(*columns)
+
+    def project(batches):
+        import pyarrow as pa
+
+        table = pa.Table.from_batches(list(batches), schema=schema)
+        if table.num_rows:
+            yield from project_arrow(table).to_batches()
+
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    keyed = events.select(*EVENT_COLUMNS).repartition("client_id")
+    schema = to_arrow_schema(keyed.schema)
+    return keyed.mapInArrow(project, OUTPUT_SCHEMA)

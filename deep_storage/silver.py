@@ -2,9 +2,10 @@
 
 One run is four small steps, under the lake's writer lease:
   plan     which bronze days to read and which committed silver days may hold stale rows;
-  project  the pure projection of projection.py over one read of those bronze days, plus the
-           rows of untouched executions that share a partition with re-projected ones;
-  write    the changed (client_id, date) partitions under new file names (lake.Writer);
+  project  one Spark job over one read of those bronze days: the events hash-partitioned by
+  + write  client_id, and in each task the projection of projection.py, the merge with the
+           committed rows of untouched executions that share a partition with re-projected ones,
+           and one new file per changed (client_id, date) partition (silver_task.py);
   commit   one Delta transaction replacing every partition the run changed (lake.Writer).
 
 Which days are read, for a run over [D, D2] with look-back L:
@@ -21,11 +22,11 @@ Silver holds every execution: quality rules flag rows in the gate's report, they
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
-
-from pyspark.sql import functions as F
 
 from deep_storage import (
     config,
@@ -36,6 +37,7 @@ from deep_storage import (
     projection,
     schemas,
     session,
+    silver_task,
     writer_lock,
 )
 from deep_storage.config import StoreConfig
@@ -44,12 +46,11 @@ from deep_storage.errors import LakeStateError
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
 COLUMNS = [*schemas.SILVER_EXECUTIONS_SCHEMA.fieldNames(), "date"]
-NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
 
 
 @dataclass
@@ -113,121 +114,87 @@ def plan(fs: lake.LakeFS, days: DayRange, lookback_days: int) -> Plan:
     return Plan(days, bronze, unsealed, missing, silver, inputs)
 
 
-def overlapping(days: DayRange):
-    """Keep executions whose events overlap the run's days [first, last+1)."""
-    start, _ = window(days.first)
-    _, end = window(days.last)
-
-    def keep(executions: DataFrame) -> DataFrame:
-        return executions.where(
-            (F.col("_first_event_at") < F.lit(end)) & (F.col("_last_event_at") >= F.lit(start))
-        )
-
-    return keep
-
-
 @dataclass
 class Projection:
-    rows: DataFrame  # every row of the partitions to write (cached)
+    """What the tasks of one silver run wrote (nothing is visible before the commit)."""
+
+    files: list[str]  # new files, relative to the table root
     counts: dict[tuple[int, dt.date], int]  # rows per partition written
     cleared: set[tuple[int, dt.date]]  # committed partitions that end up empty
     by_status: dict[str, int]
     newest: dict[dt.date, dt.datetime]  # newest event time of the rows written, per day
-    cached: list[DataFrame] = field(default_factory=list)
     # rows per status in each partition written (the manifest keeps them: the gate's report
     # charts a fortnight of statuses from manifests alone)
     statuses: dict[tuple[int, dt.date], dict[str, int]] = field(default_factory=dict)
 
-    def release(self) -> None:
-        for frame in self.cached:
-            frame.unpersist()
 
+def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str) -> Projection:
+    """One Spark job: the run's bronze events, hash-partitioned by client_id, and in each task
+    the projection, the merge with the committed rows it replaces and one new file per
+    (client_id, date) partition (silver_task.py). Returns what the tasks report."""
+    from pyspark.sql.pandas.types import to_arrow_schema
 
-def project(
-    spark: SparkSession, fs: lake.LakeFS, p: Plan, phases: metrics.Phases | None = None
-) -> Projection:
-    """The rows of every partition the run changes: re-projected executions, plus the untouched
-    rows of committed partitions that held a re-projected execution."""
-    phases = phases if phases is not None else metrics.Phases("silver")
     files = lake.file_uris(fs, p.bronze.values())
     events = (
         spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
         if files
         else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
     )
-    new = (
-        events.transform(projection.executions)
-        .transform(overlapping(p.days))
-        .select(*COLUMNS)
-        .cache()
-    )
-    with phases("read and project"):
-        sizes = new.groupBy("client_id", "date", "status").agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.max(F.unix_micros(F.greatest(*NEWEST_COLUMNS))).alias("newest_us"),
-        )
-        # One pass fills the cache and counts rows per partition and status.
-        collected = sizes.collect()
-    by_status: dict[str, int] = {}
-    for r in collected:
-        by_status[r.status] = by_status.get(r.status, 0) + r.rows
-    ids = new.select("execution_id")
     run_days = set(p.days.days())
-    other_days = [d for d in p.silver if d not in run_days]
-    touched: set[tuple[int, dt.date]] = set()
-    rows = new
-    if other_days:
-        with phases("rewrite touched partitions"):
-            old = lake.read_committed(
-                spark, fs, SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA, other_days
-            )
-            # Partitions of other days holding an execution re-projected now: rewritten without it.
-            touched = {
-                (r.client_id, r.date)
-                for r in old.join(ids, "execution_id", "left_semi")
-                .select("client_id", "date")
-                .distinct()
-                .collect()
-            }
-            if touched:
-                targets = spark.createDataFrame(sorted(touched), "client_id long, date date")
-                kept = (
-                    old.join(F.broadcast(targets), ["client_id", "date"], "left_semi")
-                    .join(ids, "execution_id", "left_anti")
-                    .select(*COLUMNS)
-                    .cache()
-                )
-                collected += (
-                    kept.groupBy("client_id", "date", "status")
-                    .agg(
-                        F.count(F.lit(1)).alias("rows"),
-                        F.max(F.unix_micros(F.greatest(*NEWEST_COLUMNS))).alias("newest_us"),
-                    )
-                    .collect()
-                )
-                rows = new.unionByName(kept)
-    counts: dict[tuple[int, dt.date], int] = {}
-    newest: dict[dt.date, dt.datetime] = {}
-    statuses: dict[tuple[int, dt.date], dict[str, int]] = {}
-    for r in collected:
+    other_days = frozenset(d for d in p.silver if d not in run_days)
+    start, _ = window(p.days.first)
+    _, end = window(p.days.last)
+    plan = silver_task.TaskPlan(
+        lake=fs.lake,
+        store=fs.store,
+        table=SILVER_EXECUTIONS,
+        tag=f"{run_id[:8]}-{uuid.uuid4().hex}",
+        start=start,
+        end=end,
+        other_days=other_days,
+        committed=_committed_partitions(fs, sorted(other_days)),
+    )
+    keyed = events.select(*projection.EVENT_COLUMNS).repartition("client_id")
+    schema = to_arrow_schema(keyed.schema)
+
+    def task(batches):
+        yield from silver_task.run(batches, plan, schema, COLUMNS)
+
+    report = keyed.mapInArrow(task, silver_task.REPORT).collect()
+    return _projection(p, report)
+
+
+def _committed_partitions(fs: lake.LakeFS, days: list[dt.date]) -> dict:
+    """(client_id, date) -> its files, for every committed silver partition of `days`."""
+    found: dict[tuple[int, dt.date], list[str]] = {}
+    for m in lake.committed(fs, SILVER_EXECUTIONS, days).values():
+        for rel in m.files:
+            found.setdefault(_key(rel.rsplit("/", 1)[0]), []).append(rel)
+    return found
+
+
+def _projection(p: Plan, report) -> Projection:
+    """The tasks' report as the facts the commit and the manifests need."""
+    files, counts, statuses, newest, by_status = [], {}, {}, {}, {}
+    emptied = set()
+    for r in report:
         key = (r.client_id, r.date)
-        counts[key] = counts.get(key, 0) + r.rows
-        of_key = statuses.setdefault(key, {})
-        of_key[r.status] = of_key.get(r.status, 0) + r.rows
+        if r.file is None:
+            emptied.add(key)
+            continue
+        files.append(r.file)
+        counts[key] = r.rows
+        statuses[key] = json.loads(r.statuses)
+        for status, n in statuses[key].items():
+            by_status[status] = by_status.get(status, 0) + n
         if r.newest_us is not None:
             at = from_unix_micros(r.newest_us)
             newest[r.date] = max(at, newest.get(r.date, at))
     # Every committed partition of a run day is rebuilt whole from the projection.
-    committed_keys = {
-        key
-        for d, m in p.silver.items()
-        for key in _partition_keys(m)
-        if d in run_days or key in touched
-    }
-    cached = [new] if rows is new else [new, kept]
-    return Projection(
-        rows, counts, committed_keys - set(counts), by_status, newest, cached, statuses
-    )
+    run_days = set(p.days.days())
+    rebuilt = {key for d, m in p.silver.items() if d in run_days for key in _partition_keys(m)}
+    cleared = (rebuilt - set(counts)) | emptied
+    return Projection(files, counts, cleared, by_status, newest, statuses)
 
 
 def _partition_keys(m: lake.Manifest) -> list[tuple[int, dt.date]]:
@@ -358,22 +325,16 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             return result
         with phases("start spark"):
             spark = session.for_lake("silver", lake_uri, spark, store_config)
-        proj = project(spark, fs, p, phases)
+        with phases("read, project and write"):
+            proj = project_and_write(spark, fs, p, run_id)
         writer = lake.Writer(fs, SILVER_EXECUTIONS, lease, run_id)
         written_days = sorted({d for _, d in proj.counts} | {d for _, d in proj.cleared})
-        with phases("write"):
-            written = writer.write_partitioned(
-                proj.rows,
-                written_days,
-                partition_by=("client_id", "date"),
-                sort_by=["triggered_at", "execution_id"],
-            )
-            written.expect(sum(proj.counts.values()))
+        written = writer.landed_in(written_days, proj.files)
+        written.expect(sum(proj.counts.values()))
         with phases("commit"):
             commits = manifests(p, proj)
             changed = {_folder(key) for key in set(proj.counts) | proj.cleared}
             writer.commit(commits, written, replace=changed)
-        proj.release()
         silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
         bronze_newest = lake.newest_event(fs, BRONZE_EVENTS)
     result.by_status = proj.by_status

@@ -71,6 +71,39 @@ def test_execution_across_midnight_is_one_row_in_its_first_day(db, spark, lake):
     assert snapshot(spark, lake) == before
 
 
+def test_a_late_execution_starting_on_an_older_committed_day_keeps_that_days_rows(
+    db, spark, lake
+):
+    """A writer commits late: after silver built day D, an execution of the same client that
+    starts at the end of D and ends on D+1 lands in bronze D. The run for D+1 puts its row in
+    D's partition next to the rows already there, it does not replace them."""
+    early, late = "7:100.00000000:1748772000000", "7:101.00000000:1748822399000"
+    insert(
+        db,
+        [
+            event("2025-06-01 10:00:00", "STOP_TRIGGERED", client_id=7, execution_token=early),
+            event("2025-06-01 10:00:01", "FAILED", client_id=7, execution_token=early),
+        ],
+    )
+    ingest(spark, lake, D, D1)
+    silver.run(DayRange(D, D), lake, spark=spark)
+    assert list(silver_rows(spark, lake, [D, D1])) == [early]
+
+    insert(
+        db,
+        [
+            event("2025-06-01 23:59:59", "STOP_TRIGGERED", client_id=7, execution_token=late),
+            event("2025-06-02 00:00:01", "EXECUTED", client_id=7, execution_token=late),
+        ],
+    )
+    ingest(spark, lake, D, D1)
+    silver.run(DayRange(D1, D1), lake, spark=spark)
+    rows = silver_rows(spark, lake, [D, D1])
+    assert sorted(rows) == sorted([early, late])
+    assert (rows[early].date, rows[early].status) == (D, "FAILED")
+    assert (rows[late].date, rows[late].status) == (D, "EXECUTED")
+
+
 def test_two_clients_reusing_operation_ids_stay_apart(db, spark, lake):
     insert(
         db,
