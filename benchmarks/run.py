@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,41 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int, dict]:
     except ValueError:
         phases = {}
     return elapsed, peak // 1024, phases
+
+
+def _with_event_log(env: dict, folder: Path, wanted: bool) -> dict:
+    if not wanted:
+        return env
+    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file://{folder}"}
+    return {**env, "DEEP_STORAGE_SPARK_CONF": json.dumps(conf)}
+
+
+def spark_stages(folder: Path) -> list[dict]:
+    """Each completed stage of the Spark event logs in `folder`: what the Spark UI's Stages tab
+    shows (wall seconds, tasks, the tasks' summed run time, rows in and shuffle bytes)."""
+    stages = []
+    for log in sorted(folder.iterdir()):
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("Event") != "SparkListenerStageCompleted":
+                continue
+            info = event["Stage Info"]
+            sums = {a["Name"]: a.get("Value") for a in info.get("Accumulables", [])}
+            metric = "internal.metrics."
+            stages.append(
+                {
+                    "stage": info["Stage ID"],
+                    "name": info["Stage Name"].split(" at ")[0],
+                    "tasks": info["Number of Tasks"],
+                    "seconds": round((info["Completion Time"] - info["Submission Time"]) / 1000, 2),
+                    "task_seconds": round(int(sums.get(metric + "executorRunTime", 0)) / 1000, 1),
+                    "rows_read": int(sums.get(metric + "input.recordsRead", 0)),
+                    "shuffle_write_mib": round(
+                        int(sums.get(metric + "shuffle.write.bytesWritten", 0)) / 2**20, 1
+                    ),
+                }
+            )
+    return stages
 
 
 def service_env(pg, s3) -> dict:
@@ -314,12 +350,16 @@ def main(argv: list[str] | None = None) -> int:
             "silver": [CLI, "silver", "--date", start, "--lake", lake, "--json"],
             "validate": [CLI, "validate", "--date", start, "--lake", lake, "--json"],
         }
+        event_log = Path(tempfile.mkdtemp(prefix="bench-spark-events-"))
         for name, cmd in steps.items():
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            seconds, peak, phases = timed(cmd, env)
+            # Silver keeps Spark's event log: its stages say where the time goes.
+            seconds, peak, phases = timed(cmd, _with_event_log(env, event_log, name == "silver"))
             results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
             if phases:
                 results[name]["phases"] = phases
+        results["silver"]["spark_stages"] = spark_stages(event_log)
+        shutil.rmtree(event_log)
         # (2) the reference for silver: DuckDB over the same bronze files, local copies.
         print("running duckdb reference ...", file=sys.stderr, flush=True)
         manifest = lakes.manifest(

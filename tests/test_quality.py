@@ -13,10 +13,13 @@ from deep_storage.dates import DayRange
 from deep_storage.errors import QualityGateError
 from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
+from deep_storage.schemas import BRONZE_EVENTS_SCHEMA
 from demo import synthetic
 from tests.events import event
 from tests.fixtures import run_cli
 from tests.lake_fixtures import bronze_rows, silver_row, write_bronze_day, write_silver_day
+
+BRONZE_COLUMNS = BRONZE_EVENTS_SCHEMA.fieldNames()
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +55,10 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
             event("2025-06-01 10:00:00", event_id="dup", execution_token="d:1"),
             event("2025-06-01 10:00:01", event_id="dup", execution_token="d:2"),
         ],
-        "required_not_null": [event("2025-06-01 11:00:00", symbol=None, execution_token="n:1")],
+        "required_not_null": [
+            event("2025-06-01 11:00:00", symbol=None, execution_token="n:1"),
+            event("2025-06-01 11:00:01", payload_json=None, execution_token="n:2"),
+        ],
         "side_buy_sell": [event("2025-06-01 12:00:00", side="HOLD", execution_token="s:1")],
         "prices_positive": [
             event("2025-06-01 13:00:00", stop_price=Decimal("-1.00000000"), execution_token="p:1")
@@ -96,7 +102,7 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
     assert [s["event_type"] for s in samples["event_type_known"]] == ["PRICE_REFRESHED"]
     assert [str(s["slippage_pct"]) for s in samples["slippage_in_range"]] == ["75.0000"]
     assert [s["rows_with_this_id"] for s in samples["event_id_unique"]] == [2, 2]
-    assert [s["null_columns"] for s in samples["required_not_null"]] == ["symbol"]
+    assert [s["null_columns"] for s in samples["required_not_null"]] == ["symbol", "payload_json"]
 
     q = {
         (r.event_id, r.execution_token): set(r._reasons)
@@ -106,8 +112,12 @@ def test_each_bronze_rule_is_caught_by_a_crafted_row_and_quarantined(spark, lake
         for r in broken:
             assert q[(r["event_id"], r["execution_token"])] == {rule}, rule
     assert len(q) == len(rows) - 1, "the good row is not quarantined"
-    # Nothing is lost: the bronze day still holds every row.
-    assert len(bronze_rows(spark, lake, [D])) == len(rows)
+    # Nothing is lost: the bronze day still holds every row, and the quarantine copies rows whole.
+    kept = {(r.event_id, r.execution_token): r for r in bronze_rows(spark, lake, [D])}
+    assert len(kept) == len(rows)
+    for r in quarantined(spark, lake, "bronze_events"):
+        key = (r.event_id, r.execution_token)
+        assert {c: r[c] for c in BRONZE_COLUMNS} == {c: kept[key][c] for c in BRONZE_COLUMNS}, key
     with pytest.raises(QualityGateError, match=r"bronze_events\.event_id_unique"):
         validate.run(D, lake, spark=spark, tables=("bronze",), as_of=AS_OF)
 
@@ -298,6 +308,9 @@ def test_silver_keeps_rule_breaking_executions_and_the_gate_flags_them(spark, la
     assert "bronze_events.side_buy_sell" in report.warned
     (q,) = quarantined(spark, lake, "bronze_events")
     assert (q.execution_token, list(q._reasons)) == ("bad:1", ["side_buy_sell"])
+    # Whole: the wide columns the rules do not read come back from the file for this row.
+    (source,) = [r for r in bronze_rows(spark, lake, [D]) if r.event_id == q.event_id]
+    assert {c: q[c] for c in BRONZE_COLUMNS} == {c: source[c] for c in BRONZE_COLUMNS}
 
 
 def test_an_unchanged_day_is_rejudged_on_its_time_rules_without_reading_a_row(spark, lake):

@@ -71,9 +71,7 @@ def test_execution_across_midnight_is_one_row_in_its_first_day(db, spark, lake):
     assert snapshot(spark, lake) == before
 
 
-def test_a_late_execution_starting_on_an_older_committed_day_keeps_that_days_rows(
-    db, spark, lake
-):
+def test_a_late_execution_starting_on_an_older_committed_day_keeps_that_days_rows(db, spark, lake):
     """A writer commits late: after silver built day D, an execution of the same client that
     starts at the end of D and ends on D+1 lands in bronze D. The run for D+1 puts its row in
     D's partition next to the rows already there, it does not replace them."""

@@ -760,7 +760,7 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
     memory, arrow_schema = config.SparkSettings.from_env().driver_memory, to_arrow_schema(schema)
     with duckdb_rules.connected(memory) as con:
         with phases(f"{plan.table}: read"):
-            duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
+            read = duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
         with phases(f"{plan.table}: flag rows"):
             duckdb_rules.flag(con, kind, row_rules, rules.ROW_ID[plan.table], arrow_schema)
             flags = duckdb_rules.evidence(con, row_rules)
@@ -778,7 +778,9 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
             fs.delete_tree(f"{fs.lake}/{folder}")
             quarantined = 0
             if broken:
-                quarantined = duckdb_rules.quarantine(con, fs, folder, schema.fieldNames(), run_id)
+                quarantined = duckdb_rules.quarantine(
+                    con, fs, folder, schema.fieldNames(), run_id, read
+                )
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
 
 
