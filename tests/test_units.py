@@ -188,3 +188,22 @@ def test_the_gate_engine_is_chosen_by_the_days_rows_unless_set(monkeypatch):
     monkeypatch.setenv("DEEP_STORAGE_GATE_ENGINE", "pandas")
     with pytest.raises(InputError, match="DEEP_STORAGE_GATE_ENGINE 'pandas' is unknown"):
         engine_for(10)
+
+
+def test_spark_waits_for_a_background_import_before_it_forks_its_jvm():
+    """A fork while another thread imports deadlocks (pyspark's JVM launch has a preexec_fn):
+    the session factory waits for every "preload-" thread before it launches the JVM."""
+    import threading
+    import time
+
+    from deep_storage import session
+
+    done = threading.Event()
+
+    def slow_import():
+        time.sleep(0.5)
+        done.set()
+
+    threading.Thread(target=slow_import, name="preload-test", daemon=True).start()
+    session._settle_imports()
+    assert done.is_set()

@@ -13,7 +13,6 @@ No JVM is started.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import tempfile
 import uuid
@@ -89,51 +88,23 @@ def connected(memory: str) -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
-# Wide columns the rules never read a value of, per table: a rule asks only whether
-# `payload_json` is NULL, which every file's statistics say (its null count per row group), and
-# none reads `request_payload_hash`. The day is read without them, so half the bytes; the
-# quarantine reads them back for its rows alone, from the row groups that hold them.
-_NULLNESS_ONLY = {"bronze/events": ("payload_json",)}
-_QUARANTINE_ONLY = {"bronze/events": ("request_payload_hash",)}
-_FRAGMENT = "__fragment_index"
-
-
-@dataclasses.dataclass
-class Day:
-    """The day as read: its files (paths in the store's Arrow file system), the first row of
-    each in `day` (`_row` order), and the columns left out of the read."""
-
-    paths: list[str]
-    starts: list[int]
-    left_out: tuple[str, ...]
-    schema: pa.Schema
-
-
 def read_day(
     con: duckdb.DuckDBPyConnection, fs: LakeFS, table: str, files: list[str], schema: pa.Schema
-) -> Day:
+) -> int:
     """The table `day`: the rows of `files` (relative to the lake table `table`) read with the
     contract's `schema` (extra columns in a file are not read; partition columns come from the
-    folder names), numbered in `_row`, without the wide columns no rule reads a value of."""
+    folder names), numbered in `_row`. Returns its row count."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.dataset as pads
 
     # Nullable throughout: a NULL in a required column is what required_not_null must see.
     schema = pa.schema([f.with_nullable(True) for f in schema])
-    afs, root = fs.arrow()
-    paths = [f"{root}/{table}/{rel}" for rel in files]
-    left_out = tuple(
-        c
-        for c in (*_NULLNESS_ONLY.get(table, ()), *_QUARANTINE_ONLY.get(table, ()))
-        if c in schema.names
-    )
-    read = [c for c in schema.names if c not in left_out]
-    starts: list[int] = []
     if files:
+        afs, root = fs.arrow()
         partition_fields = [schema.field(c) for c in PARTITION_COLUMNS[table] if c in schema.names]
         source = pads.dataset(
-            paths,
+            [f"{root}/{table}/{rel}" for rel in files],
             schema=schema,
             format="parquet",
             filesystem=afs,
@@ -143,50 +114,14 @@ def read_day(
         # pyarrow decodes the files in parallel into one Arrow table, which DuckDB then scans in
         # place: copying it into DuckDB's own (compressed) storage cost more than every query.
         try:
-            day = source.to_table(columns=[*read, _FRAGMENT])
-            day = _with_nullness(
-                source, day, [c for c in left_out if c in _NULLNESS_ONLY.get(table, ())]
-            )
+            day = source.to_table()
         except OSError as exc:  # the store's failures: one line naming the lake, no secret
             raise fs._fail(f"read the committed files of {table}", exc) from None
-        fragments = day[_FRAGMENT].to_numpy()
-        if np.any(fragments[1:] < fragments[:-1]):  # the scan keeps file order; make sure
-            day = day.sort_by([(_FRAGMENT, "ascending")])
-            fragments = day[_FRAGMENT].to_numpy()
-        starts = [int(i) for i in np.searchsorted(fragments, np.arange(len(paths)))]
-        day = day.drop_columns([_FRAGMENT])
     else:
-        day, left_out = schema.empty_table(), ()
+        day = schema.empty_table()
     day = day.append_column("_row", pa.array(np.arange(day.num_rows, dtype=np.int64)))
     con.register("day", day)
-    return Day(paths, starts, left_out, schema)
-
-
-def _with_nullness(source, day: pa.Table, columns: list[str]) -> pa.Table:
-    """`day` with each of `columns` standing in for itself as far as NULL goes: where every row
-    group's statistics count no NULL, a non-NULL empty string; else the column itself, read."""
-    import pyarrow as pa
-
-    for column in columns:
-        if all(_null_free(fragment, column) for fragment in source.get_fragments()):
-            day = day.append_column(column, pa.repeat(pa.scalar("", pa.string()), day.num_rows))
-        else:
-            day = day.append_column(column, source.to_table(columns=[column])[column])
-    return day
-
-
-def _null_free(fragment, column: str) -> bool:
-    """Whether the file's footer says `column` holds no NULL (False when it cannot say)."""
-    metadata = fragment.metadata
-    names = metadata.schema.names
-    if column not in names:
-        return False
-    index = names.index(column)
-    for g in range(metadata.num_row_groups):
-        stats = metadata.row_group(g).column(index).statistics
-        if stats is None or not stats.has_null_count or stats.null_count:
-            return False
-    return True
+    return day.num_rows
 
 
 def _shown(item: str, types: dict[str, pa.DataType]) -> str:
@@ -239,63 +174,26 @@ def quarantine(
     folder: str,
     columns: list[str],
     run_id: str,
-    read: Day,
 ) -> int:
-    """The offending rows whole (`columns`), with `_reasons`, `_run_id` and `_quarantined_at`,
-    written as one Parquet file into `folder` (relative to the lake). The columns the day was
-    read without come from the row groups holding these rows alone. Returns their count."""
+    """The offending rows whole (`columns` of `day`), with `_reasons`, `_run_id` and
+    `_quarantined_at`, written as one Parquet file into `folder` (relative to the lake).
+    Returns their count."""
     import pyarrow.parquet as pq
 
-    kept = [c for c in columns if c not in read.left_out]
-    selected = ", ".join(f'day."{c}"' for c in kept)
+    selected = ", ".join(f'day."{c}"' for c in columns)
     rows = con.sql(
-        f"""SELECT day._row, {selected}, f._reasons, $run_id AS _run_id, $at AS _quarantined_at
+        f"""SELECT {selected}, f._reasons, $run_id AS _run_id, $at AS _quarantined_at
         FROM flagged f JOIN day ON day._row = f._row
         WHERE len(f._reasons) > 0 ORDER BY f._row""",
         params={"run_id": run_id, "at": dt.datetime.now(dt.UTC)},
     ).to_arrow_table()
-    if not rows.num_rows:
-        return 0
-    afs, root = fs.arrow()
-    try:
-        if read.left_out:
-            wide = _rows_of(afs, read, rows["_row"].to_numpy())
-            for c in read.left_out:
-                rows = rows.append_column(c, wide[c].cast(read.schema.field(c).type))
-        rows = rows.select([*columns, "_reasons", "_run_id", "_quarantined_at"])
+    if rows.num_rows:
+        afs, root = fs.arrow()
         if fs.bucket is None:  # a local lake: the folder must exist (S3 has no folders)
             afs.create_dir(f"{root}/{folder}", recursive=True)
         path = f"{root}/{folder}/part-00000-{uuid.uuid4()}.snappy.parquet"
-        pq.write_table(rows, path, filesystem=afs, compression="snappy")
-    except OSError as exc:
-        raise fs._fail(f"write the quarantine {folder}", exc) from None
+        try:
+            pq.write_table(rows, path, filesystem=afs, compression="snappy")
+        except OSError as exc:
+            raise fs._fail(f"write the quarantine {folder}", exc) from None
     return rows.num_rows
-
-
-def _rows_of(afs, read: Day, wanted) -> pa.Table:
-    """The columns left out of the read, for the rows `wanted` (ascending `_row`s): from each
-    file, only the row groups that hold some of them."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    parts = []
-    bounds = [*read.starts[1:], np.iinfo(np.int64).max]
-    for path, start, end in zip(read.paths, read.starts, bounds, strict=True):
-        local = wanted[(wanted >= start) & (wanted < end)] - start
-        if not len(local):
-            continue
-        with afs.open_input_file(path) as f:
-            parquet = pq.ParquetFile(f)
-            sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
-            firsts = np.cumsum([0, *sizes])
-            groups = sorted({int(g) for g in np.searchsorted(firsts, local, side="right") - 1})
-            table = parquet.read_row_groups(groups, columns=list(read.left_out))
-        # Row positions inside the row groups read, which sit back to back in `table`.
-        offsets = {g: sum(sizes[h] for h in groups if h < g) for g in groups}
-        group_of = np.searchsorted(firsts, local, side="right") - 1
-        positions = [
-            offsets[int(g)] + int(r - firsts[g]) for g, r in zip(group_of, local, strict=True)
-        ]
-        parts.append(table.take(pa.array(positions, pa.int64())))
-    return pa.concat_tables(parts)

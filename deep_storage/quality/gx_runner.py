@@ -52,13 +52,14 @@ class RuleResult:
 
 def preload() -> threading.Thread:
     """Import Great Expectations in the background (about 3 s, the gate's largest fixed cost),
-    while the caller reads the day: the first suite then finds it loaded."""
+    while the caller reads the day: the first suite then finds it loaded. The thread's name
+    starts with "preload-": session.build waits for such threads before Spark forks its JVM."""
 
     def load() -> None:
         import great_expectations
         import great_expectations.expectations  # noqa: F401
 
-    thread = threading.Thread(target=load, name="gx-import", daemon=True)
+    thread = threading.Thread(target=load, name="preload-great-expectations", daemon=True)
     thread.start()
     return thread
 

@@ -700,7 +700,6 @@ def engine_for(rows: int, setting: str | None = None) -> str:
 
 def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases):
     """Judge every rule on the day's rows (each table's day read once)."""
-    gx_runner.preload()
     plans = []
     if "bronze" in tables:
         plans.append(_bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True))
@@ -710,6 +709,7 @@ def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, 
     if "spark" in engines.values():
         with phases("start spark"):
             spark = session.for_lake("validate", fs.lake, spark, fs.store)
+    gx_runner.preload()  # after Spark's start, which would wait for it (session.build)
     out = []
     for plan in plans:
         log.info("%s %s: %d rows judged on %s", plan.table, day, plan.rows, engines[plan.table])
@@ -760,7 +760,7 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
     memory, arrow_schema = config.SparkSettings.from_env().driver_memory, to_arrow_schema(schema)
     with duckdb_rules.connected(memory) as con:
         with phases(f"{plan.table}: read"):
-            read = duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
+            duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
         with phases(f"{plan.table}: flag rows"):
             duckdb_rules.flag(con, kind, row_rules, rules.ROW_ID[plan.table], arrow_schema)
             flags = duckdb_rules.evidence(con, row_rules)
@@ -778,9 +778,7 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
             fs.delete_tree(f"{fs.lake}/{folder}")
             quarantined = 0
             if broken:
-                quarantined = duckdb_rules.quarantine(
-                    con, fs, folder, schema.fieldNames(), run_id, read
-                )
+                quarantined = duckdb_rules.quarantine(con, fs, folder, schema.fieldNames(), run_id)
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
 
 
