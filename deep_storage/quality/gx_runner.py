@@ -61,7 +61,19 @@ def preload() -> threading.Thread:
 
     thread = threading.Thread(target=load, name="preload-great-expectations", daemon=True)
     thread.start()
+    _preloading.append(thread)
     return thread
+
+
+_preloading: list[threading.Thread] = []
+
+
+def _loaded() -> None:
+    """Wait for a background import of GX to end before this thread imports from it: two
+    threads importing GX's mutually dependent modules at once fail with "partially initialized
+    module"."""
+    while _preloading:
+        _preloading.pop().join()
 
 
 def _context():
@@ -244,6 +256,7 @@ def validate(
     says what `frame` and `flags` are: "spark" frames or "pandas" ones.
     `timings` (when given) receives each part's wall seconds: contract, types, row rules, table
     rules, facts. Returns (GX result, [RuleResult])."""
+    _loaded()
     timings = {} if timings is None else timings
     context = _context()
     parts = []
@@ -311,6 +324,7 @@ def rejudge(
     depend on the run's time (rules.TIME_RULES) judged again by GX on the commit's `facts`; the
     rows are not read. Returns (GX result, [RuleResult]) as `validate` does, or None when the
     stored result cannot be read back."""
+    _loaded()
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResultSchema,
     )
@@ -412,6 +426,7 @@ def render_html(result, title: str, gate_outcome: str, page_uri: str) -> str:
     logo and the newsletter banner removed (the Kubeflow UI shows it in a sandboxed frame, and
     the cluster may have no internet). GX calls a suite failed when any expectation breaks, warn
     rules included: a banner on top states the gate's own verdict and where its page is."""
+    _loaded()
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
