@@ -655,11 +655,6 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
     store_config = object_store.checked(lake, store_config)
     fs = LakeFS(lake, store_config)
     report = ValidationReport(day.isoformat(), lake, run_id)
-    if config.gate_engine() != "spark":
-        # GX's import (~3 s) overlaps the lease, the source query and the manifests; every path
-        # below uses GX. A Spark start waits for it (session.build): a fork during an import
-        # deadlocks.
-        gx_runner.preload()
     # The gate reads committed files while it runs: no writer may supersede (delete) them.
     phases = report.phases = metrics.Phases("validate")
     with writer_lock.hold(lake, "validate", day.isoformat(), run_id, store_config):
@@ -714,8 +709,7 @@ def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, 
     if "spark" in engines.values():
         with phases("start spark"):
             spark = session.for_lake("validate", fs.lake, spark, fs.store)
-    if config.gate_engine() == "spark":
-        gx_runner.preload()  # after Spark's start, which would wait for it (session.build)
+    gx_runner.preload()  # after Spark's start, which would wait for it (session.build)
     out = []
     for plan in plans:
         log.info("%s %s: %d rows judged on %s", plan.table, day, plan.rows, engines[plan.table])
