@@ -4,17 +4,16 @@ visible until lake.Writer.commit adds the file to the Delta log."""
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def new_name(task: str, index: int, tag: str | None = None) -> str:
+def new_name(task: str, index: int, tag: str) -> str:
     """A file name no other write produces: the task, its attempt, the file's index in the task
-    and the run's tag."""
-    return f"part-{task}-{index:04d}-{tag or uuid.uuid4().hex}.snappy.parquet"
+    and the run's tag (unique per run)."""
+    return f"part-{task}-{index:04d}-{tag}.snappy.parquet"
 
 
 def write_file(afs, root: str, relpath: str, data: pa.Table, target: pa.Schema) -> None:

@@ -747,8 +747,7 @@ class Writer:
         for rel in files:
             if partition_date(rel) != day:
                 raise LakeStateError(f"{self.table}: {rel} is not a file of the day {day}")
-        _failpoint(self.table, "written")
-        return self._written([day], files)
+        return self.landed_in([day], files)
 
     def _written(self, days: list[dt.date], files: list[str]) -> Written:
         """New `files` grouped by day (each must belong to one of `days`), their rows counted

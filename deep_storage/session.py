@@ -107,7 +107,7 @@ def build(
     master = active.sparkContext.master if active is not None else settings.master
     elsewhere = not master.startswith("local")
     if active is None:
-        _settle_imports()
+        wait_for_background_imports()
         if settings.master.startswith("local"):
             # The host name resolves to a non-loopback address on these machines and in pods.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -190,7 +190,7 @@ def build(
 CREDENTIALS = ("fs.s3a.access.key", "fs.s3a.secret.key")
 
 
-def _settle_imports() -> None:
+def wait_for_background_imports() -> None:
     """Wait for background imports (threads named "preload-..."): pyspark launches the JVM
     with a preexec_fn, so its fork takes the interpreter's import and logging locks, and a
     fork while another thread imports deadlocks both (seen: a gate on Spark stuck for good in

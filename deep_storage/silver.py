@@ -132,7 +132,7 @@ def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str
     """One Spark job: the run's bronze events, hash-partitioned by client_id, and in each task
     the projection, the merge with the committed rows it replaces and one new file per
     (client_id, date) partition (silver_task.py). Returns what the tasks report."""
-    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     files = lake.file_uris(fs, p.bronze.values())
     events = (
@@ -160,7 +160,8 @@ def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str
     def task(batches):
         yield from silver_task.run(batches, plan, schema, COLUMNS)
 
-    report = keyed.mapInArrow(task, silver_task.REPORT).collect()
+    report_type = from_arrow_schema(silver_task.report_schema())
+    report = keyed.mapInArrow(task, report_type).collect()
     return _projection(p, report)
 
 

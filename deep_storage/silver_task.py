@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
     from deep_storage.config import StoreConfig
 
-# What each task reports to the driver (Spark DDL).
-REPORT = "file string, client_id long, date date, rows long, statuses string, newest_us long"
 PARTITION_COLUMNS = ("client_id", "date")
 NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
 
@@ -50,7 +48,7 @@ class TaskPlan:
 
 
 def run(batches: Iterator[pa.RecordBatch], plan: TaskPlan, schema: pa.Schema, columns: list[str]):
-    """The task: `batches` of bronze events (`schema`) in, REPORT batches out."""
+    """The task: `batches` of bronze events (`schema`) in, `report_schema()` batches out."""
     import pyarrow as pa
 
     from deep_storage import projection
@@ -163,9 +161,9 @@ def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str):
         report.append((relpath, client, day, part.num_rows, *_facts(part)))
     report += [(None, client, day, 0, "{}", None) for client, day in emptied]
     if report:
-        names = [f.strip().split(" ")[0] for f in REPORT.split(",")]
+        schema = report_schema()
         yield pa.RecordBatch.from_pylist(
-            [dict(zip(names, r, strict=True)) for r in report], schema=_report_schema()
+            [dict(zip(schema.names, r, strict=True)) for r in report], schema=schema
         )
 
 
@@ -180,7 +178,8 @@ def _facts(part: pa.Table) -> tuple[str, int | None]:
     return statuses, max(values) if values else None
 
 
-def _report_schema() -> pa.Schema:
+def report_schema() -> pa.Schema:
+    """What each task reports to the driver: one row per file written (or partition emptied)."""
     import pyarrow as pa
 
     return pa.schema(

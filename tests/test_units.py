@@ -205,5 +205,5 @@ def test_spark_waits_for_a_background_import_before_it_forks_its_jvm():
         done.set()
 
     threading.Thread(target=slow_import, name="preload-test", daemon=True).start()
-    session._settle_imports()
+    session.wait_for_background_imports()
     assert done.is_set()

@@ -61,19 +61,16 @@ def preload() -> threading.Thread:
 
     thread = threading.Thread(target=load, name="preload-great-expectations", daemon=True)
     thread.start()
-    _preloading.append(thread)
     return thread
-
-
-_preloading: list[threading.Thread] = []
 
 
 def _loaded() -> None:
     """Wait for a background import of GX to end before this thread imports from it: two
     threads importing GX's mutually dependent modules at once fail with "partially initialized
     module"."""
-    while _preloading:
-        _preloading.pop().join()
+    from deep_storage.session import wait_for_background_imports
+
+    wait_for_background_imports()
 
 
 def _context():
