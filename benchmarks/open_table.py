@@ -42,8 +42,8 @@ from pathlib import Path
 
 from benchmarks.run import REPO, _machine
 from deep_storage import lake as lakes
-from deep_storage import writer_lock
-from deep_storage.config import StoreConfig
+from deep_storage.core.config import StoreConfig
+from deep_storage.lake import writer_lock
 from demo.local_services import SeaweedS3Server
 
 FIRST = dt.date(2025, 1, 1)
@@ -96,7 +96,7 @@ def _manifest(table: str, day: dt.date, folders: list[str]) -> lakes.Manifest:
 def _schemas():
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from deep_storage import schemas
+    from deep_storage.core import schemas
 
     return (
         to_arrow_schema(schemas.BRONZE_EVENTS_SCHEMA),
@@ -108,7 +108,7 @@ def upload(folder: Path, store: StoreConfig, prefix: str) -> int:
     """Copy every file under `folder` to s3://{bucket}/{prefix}/..., keys as the relative paths."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from deep_storage.object_store import s3_client
+    from deep_storage.io.object_store import s3_client
 
     s3 = s3_client(store)
     files = [p for p in folder.rglob("*") if p.is_file()]

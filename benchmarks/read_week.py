@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.run import CLI, PASSWORD, REPO, _machine, service_env
 from deep_storage import lake as lakes
-from deep_storage import schemas
+from deep_storage.core import schemas
 from demo import synthetic
 from demo.local_services import PostgresServer, SeaweedS3Server
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from benchmarks import duckdb_silver
 from deep_storage import lake as lakes
-from deep_storage import schemas
-from deep_storage.config import StoreConfig
+from deep_storage.core import schemas
+from deep_storage.core.config import StoreConfig
 from demo import synthetic
 from demo.local_services import PostgresServer, SeaweedS3Server
 

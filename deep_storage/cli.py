@@ -11,9 +11,10 @@ import sys
 
 import click
 
-from deep_storage import __version__, defaults, steps
-from deep_storage.config import redact, resolve_lake
-from deep_storage.errors import DeepStorageError
+from deep_storage import __version__, steps
+from deep_storage.core import defaults
+from deep_storage.core.config import redact, resolve_lake
+from deep_storage.core.errors import DeepStorageError
 
 log = logging.getLogger("deep_storage")
 
@@ -313,7 +314,7 @@ def migrate(lake, as_json) -> None:
     is a Delta table already is skipped, so running it again is safe. _manifests/ is left in
     place.
     """
-    from deep_storage import migrate as step
+    from deep_storage.lake import migrate as step
 
     result = step.run(resolve_lake(lake))
     if as_json:

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deep_storage import lake as lakes
-from deep_storage.config import StoreConfig, resolve_lake
-from deep_storage.dates import DayRange, parse_day, parse_instant
-from deep_storage.errors import InputError
+from deep_storage.core.config import StoreConfig, resolve_lake
+from deep_storage.core.dates import DayRange, parse_day, parse_instant
+from deep_storage.core.errors import InputError
 
 ENGINES = ("pandas", "arrow", "duckdb", "polars", "spark")
 VERSION_KEY = b"delta_version"  # in an Arrow result's schema metadata
@@ -340,7 +340,7 @@ def read(
 
 
 def _contract(spec: Table):
-    from deep_storage import schemas
+    from deep_storage.core import schemas
 
     return (
         schemas.BRONZE_EVENTS_SCHEMA

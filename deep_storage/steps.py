@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deep_storage import defaults
-from deep_storage.config import resolve_lake
-from deep_storage.dates import DayRange, parse_day, parse_instant
-from deep_storage.errors import InputError, LakeStateError
+from deep_storage.core import defaults
+from deep_storage.core.config import resolve_lake
+from deep_storage.core.dates import DayRange, parse_day, parse_instant
+from deep_storage.core.errors import InputError, LakeStateError
 
 # How each caller names the inputs, for its errors: the component's parameters by default.
 PARAMETERS = {
@@ -70,7 +70,7 @@ def bronze(
     unsealed day since the oldest ingested one (on an empty lake: since the source's oldest
     event within retention), oldest first, at most max_days. Returns the span silver must
     rebuild."""
-    from deep_storage import bronze as step
+    from deep_storage.tables import bronze as step
 
     first = resolve_run_date(run_date, scheduled_time, create_time, names)
     if until_date.strip() and first is None:
@@ -118,7 +118,7 @@ def silver(
     names: Mapping[str, str] = PARAMETERS,
 ) -> StepResult:
     """Rebuild silver for the executions of first_day..last_day."""
-    from deep_storage import silver as step
+    from deep_storage.tables import silver as step
 
     days = _range(first_day, last_day, names)
     result = step.run(days, resolve_lake(lake_uri or None), lookback_days=lookback_days)
@@ -213,7 +213,7 @@ def retention(
 ) -> StepResult:
     """Remove the days past each table's window as of `as_of` (a time or a day; empty: now),
     then vacuum; with dry_run, report what would go and change nothing."""
-    from deep_storage import retention as step
+    from deep_storage.lake import retention as step
 
     when = parse_instant(as_of, names["as_of"])
     result = step.run(resolve_lake(lake_uri or None), as_of=when, dry_run=dry_run)

@@ -237,8 +237,8 @@ class SeaweedS3Server:
 
     def client(self):
         """A client made as the steps make theirs (object_store.s3_client), for this server."""
-        from deep_storage.config import StoreConfig
-        from deep_storage.object_store import s3_client
+        from deep_storage.core.config import StoreConfig
+        from deep_storage.io.object_store import s3_client
 
         return s3_client(StoreConfig(self.access_key, self.secret_key, self.endpoint, self.region))
 

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake-dir", type=Path, default=REPO / "demo_lake")
     args = parser.parse_args(argv)
 
-    from deep_storage import schemas
-    from deep_storage.errors import DeepStorageError
+    from deep_storage.core import schemas
+    from deep_storage.core.errors import DeepStorageError
     from deep_storage_kfp.pipelines import local
     from demo import synthetic
     from demo.local_services import PostgresServer

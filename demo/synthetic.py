@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from deep_storage.event_types import EXECUTED, FAILED, SUBMITTED, TRIGGERED
-from deep_storage.schemas import SOURCE_COLUMNS
+from deep_storage.core.event_types import EXECUTED, FAILED, SUBMITTED, TRIGGERED
+from deep_storage.core.schemas import SOURCE_COLUMNS
 
 # The column order of schemas.SOURCE_DDL; rows are positional so COPY needs no per-row dicts.
 COLUMNS: tuple[str, ...] = SOURCE_COLUMNS

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from deep_storage import defaults
 from deep_storage.cli import cli as library_cli
 from deep_storage.cli import lake_option, until_option
 from deep_storage.cli import main as _main
-from deep_storage.config import resolve_lake
-from deep_storage.dates import DayRange
-from deep_storage.errors import InputError, LakeStateError
+from deep_storage.core import defaults
+from deep_storage.core.config import resolve_lake
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import InputError, LakeStateError
 
 # Hourly at :05: each run ingests today so far and yesterday until it seals, so an event reaches
 # silver within the hour. Daily at 01:15 stays available for lakes without that SLA.

@@ -26,9 +26,9 @@ import kfp
 import kfp_server_api
 import urllib3
 
-from deep_storage import defaults
-from deep_storage.config import register_secret
-from deep_storage.errors import InputError, PlatformError
+from deep_storage.core import defaults
+from deep_storage.core.config import register_secret
+from deep_storage.core.errors import InputError, PlatformError
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deep_storage import defaults
-from deep_storage.errors import DeepStorageError
+from deep_storage.core import defaults
+from deep_storage.core.errors import DeepStorageError
 
 
 class LocalRunError(DeepStorageError):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 
-from deep_storage.config import DB_ENV as DB_SECRET_KEYS
-from deep_storage.config import STORE_ENV as S3_SECRET_KEYS
+from deep_storage.core.config import DB_ENV as DB_SECRET_KEYS
+from deep_storage.core.config import STORE_ENV as S3_SECRET_KEYS
 from deep_storage_kfp.components._image import IMAGE_TAG
 
 

@@ -66,11 +66,11 @@ ok "$(wc -l <<<"$sums") JARs of jars.lock in \$SPARK_HOME/jars"
 
 # The session factory must take the baked JARs from Spark's classpath and pass none as spark.jars.
 python -c '
-from deep_storage.config import SparkSettings
-from deep_storage.session import _find_jars
+from deep_storage.core.config import SparkSettings
+from deep_storage.io.spark_session import _find_jars
 jars = _find_jars(SparkSettings.from_env())
 assert jars == [], f"the session factory would pass spark.jars={jars}"
-' || fail "deep_storage.session does not use the JARs baked into \$SPARK_HOME/jars"
+' || fail "deep_storage.io.spark_session does not use the JARs baked into \$SPARK_HOME/jars"
 ok "session factory uses the baked JARs"
 
 if [ "${SMOKE_SPARK:-1}" != 0 ]; then
@@ -78,8 +78,8 @@ if [ "${SMOKE_SPARK:-1}" != 0 ]; then
         python -c '
 import os
 import tempfile
-from deep_storage import session
-spark = session.build("smoke")
+from deep_storage.io import spark_session
+spark = spark_session.build("smoke")
 jvm = spark._jvm
 for name in (
     "org.apache.hadoop.fs.s3a.S3AFileSystem",

@@ -7,7 +7,7 @@ import json
 import uuid
 from decimal import Decimal
 
-from deep_storage.schemas import SOURCE_COLUMNS
+from deep_storage.core.schemas import SOURCE_COLUMNS
 
 COLUMNS = SOURCE_COLUMNS
 

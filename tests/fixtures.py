@@ -21,8 +21,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from deep_storage import schemas  # noqa: E402
-from deep_storage.config import SourceConfig, StoreConfig  # noqa: E402
+from deep_storage.core import schemas  # noqa: E402
+from deep_storage.core.config import SourceConfig, StoreConfig  # noqa: E402
 from demo.local_services import PostgresServer, SeaweedS3Server  # noqa: E402
 
 # Every character that broke a shell-escaped secret before: ! $ ' " @ : /
@@ -87,9 +87,9 @@ def store_config(service_env) -> StoreConfig:
 
 @pytest.fixture(scope="session")
 def spark(store_config):
-    from deep_storage import session
+    from deep_storage.io import spark_session
 
-    spark = session.build("tests", store_config)
+    spark = spark_session.build("tests", store_config)
     yield spark
     spark.stop()
 

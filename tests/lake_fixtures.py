@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
 from deep_storage import lake as lakes
-from deep_storage import schemas, writer_lock
-from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS, day_uri
+from deep_storage.core import schemas
+from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS, day_uri, writer_lock
 from tests.events import COLUMNS
 
 

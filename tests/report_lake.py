@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from deep_storage import silver
-from deep_storage.dates import DayRange
+from deep_storage.core.dates import DayRange
+from deep_storage.tables import silver
 from demo import synthetic
 from tests.events import COLUMNS
 from tests.lake_fixtures import write_bronze_day

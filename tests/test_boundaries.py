@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from deep_storage import cli as library_cli
 from deep_storage import steps
-from deep_storage.errors import InputError
+from deep_storage.core.errors import InputError
 from deep_storage.quality import validate
 from deep_storage_kfp.pipelines import cli
 

@@ -13,11 +13,13 @@ from decimal import Decimal
 
 import pytest
 
-from deep_storage import bronze, silver, source_db, steps
 from deep_storage import lake as lakes
-from deep_storage.dates import DayRange
+from deep_storage import steps
+from deep_storage.core.dates import DayRange
+from deep_storage.io import source_db
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import validate
+from deep_storage.tables import bronze, silver
 from tests.events import event, insert, utc
 from tests.fixtures import APP_DB, APP_PASSWORD, APP_USER, BUCKET, CLI, run_cli
 from tests.lake_fixtures import (

@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from deep_storage import object_store, writer_lock
-from deep_storage.config import StoreConfig
-from deep_storage.errors import StoreError
+from deep_storage.core.config import StoreConfig
+from deep_storage.core.errors import StoreError
+from deep_storage.io import object_store
+from deep_storage.lake import writer_lock
 from demo.header_stripping_proxy import HeaderStrippingProxy
 from tests.fixtures import BUCKET, run_cli
 

@@ -1,4 +1,4 @@
-"""Defaults live in deep_storage/defaults.py. KFP needs literals in a component's and the
+"""Defaults live in deep_storage/core/defaults.py. KFP needs literals in a component's and the
 pipeline's signature, and click shows its own: each literal must match the one source."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import inspect
 
 import pytest
 
-from deep_storage import defaults
 from deep_storage.cli import cli
+from deep_storage.core import defaults
 from deep_storage_kfp.components import bronze_ingest, quality_gate, silver_transform
 from deep_storage_kfp.pipelines import deep_storage_pipeline
 

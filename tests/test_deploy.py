@@ -375,10 +375,10 @@ def test_the_backfill_variant_names_the_backfill_account_and_its_executors_mount
 
 
 def test_alert_rules_use_only_metrics_the_steps_push():
-    """Every series an alert reads is one deep_storage/metrics.py pushes for its step."""
+    """Every series an alert reads is one deep_storage/io/metrics.py pushes for its step."""
     import re
 
-    from deep_storage import metrics
+    from deep_storage.io import metrics
 
     rules = yaml.safe_load((DEPLOY / "alerts" / "deep-storage.rules.yml").read_text())
     (group,) = rules["groups"]

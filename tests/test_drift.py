@@ -14,11 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import deep_storage
-from deep_storage import bronze, schemas, silver
 from deep_storage import lake as lakes
-from deep_storage.dates import DayRange
-from deep_storage.errors import SourceError
+from deep_storage.core import schemas
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import SourceError
 from deep_storage.quality import validate
+from deep_storage.tables import bronze, silver
 from tests.events import event, insert
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,10 @@ import urllib.request
 
 import pytest
 
-from deep_storage import bronze, silver, steps
-from deep_storage.dates import DayRange
+from deep_storage import steps
+from deep_storage.core.dates import DayRange
 from deep_storage.quality import validate
+from deep_storage.tables import bronze, silver
 from tests.events import event, insert
 from tests.fixtures import run_cli
 from tests.lake_fixtures import bronze_rows

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kfp import compiler, dsl
 
-from deep_storage.errors import InputError, PlatformError
+from deep_storage.core.errors import InputError, PlatformError
 from deep_storage_kfp.pipelines import client as kfp_client
 from tests.fake_kfp import API, FakeKfpServer
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from psycopg import sql
 
-from deep_storage import writer_lock
+from deep_storage.lake import writer_lock
 from tests.events import event, insert
 from tests.fixtures import APP_DB, BUCKET, CLI
 

@@ -14,11 +14,12 @@ import pytest
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from deep_storage import lake as lakes
-from deep_storage import migrate, schemas, silver
-from deep_storage.arrow_read import arrow_schema
-from deep_storage.dates import DayRange
-from deep_storage.errors import LakeStateError
-from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS
+from deep_storage.core import schemas
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import LakeStateError
+from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS, migrate
+from deep_storage.tables import silver
+from deep_storage.tables.bronze_arrow import arrow_schema
 from tests.events import event
 from tests.fixtures import run_cli
 from tests.lake_fixtures import delta_rs_keys, silver_row, write_bronze_day

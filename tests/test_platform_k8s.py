@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kfp import compiler
 
-from deep_storage.config import SparkSettings
-from deep_storage.errors import InputError
+from deep_storage.core.config import SparkSettings
+from deep_storage.core.errors import InputError
 from deep_storage_kfp.components._image import IMAGE
 from deep_storage_kfp.pipelines import platform
 from deep_storage_kfp.pipelines.deep_storage_pipeline import build
@@ -134,8 +134,8 @@ def test_the_executor_template_is_a_valid_pod():
 def test_executors_elsewhere_commit_through_the_magic_committer():
     """The staging committers keep pending uploads on a path driver and executors must share;
     pods on different nodes share none. The magic committer keeps them in the store."""
-    from deep_storage.config import StoreConfig
-    from deep_storage.session import s3a_options
+    from deep_storage.core.config import StoreConfig
+    from deep_storage.io.spark_session import s3a_options
 
     store = StoreConfig("k", "s", "http://127.0.0.1:1")
     assert s3a_options(store)["fs.s3a.committer.name"] == "directory"

@@ -22,8 +22,8 @@ except ImportError:
     # tolerates the missing pandas helpers itself.
     from pyspark.testing.utils import assertDataFrameEqual
 
-from deep_storage.projection import execution_id, executions, with_execution_key
-from deep_storage.schemas import BRONZE_EVENTS_SCHEMA, SILVER_EXECUTIONS_SCHEMA
+from deep_storage.core.schemas import BRONZE_EVENTS_SCHEMA, SILVER_EXECUTIONS_SCHEMA
+from deep_storage.tables.projection import execution_id, executions, with_execution_key
 from tests.events import event, utc
 
 pytestmark = pytest.mark.unit
@@ -38,9 +38,9 @@ def spark():
 
     Not stopped here: in a full run the same process-wide session serves the other modules.
     """
-    from deep_storage import session
+    from deep_storage.io import spark_session
 
-    return session.build("unit")
+    return spark_session.build("unit")
 
 
 def at(seconds: float, base: str = T0) -> dt.datetime:

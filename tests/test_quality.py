@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from deep_storage import bronze, silver
-from deep_storage.dates import DayRange
-from deep_storage.errors import QualityGateError
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import QualityGateError
+from deep_storage.core.schemas import BRONZE_EVENTS_SCHEMA
 from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
-from deep_storage.schemas import BRONZE_EVENTS_SCHEMA
+from deep_storage.tables import bronze, silver
 from demo import synthetic
 from tests.events import event
 from tests.fixtures import run_cli

@@ -11,11 +11,12 @@ import pyarrow.fs as pafs
 import pytest
 
 import deep_storage
-from deep_storage import bronze, reader, silver
 from deep_storage import lake as lakes
-from deep_storage.dates import DayRange
-from deep_storage.errors import InputError
+from deep_storage import reader
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import InputError
 from deep_storage.quality import validate
+from deep_storage.tables import bronze, silver
 from demo import synthetic
 from tests.events import event
 from tests.fixtures import run_cli

@@ -10,11 +10,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from deep_storage import bronze, retention, writer_lock
 from deep_storage import lake as lakes
-from deep_storage.dates import DayRange
-from deep_storage.errors import InputError, LakeBusyError
-from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import InputError, LakeBusyError
+from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS, retention, writer_lock
+from deep_storage.tables import bronze
 from tests.events import event, insert
 from tests.fixtures import BUCKET, run_cli
 from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day

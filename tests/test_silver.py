@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from deep_storage import bronze, silver
 from deep_storage import lake as lakes
-from deep_storage.dates import DayRange
-from deep_storage.errors import LakeStateError
+from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import LakeStateError
 from deep_storage.lake import SILVER_EXECUTIONS, LakeFS
+from deep_storage.tables import bronze, silver
 from tests.events import event, insert, utc
 from tests.fixtures import BUCKET, run_cli
 from tests.lake_fixtures import silver_snapshot

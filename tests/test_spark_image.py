@@ -368,7 +368,7 @@ def test_environment_is_literal_paths_without_globs():
         assert not re.search(r"[*?\[]|\$\(", value), f"ENV {key}={value}: nothing expands that"
     assert env["SPARK_LOCAL_IP"] == "127.0.0.1"
     assert all(p.startswith("/") for p in env["PYTHONPATH"].split(":"))
-    # Empty: the JARs are on Spark's own classpath, which deep_storage.session accepts.
+    # Empty: the JARs are on Spark's own classpath, which deep_storage.io.spark_session accepts.
     assert env["DEEP_STORAGE_JARS_DIR"] == ""
     assert env["PATH"].split(":")[0] == f"{env['VIRTUAL_ENV']}/bin"  # KFP calls `python3`
 

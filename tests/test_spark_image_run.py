@@ -239,7 +239,7 @@ def lake_rows(spark, lake: str, day: dt.date) -> dict[str, list[tuple]]:
     """What a committed-data reader sees of `day` in each table, as sorted row tuples: file
     names, manifests and run ids are not compared. The one place that knows the lake's reader."""
     from deep_storage import lake as lakes
-    from deep_storage import schemas
+    from deep_storage.core import schemas
 
     fs = lakes.LakeFS(lake)
     tables = {

@@ -10,8 +10,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 
-from deep_storage import event_types
-from deep_storage.schemas import SOURCE_DDL
+from deep_storage.core import event_types
+from deep_storage.core.schemas import SOURCE_DDL
 from demo import synthetic
 from demo.synthetic import COLUMNS, LIFECYCLES, generate
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from deep_storage.config import SourceConfig, StoreConfig, redact, resolve_lake
-from deep_storage.dates import DayRange, parse_day, window
-from deep_storage.errors import InputError
-from deep_storage.source_db import Writer, decide_seal
+from deep_storage.core.config import SourceConfig, StoreConfig, redact, resolve_lake
+from deep_storage.core.dates import DayRange, parse_day, window
+from deep_storage.core.errors import InputError
+from deep_storage.io.source_db import Writer, decide_seal
 
 pytestmark = pytest.mark.unit
 
@@ -102,7 +102,7 @@ def test_writers_we_cannot_date_keep_every_day_open(writer):
 
 
 def test_run_id_and_read_path_come_from_one_place():
-    from deep_storage import config
+    from deep_storage.core import config
 
     assert config.run_id("given", {"DEEP_STORAGE_RUN_ID": "env"}) == "given"
     assert config.run_id(None, {"DEEP_STORAGE_RUN_ID": "env"}) == "env"
@@ -158,26 +158,26 @@ def test_benchmark_table_marks_each_target_met_or_missed_and_flags_memory_over_l
 def test_a_source_column_fits_the_contract_only_when_every_value_does(
     column, udt, precision, scale, fits
 ):
-    from deep_storage import schemas
-    from deep_storage.source_db import SourceColumn, _fits
+    from deep_storage.core import schemas
+    from deep_storage.io.source_db import SourceColumn, _fits
 
     contract = schemas.BRONZE_EVENTS_SCHEMA[column]
     assert _fits(SourceColumn(column, udt, udt, precision, scale), contract)[0] is fits
 
 
 def test_extra_source_columns_follow_the_contract_as_quoted_text():
-    from deep_storage import arrow_read
+    from deep_storage.tables import bronze_arrow
 
     start, end = window(D)
-    sql = arrow_read.query("stop_events", start, end, ("venue", 'odd"name'))
+    sql = bronze_arrow.query("stop_events", start, end, ("venue", 'odd"name'))
     assert sql.index("retry_count") < sql.index('"venue"::text AS "venue"')
     assert '"odd""name"::text' in sql
-    schema = arrow_read.arrow_schema(("venue",))
+    schema = bronze_arrow.arrow_schema(("venue",))
     assert schema.names[-1] == "venue" and str(schema.field("venue").type) == "string"
 
 
 def test_the_gate_engine_is_chosen_by_the_days_rows_unless_set(monkeypatch):
-    from deep_storage import defaults
+    from deep_storage.core import defaults
     from deep_storage.quality.validate import engine_for
 
     monkeypatch.delenv("DEEP_STORAGE_GATE_ENGINE", raising=False)
@@ -196,7 +196,7 @@ def test_spark_waits_for_a_background_import_before_it_forks_its_jvm():
     import threading
     import time
 
-    from deep_storage import session
+    from deep_storage.io import spark_session
 
     done = threading.Event()
 
@@ -205,5 +205,5 @@ def test_spark_waits_for_a_background_import_before_it_forks_its_jvm():
         done.set()
 
     threading.Thread(target=slow_import, name="preload-test", daemon=True).start()
-    session.wait_for_background_imports()
+    spark_session.wait_for_background_imports()
     assert done.is_set()

@@ -68,7 +68,7 @@ def _loaded() -> None:
     """Wait for a background import of GX to end before this thread imports from it: two
     threads importing GX's mutually dependent modules at once fail with "partially initialized
     module"."""
-    from deep_storage.session import wait_for_background_imports
+    from deep_storage.io.spark_session import wait_for_background_imports
 
     wait_for_background_imports()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from deep_storage.event_types import KNOWN_EVENT_TYPES, STATUSES
+from deep_storage.core.event_types import KNOWN_EVENT_TYPES, STATUSES
 
 FAIL = "fail"
 WARN = "warn"

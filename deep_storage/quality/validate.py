@@ -24,21 +24,20 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from deep_storage import (
-    config,
-    defaults,
-    lake,
-    metrics,
-    object_store,
-    schemas,
-    session,
-    source_db,
+from deep_storage import lake
+from deep_storage.core import config, defaults, schemas
+from deep_storage.core.config import SourceConfig, StoreConfig
+from deep_storage.core.dates import window
+from deep_storage.core.errors import InputError, LakeStateError, QualityGateError
+from deep_storage.io import metrics, object_store, source_db, spark_session
+from deep_storage.lake import (
+    BRONZE_EVENTS,
+    QUALITY,
+    QUARANTINE,
+    SILVER_EXECUTIONS,
+    LakeFS,
     writer_lock,
 )
-from deep_storage.config import SourceConfig, StoreConfig
-from deep_storage.dates import window
-from deep_storage.errors import InputError, LakeStateError, QualityGateError
-from deep_storage.lake import BRONZE_EVENTS, QUALITY, QUARANTINE, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import (
     duckdb_rules,
     file_types,
@@ -708,8 +707,8 @@ def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, 
     engines = {plan.table: engine_for(plan.rows) for plan in plans}
     if "spark" in engines.values():
         with phases("start spark"):
-            spark = session.for_lake("validate", fs.lake, spark, fs.store)
-    gx_runner.preload()  # after Spark's start, which would wait for it (session.build)
+            spark = spark_session.for_lake("validate", fs.lake, spark, fs.store)
+    gx_runner.preload()  # after Spark's start, which would wait for it (spark_session.build)
     out = []
     for plan in plans:
         log.info("%s %s: %d rows judged on %s", plan.table, day, plan.rows, engines[plan.table])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from kfp.dsl import HTML, Markdown, Metrics
 
-from deep_storage.errors import QualityGateError
+from deep_storage.core.errors import QualityGateError
 from deep_storage_kfp.components import quality_gate
 from tests.events import event
 from tests.lake_fixtures import write_bronze_day

@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from kfp.dsl import Metrics
 
-from deep_storage import bronze
-from deep_storage.dates import DayRange
+from deep_storage.core.dates import DayRange
+from deep_storage.tables import bronze
 from deep_storage_kfp.components import silver_transform
 from tests.events import event, insert
 

@@ -9,13 +9,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deep_storage.config import SparkSettings, StoreConfig
-from deep_storage.errors import InputError
+from deep_storage.core.config import SparkSettings, StoreConfig
+from deep_storage.core.errors import InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-_REPO_JARS = Path(__file__).resolve().parent.parent / ".cache" / "jars"
+_REPO_JARS = Path(__file__).resolve().parents[2] / ".cache" / "jars"
 _LOG4J = Path(__file__).resolve().parent / "log4j2.properties"
 # The classes the manifest's JARs must provide; the image bakes them into $SPARK_HOME/jars.
 _REQUIRED_JARS = (

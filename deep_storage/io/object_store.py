@@ -12,8 +12,8 @@ import threading
 import uuid
 from urllib.parse import urlsplit
 
-from deep_storage.config import StoreConfig, lake_bucket, redact
-from deep_storage.errors import StoreError
+from deep_storage.core.config import StoreConfig, lake_bucket, redact
+from deep_storage.core.errors import StoreError
 
 log = logging.getLogger(__name__)
 

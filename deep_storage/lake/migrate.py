@@ -38,10 +38,12 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 
-from deep_storage import config, lake, object_store, retention, writer_lock
-from deep_storage.config import StoreConfig
-from deep_storage.errors import LakeStateError
-from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS
+from deep_storage import lake
+from deep_storage.core import config
+from deep_storage.core.config import StoreConfig
+from deep_storage.core.errors import LakeStateError
+from deep_storage.io import object_store
+from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, retention, writer_lock
 
 log = logging.getLogger(__name__)
 

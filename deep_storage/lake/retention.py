@@ -25,10 +25,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 from urllib.parse import unquote
 
-from deep_storage import config, defaults, lake, metrics, object_store, writer_lock
-from deep_storage.config import StoreConfig
-from deep_storage.errors import InputError
-from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS
+from deep_storage import lake
+from deep_storage.core import config, defaults
+from deep_storage.core.config import StoreConfig
+from deep_storage.core.errors import InputError
+from deep_storage.io import metrics, object_store
+from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, writer_lock
 
 log = logging.getLogger(__name__)
 

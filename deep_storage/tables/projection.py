@@ -18,8 +18,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
-from deep_storage.event_types import PROGRESS_STATUS, SUBMITTED, TERMINAL_STATUS, TRIGGERED
-from deep_storage.schemas import SILVER_EXECUTIONS_SCHEMA
+from deep_storage.core.event_types import PROGRESS_STATUS, SUBMITTED, TERMINAL_STATUS, TRIGGERED
+from deep_storage.core.schemas import SILVER_EXECUTIONS_SCHEMA
 
 __all__ = [
     "EVENT_COLUMNS",

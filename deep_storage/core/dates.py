@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from deep_storage.errors import InputError
+from deep_storage.core.errors import InputError
 
 UTC = dt.UTC
 MAX_RANGE_DAYS = 3660

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from deep_storage import defaults
-from deep_storage.errors import InputError
+from deep_storage.core import defaults
+from deep_storage.core.errors import InputError
 
 _SECRETS: set[str] = set()
 

@@ -28,22 +28,14 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from deep_storage import (
-    config,
-    defaults,
-    lake,
-    metrics,
-    object_store,
-    projection,
-    schemas,
-    session,
-    silver_task,
-    writer_lock,
-)
-from deep_storage.config import StoreConfig
-from deep_storage.dates import DayRange, from_unix_micros, window
-from deep_storage.errors import LakeStateError
-from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS
+from deep_storage import lake
+from deep_storage.core import config, defaults, schemas
+from deep_storage.core.config import StoreConfig
+from deep_storage.core.dates import DayRange, from_unix_micros, window
+from deep_storage.core.errors import LakeStateError
+from deep_storage.io import metrics, object_store, spark_session
+from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, writer_lock
+from deep_storage.tables import projection, silver_task
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -325,7 +317,7 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             result.skipped = True
             return result
         with phases("start spark"):
-            spark = session.for_lake("silver", lake_uri, spark, store_config)
+            spark = spark_session.for_lake("silver", lake_uri, spark, store_config)
         with phases("read, project and write"):
             proj = project_and_write(spark, fs, p, run_id)
         writer = lake.Writer(fs, SILVER_EXECUTIONS, lease, run_id)

@@ -1,6 +1,6 @@
 """The PostgreSQL side: connecting with clear errors, and deciding whether a day is sealed.
 
-Reading the rows themselves is bronze's engines' job (arrow_read.py, or Spark JDBC); this module
+Reading the rows themselves is bronze's engines' job (tables/bronze_arrow.py, or Spark JDBC); this module
 holds the small metadata queries, with every value bound as a typed parameter.
 """
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from deep_storage.config import SourceConfig, redact
-from deep_storage.dates import window
-from deep_storage.errors import SourceError
-from deep_storage.schemas import BRONZE_EVENTS_SCHEMA, SOURCE_COLUMNS
+from deep_storage.core.config import SourceConfig, redact
+from deep_storage.core.dates import window
+from deep_storage.core.errors import SourceError
+from deep_storage.core.schemas import BRONZE_EVENTS_SCHEMA, SOURCE_COLUMNS
 
 REQUIRED_COLUMNS = SOURCE_COLUMNS
 

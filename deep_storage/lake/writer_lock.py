@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from deep_storage.config import StoreConfig, lake_bucket
-from deep_storage.errors import LakeBusyError, LakeStateError
+from deep_storage.core.config import StoreConfig, lake_bucket
+from deep_storage.core.errors import LakeBusyError, LakeStateError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _now() -> dt.datetime:
 
 def settings_from_env(env=None) -> tuple[float, float]:
     """(wait, ttl) in seconds from DEEP_STORAGE_LOCK_WAIT / DEEP_STORAGE_LOCK_TTL."""
-    from deep_storage.errors import InputError
+    from deep_storage.core.errors import InputError
 
     env = os.environ if env is None else env
     out = []
@@ -247,7 +247,7 @@ def _busy(holder: Holder, waited: float) -> LakeBusyError:
 def _acquire_s3(lake, store, me: Holder, wait: float, ttl: float) -> _S3Lease:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from deep_storage.object_store import s3_client
+    from deep_storage.io.object_store import s3_client
 
     client = s3_client(store)
     bucket = lake_bucket(lake)
@@ -340,7 +340,7 @@ def hold(
         token=0,
     )
     if lake.startswith("s3a://"):
-        from deep_storage.object_store import check_conditional_writes
+        from deep_storage.io.object_store import check_conditional_writes
 
         store = store or StoreConfig.from_env()
         check_conditional_writes(store, lake)

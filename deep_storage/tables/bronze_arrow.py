@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from deep_storage import schemas
-from deep_storage.config import SourceConfig, redact
-from deep_storage.dates import window
-from deep_storage.errors import SourceError, StoreError
+from deep_storage.core import schemas
+from deep_storage.core.config import SourceConfig, redact
+from deep_storage.core.dates import window
+from deep_storage.core.errors import SourceError, StoreError
 
 if TYPE_CHECKING:
     import pyarrow as pa

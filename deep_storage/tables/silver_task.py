@@ -5,7 +5,7 @@ hash to it (an execution never spans clients, so every execution is whole in one
   keep     the executions overlapping the run's days: the ones re-projected;
   merge    for each committed partition of another day that may hold a re-projected execution's
            previous row, or receives a new row: its rows without the re-projected executions;
-  write    one Parquet file per (client_id, date) under a new name (arrow_write.py);
+  write    one Parquet file per (client_id, date) under a new name (parquet_files.py);
   report   one row per file: its partition, rows, statuses and newest event time; and one row
            without a file for each partition of another day that ends up empty.
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from deep_storage.config import StoreConfig
+    from deep_storage.core.config import StoreConfig
 
 PARTITION_COLUMNS = ("client_id", "date")
 NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
@@ -51,7 +51,7 @@ def run(batches: Iterator[pa.RecordBatch], plan: TaskPlan, schema: pa.Schema, co
     """The task: `batches` of bronze events (`schema`) in, `report_schema()` batches out."""
     import pyarrow as pa
 
-    from deep_storage import projection
+    from deep_storage.tables import projection
 
     events = pa.Table.from_batches(list(batches), schema=schema)
     if events.num_rows == 0:
@@ -139,7 +139,7 @@ def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str):
     import numpy as np
     import pyarrow as pa
 
-    from deep_storage import arrow_write
+    from deep_storage.io import parquet_files
 
     keys = (*PARTITION_COLUMNS, "triggered_at", "execution_id")
     order = [(c, "ascending", "at_start") for c in keys]
@@ -148,7 +148,7 @@ def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str):
     clients = rows["client_id"].to_numpy()
     days = rows["date"].cast(pa.int32()).to_numpy()
     cuts = np.flatnonzero((clients[1:] != clients[:-1]) | (days[1:] != days[:-1])) + 1
-    task = arrow_write.task_name()
+    task = parquet_files.task_name()
     report = []
     for index, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, rows.num_rows], strict=True)):
         if hi <= lo:
@@ -156,8 +156,8 @@ def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str):
         part = rows.slice(lo, hi - lo)
         client, day = part["client_id"][0].as_py(), part["date"][0].as_py()
         relpath = f"client_id={client}/date={day.isoformat()}/"
-        relpath += arrow_write.new_name(task, index, plan.tag)
-        arrow_write.write_file(afs, root, f"{plan.table}/{relpath}", part, target)
+        relpath += parquet_files.new_name(task, index, plan.tag)
+        parquet_files.write_file(afs, root, f"{plan.table}/{relpath}", part, target)
         report.append((relpath, client, day, part.num_rows, *_facts(part)))
     report += [(None, client, day, 0, "{}", None) for client, day in emptied]
     if report:

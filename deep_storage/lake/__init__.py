@@ -38,14 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from deep_storage.config import StoreConfig, lake_bucket, redact
-from deep_storage.errors import DeepStorageError, LakeStateError, StoreError
+from deep_storage.core.config import StoreConfig, lake_bucket, redact
+from deep_storage.core.errors import DeepStorageError, LakeStateError, StoreError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-    from deep_storage.writer_lock import Lease
+    from deep_storage.lake.writer_lock import Lease
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class LakeFS:
         self._store = store
         self._arrow = None
         if self.bucket is not None:
-            from deep_storage.object_store import s3_client
+            from deep_storage.io.object_store import s3_client
 
             self._store = store or StoreConfig.from_env()
             self._client = s3_client(self._store)
@@ -137,7 +137,7 @@ class LakeFS:
             if self._client is None:
                 self._arrow = (pafs.LocalFileSystem(), str(self._root))
             else:
-                from deep_storage.object_store import arrow_s3
+                from deep_storage.io.object_store import arrow_s3
 
                 root = f"{self.bucket}/{self._prefix}" if self._prefix else self.bucket
                 self._arrow = (arrow_s3(self._store), root)
@@ -921,7 +921,7 @@ class Writer:
         else:  # a first commit without files (an empty day): the contract's columns
             from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM
 
-            from deep_storage import schemas
+            from deep_storage.core import schemas
 
             source = to_arrow_schema(
                 schemas.BRONZE_EVENTS_SCHEMA

@@ -2,7 +2,7 @@
 
 One read of the day's half-open window, written under new file names, committed as one Delta
 transaction (lake.py). Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
-  arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (arrow_read.py): no JVM,
+  arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (bronze_arrow.py): no JVM,
                    bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
   jdbc             Spark JDBC: extract -> conform (pure) -> load, for a Spark cluster.
 Both give the same rows, types and Parquet encoding (tests/test_bronze.py runs both). The seal
@@ -20,23 +20,14 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from deep_storage import (
-    arrow_read,
-    config,
-    defaults,
-    lake,
-    metrics,
-    object_store,
-    retention,
-    schemas,
-    session,
-    source_db,
-    writer_lock,
-)
-from deep_storage.config import SourceConfig, StoreConfig
-from deep_storage.dates import DayRange, from_unix_micros, window
-from deep_storage.errors import InputError
-from deep_storage.lake import BRONZE_EVENTS
+from deep_storage import lake
+from deep_storage.core import config, defaults, schemas
+from deep_storage.core.config import SourceConfig, StoreConfig
+from deep_storage.core.dates import DayRange, from_unix_micros, window
+from deep_storage.core.errors import InputError
+from deep_storage.io import metrics, object_store, source_db, spark_session
+from deep_storage.lake import BRONZE_EVENTS, retention, writer_lock
+from deep_storage.tables import bronze_arrow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -106,14 +97,14 @@ def extract_jdbc(
     """The source rows of the UTC window [day, day+1) through Spark JDBC.
 
     Spark's JDBC source cannot bind parameters; the bounds reach PostgreSQL as typed timestamp
-    filters that Spark renders itself, in a JVM and session pinned to UTC (session.py), never as
-    text built from user input.
+    filters that Spark renders itself, in a JVM and session pinned to UTC (spark_session.py),
+    never as text built from user input.
     """
     start, end = window(day)
     fmt = "%Y-%m-%d %H:%M:%S"
     frame = (
         spark.read.format("jdbc")
-        .options(**session.jdbc_options(src))
+        .options(**spark_session.jdbc_options(src))
         .option("dbtable", f'"{src.table}"')
         .option("partitionColumn", "occurred_at")
         .option("lowerBound", start.strftime(fmt))
@@ -171,11 +162,11 @@ def load_arrow(
     phases: metrics.Phases,
     extra: list[source_db.SourceColumn] | None = None,
 ) -> lake.Manifest:
-    """Arrow engine (arrow_read.py): binary COPY streamed into new Parquet files, their rows
+    """Arrow engine (bronze_arrow.py): binary COPY streamed into new Parquet files, their rows
     counted from the footers against the rows read, then the same commit."""
     names = tuple(c.name for c in extra or [])
     with phases("read and write"):
-        landed = arrow_read.write_day(writer.fs, BRONZE_EVENTS, src, day, parts, names)
+        landed = bronze_arrow.write_day(writer.fs, BRONZE_EVENTS, src, day, parts, names)
     with phases("count landed rows"):
         written = writer.landed(day, landed.files)
         written.expect(landed.rows)
@@ -331,7 +322,7 @@ def _ingest(
             phases = metrics.Phases("bronze")
             if read_path == "jdbc":
                 with phases("start spark"):
-                    spark = session.for_lake("bronze", lake_uri, spark, store_config)
+                    spark = spark_session.for_lake("bronze", lake_uri, spark, store_config)
             with phases("plan"):
                 if days is None or catch_up:
                     plan = plan_days(fs, conn, src, days, max_days)
