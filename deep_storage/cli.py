@@ -1,6 +1,6 @@
 """`deep-storage`: every step, the same way on a laptop, in CI and inside the image.
 
-Errors become one line on stderr and an exit code (errors.py); `--debug` shows the traceback.
+Errors become one line on stderr and an exit code (core/errors.py); `--debug` shows the traceback.
 """
 
 from __future__ import annotations

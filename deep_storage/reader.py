@@ -6,7 +6,7 @@
     same = deep_storage.read("silver", "2025-06-01", "2025-06-07", version=n)  # after any commit
     then = deep_storage.read("bronze", "2025-06-02", as_of="2025-06-03T01:00:00Z", engine="arrow")
 
-Both tables are Delta Lake tables (lake.py), so any Delta reader (delta-rs, delta-spark, DuckDB
+Both tables are Delta Lake tables (lake/), so any Delta reader (delta-rs, delta-spark, DuckDB
 over delta-rs's Arrow dataset, Trino) reads exactly the committed rows of a version: the
 transaction log lists its files, and a killed run's or a superseded version's files are in no
 version. This module adds what a notebook wants on top of that:
@@ -108,30 +108,10 @@ def select(
     if table not in TABLES:
         raise InputError(f"table {table!r} is unknown: expected one of {', '.join(TABLES)}")
     spec = TABLES[table]
-    first = start if isinstance(start, dt.date) else parse_day(start, name="start")
-    last = first if end is None else end if isinstance(end, dt.date) else parse_day(end, name="end")
-    span = DayRange(first, last)
-    wanted = None if clients is None else tuple(sorted({int(c) for c in clients}))
-    if wanted is not None and spec.partitions[0][0] != "client_id":
-        raise InputError(f"{table} is not partitioned by client: pass `where` instead of clients")
-    when, given = _instant(as_of), version
-    if version is not None and when is not None:
-        raise InputError(
-            f"version {version} and as_of {as_of!r} were both given: expected one of them "
-            "(as_of picks the version that was current then)"
-        )
-    if version is not None:
-        try:
-            version = operator.index(version) if not isinstance(version, bool) else None
-        except TypeError:
-            version = None
-        if version is None:
-            raise InputError(f"version {given!r} is not a table version: expected an integer >= 0")
-    if version is not None and version < 0:
-        raise InputError(
-            f"version {version} is not a table version: expected an integer >= 0 (0 is the "
-            "table's first commit)"
-        )
+    span = _span(start, end)
+    wanted = _wanted_clients(table, spec, clients)
+    when = _instant(as_of)
+    version = _checked_version(version, when, as_of)
     uri = resolve_lake(lake)
     fs = lakes.LakeFS(uri, store)  # an s3a lake takes the AWS_* settings when store is None
     at = _open(fs, spec.path, version, when, as_of)
@@ -160,6 +140,42 @@ def select(
         ),
         fs,
     )
+
+
+def _span(start: str | dt.date, end: str | dt.date | None) -> DayRange:
+    first = start if isinstance(start, dt.date) else parse_day(start, name="start")
+    last = first if end is None else end if isinstance(end, dt.date) else parse_day(end, name="end")
+    return DayRange(first, last)
+
+
+def _wanted_clients(table: str, spec: Table, clients: list[int] | None) -> tuple[int, ...] | None:
+    wanted = None if clients is None else tuple(sorted({int(c) for c in clients}))
+    if wanted is not None and spec.partitions[0][0] != "client_id":
+        raise InputError(f"{table} is not partitioned by client: pass `where` instead of clients")
+    return wanted
+
+
+def _checked_version(version, when: dt.datetime | None, as_of) -> int | None:
+    """`version` as a table version number, or an InputError naming what was wrong with it."""
+    given = version
+    if version is not None and when is not None:
+        raise InputError(
+            f"version {version} and as_of {as_of!r} were both given: expected one of them "
+            "(as_of picks the version that was current then)"
+        )
+    if version is not None:
+        try:
+            version = operator.index(version) if not isinstance(version, bool) else None
+        except TypeError:
+            version = None
+        if version is None:
+            raise InputError(f"version {given!r} is not a table version: expected an integer >= 0")
+    if version is not None and version < 0:
+        raise InputError(
+            f"version {version} is not a table version: expected an integer >= 0 (0 is the "
+            "table's first commit)"
+        )
+    return version
 
 
 def _instant(as_of: str | dt.datetime | None) -> dt.datetime | None:

@@ -134,7 +134,7 @@ def silver(
 
 @dataclass
 class QualityResult:
-    reports: list  # one validate.ValidationReport per day
+    reports: list  # one verdict.ValidationReport per day
     lake: str
 
     @property
@@ -167,7 +167,7 @@ class QualityResult:
     def raise_if_failed(self) -> None:
         """The gate's verdict, in one place for the CLI and the component: a QualityGateError
         naming the broken fail rules and where the page is (reports are already written)."""
-        from deep_storage.quality.validate import gate_error
+        from deep_storage.quality.verdict import gate_error
 
         error = gate_error(self.lake, self.reports)
         if error:

@@ -308,40 +308,14 @@ def backfill(
     executors,
 ) -> None:
     """Submit one run that covers every UTC day from --from to --to."""
-    import tempfile
-
     from deep_storage_kfp.pipelines import client
 
     days = DayRange.parse(first, last, names=("--from", "--to"))
     kfp = client.connect(host, token, namespace, verify_ssl)
-    compiled = _package(package)
-    if executors:
-        # The driver manages its executor pods with this account's Role (deploy/rbac.yaml); the
-        # scheduled runs' account may not create pods.
-        from deep_storage_kfp.pipelines.platform import BACKFILL_SERVICE_ACCOUNT, SERVICE_ACCOUNT
-
-        if service_account == SERVICE_ACCOUNT:
-            raise InputError(
-                f"--service-account {SERVICE_ACCOUNT} cannot create the executor pods that "
-                f"--executors starts: expected {BACKFILL_SERVICE_ACCOUNT} (deploy/rbac.yaml); "
-                "drop --service-account to use it"
-            )
-        service_account = service_account or BACKFILL_SERVICE_ACCOUNT
-    if executors:
-        if package is not None:
-            raise InputError("--executors compiles its own variant of the pipeline: drop --package")
-        from kfp import compiler
-
-        from deep_storage_kfp.pipelines.deep_storage_pipeline import build
-
-        compiled = Path(tempfile.mkdtemp()) / "deep_storage_executors.yaml"
-        compiler.Compiler().compile(
-            build(executors=executors, s3_secret_name=s3_secret),
-            str(compiled),
-        )
+    service_account = _backfill_account(service_account, executors)
     runs = client.backfill(
         kfp,
-        compiled,
+        _backfill_package(package, executors, s3_secret),
         days.first,
         days.last,
         _params(lake, lookback_days, max_days, db_secret, s3_secret),
@@ -349,6 +323,43 @@ def backfill(
         service_account=service_account,
     )
     _show(runs, as_json, f"{len(runs)} runs created for {days}")
+
+
+def _backfill_account(service_account: str | None, executors: int) -> str | None:
+    """The account the backfill's pods run as: with `executors`, one that may create pods."""
+    if not executors:
+        return service_account
+    # The driver manages its executor pods with this account's Role (deploy/rbac.yaml); the
+    # scheduled runs' account may not create pods.
+    from deep_storage_kfp.pipelines.platform import BACKFILL_SERVICE_ACCOUNT, SERVICE_ACCOUNT
+
+    if service_account == SERVICE_ACCOUNT:
+        raise InputError(
+            f"--service-account {SERVICE_ACCOUNT} cannot create the executor pods that "
+            f"--executors starts: expected {BACKFILL_SERVICE_ACCOUNT} (deploy/rbac.yaml); "
+            "drop --service-account to use it"
+        )
+    return service_account or BACKFILL_SERVICE_ACCOUNT
+
+
+def _backfill_package(package: Path | None, executors: int, s3_secret: str) -> Path:
+    """The compiled pipeline to backfill with; with `executors`, a variant compiled here."""
+    if not executors:
+        return _package(package)
+    if package is not None:
+        raise InputError("--executors compiles its own variant of the pipeline: drop --package")
+    import tempfile
+
+    from kfp import compiler
+
+    from deep_storage_kfp.pipelines.deep_storage_pipeline import build
+
+    compiled = Path(tempfile.mkdtemp()) / "deep_storage_executors.yaml"
+    compiler.Compiler().compile(
+        build(executors=executors, s3_secret_name=s3_secret),
+        str(compiled),
+    )
+    return compiled
 
 
 KFP_COMMANDS = (compile_cmd, run_local, submit, schedule, backfill)

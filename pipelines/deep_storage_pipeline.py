@@ -25,10 +25,10 @@ def build(
     """The pipeline; with `executors`, silver and the gate run Spark with that many executor
     pods on Kubernetes (a backfill's variant: `deep-storage backfill --executors N`), whose
     secrets are the named ones (the executors' env is fixed when this variant compiles)."""
-    named = {"s3_secret": s3_secret_name}
     profile = platform.LOCAL if local else platform.CLUSTER
     scheduled = "" if local else dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
     created = "" if local else dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
+    spark = {"executors": executors, "s3_secret_name": s3_secret_name}
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     def deep_storage(
@@ -49,38 +49,33 @@ def build(
             create_time=created,
             max_days=max_days,
         )
-        platform.apply_platform_profile(
-            bronze.set_display_name("bronze ingest"), "bronze", **secrets
-        )
-        silver = silver_transform(
-            lake_uri=lake_uri,
-            first_day=bronze.outputs["first_day"],
-            last_day=bronze.outputs["last_day"],
-            lookback_days=lookback_days,
-        )
-        platform.apply_platform_profile(
-            silver.set_display_name("silver transform"), "silver", **secrets
-        )
-        if executors:
-            platform.use_executors(silver, "silver", executors, **named)
-        gate = quality_gate(
-            lake_uri=lake_uri,
-            first_day=bronze.outputs["first_day"],
-            last_day=bronze.outputs["last_day"],
-            as_of=scheduled,
-        )
-        gate.after(silver)
-        platform.apply_platform_profile(gate.set_display_name("quality gate"), "quality", **secrets)
-        if executors:
-            platform.use_executors(gate, "quality", executors, **named)
+        _set_up_task(bronze, "bronze ingest", "bronze", secrets)
+        days = {"first_day": bronze.outputs["first_day"], "last_day": bronze.outputs["last_day"]}
+        silver = silver_transform(lake_uri=lake_uri, **days, lookback_days=lookback_days)
+        _set_up_task(silver, "silver transform", "silver", secrets, **spark)
+        gate = quality_gate(lake_uri=lake_uri, **days, as_of=scheduled).after(silver)
+        _set_up_task(gate, "quality gate", "quality", secrets, **spark)
         # As of the last day bronze ingested: a scheduled run's own day, and for a backfill of
         # past days its last one, so the run does not remove what it just ingested. After the
         # gate: a run whose gate failed removes nothing; the next one catches up.
-        kept = retention(lake_uri=lake_uri, as_of=bronze.outputs["last_day"])
-        kept.after(gate)
-        platform.apply_platform_profile(kept.set_display_name("retention"), "retention", **secrets)
+        kept = retention(lake_uri=lake_uri, as_of=bronze.outputs["last_day"]).after(gate)
+        _set_up_task(kept, "retention", "retention", secrets)
 
     return deep_storage
+
+
+def _set_up_task(
+    task: dsl.PipelineTask,
+    title: str,
+    step: str,
+    secrets: dict,
+    executors: int = 0,
+    s3_secret_name: str = "",
+) -> None:
+    """Names the task and gives it the platform profile; with `executors`, Spark's executor pods."""
+    platform.apply_platform_profile(task.set_display_name(title), step, **secrets)
+    if executors:
+        platform.use_executors(task, step, executors, s3_secret=s3_secret_name)
 
 
 deep_storage_pipeline = build(local=False)

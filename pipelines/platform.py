@@ -116,7 +116,8 @@ def apply_platform_profile(
     kubernetes.add_pod_label(task, "app.kubernetes.io/version", IMAGE_TAG)
     kubernetes.set_timeout(task, size.timeout_s)
     # Where the steps push their metrics: PUSHGATEWAY_URL from an optional ConfigMap, so a
-    # cluster without a Pushgateway runs the same spec (metrics.py then pushes nothing).
+    # cluster without a Pushgateway runs the same spec (deep_storage/io/metrics.py then pushes
+    # nothing).
     kubernetes.use_config_map_as_env(
         task, SETTINGS_CONFIG_MAP, {"PUSHGATEWAY_URL": "PUSHGATEWAY_URL"}, optional=True
     )

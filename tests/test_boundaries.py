@@ -13,7 +13,7 @@ from deep_storage import cli as library_cli
 from deep_storage import steps
 from deep_storage.core.errors import InputError
 from deep_storage.quality import validate
-from deep_storage_kfp.pipelines import cli
+from deep_storage_kfp.pipelines import cli, kfp_api, kfp_recurring_runs, kfp_runs
 
 pytestmark = pytest.mark.unit
 
@@ -56,7 +56,8 @@ def test_submit_refuses_a_bad_date_before_contacting_the_cluster():
 
 def test_every_option_an_error_suggests_exists():
     """The client's errors tell people to pass options: each must be one the commands take."""
-    text = (Path(cli.__file__).parent / "client.py").read_text()
+    modules = (kfp_api, kfp_runs, kfp_recurring_runs)  # what pipelines/client.py re-exports
+    text = "".join(Path(module.__file__).read_text() for module in modules)
     suggested = set(re.findall(r"pass (--[a-z-]+)", text)) | set(
         re.findall(r"check (--[a-z-]+)", text)
     )

@@ -11,7 +11,7 @@ import pytest
 
 from deep_storage.quality import report_page
 from deep_storage.quality.gx_runner import RuleResult
-from deep_storage.quality.validate import TableReport, ValidationReport
+from deep_storage.quality.verdict import TableReport, ValidationReport
 
 pytestmark = pytest.mark.unit
 

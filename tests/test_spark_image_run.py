@@ -189,8 +189,8 @@ def container_network(image, service_env):
 
 # What a step writes outside the lake, so what a read-only root needs mounted writable (an
 # emptyDir volume on a cluster): only /tmp. Spark's scratch, Hadoop's S3A buffers, the S3A
-# staging committer's folder (session.py) and snappy's native library (loaded from there: not
-# noexec).
+# staging committer's folder (io/spark_session.py) and snappy's native library (loaded from
+# there: not noexec).
 WRITABLE = {
     "/tmp": "rw,exec,nosuid,size=2g,mode=1777",
 }

@@ -112,12 +112,16 @@ _CONDITIONAL_OK: set[tuple[str | None, str]] = set()
 _CONDITIONAL_LOCK = threading.Lock()
 # An ETag no object has: S3 ETags are quoted hex digests (MD5 or MD5-parts).
 _NO_SUCH_ETAG = '"00000000000000000000000000000000"'
+_CONDITIONAL_FIX = (
+    "the writer lease and the Delta commits need conditional writes; use a store that "
+    "honours them (AWS S3, Ceph RGW, SeaweedFS, MinIO) or remove the proxy that strips them"
+)
 
 
 def check_conditional_writes(store: StoreConfig, lake: str) -> None:
     """Raise StoreError unless the lake's store honours `If-None-Match: *` and `If-Match` on PUT.
 
-    The writer lease (writer_lock.py) and Delta's commits (delta-rs creates `_delta_log/N.json`
+    The writer lease (lake/writer_lock.py) and Delta's commits (delta-rs creates `_delta_log/N.json`
     with `If-None-Match: *`) are exclusive only if the store refuses a conditional write whose
     condition fails. A store, or a proxy in front of it, that drops those headers would let two
     writers both win, silently. So, once per process and (endpoint, bucket), four small requests
@@ -143,37 +147,13 @@ def _probe_conditional_writes(store: StoreConfig, lake: str, bucket: str) -> Non
     prefix = urlsplit(lake).path.strip("/")
     key = "/".join(p for p in (prefix, "_locks", f"probe-{uuid.uuid4().hex}.json") if p)
     uri = f"s3a://{bucket}/{key}"
-    fix = (
-        "the writer lease and the Delta commits need conditional writes; use a store that "
-        "honours them (AWS S3, Ceph RGW, SeaweedFS, MinIO) or remove the proxy that strips them"
-    )
     body = json.dumps(
         {"probe": "conditional writes", "by": f"{socket.gethostname()}:{os.getpid()}"}
     ).encode()
     client = s3_client(store)
 
     def refused(step: str, **condition) -> bool:
-        """PUT the probe with `condition`: True if the store refused it with 412 (or 409, a
-        conflicting conditional write), False if it wrote it."""
-        try:
-            client.put_object(Bucket=bucket, Key=key, Body=body, **condition)
-            return False
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = exc.response.get("Error", {}).get("Code", status)
-            if step != "create" and status in (409, 412):
-                return True
-            if status == 403:
-                raise StoreError(
-                    f"object storage at {where} refused the PUT of {uri} (HTTP 403, {code}): a "
-                    "writing step needs write access to the lake; check AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY"
-                ) from None
-            expected = "success" if step == "create" else "HTTP 412 PreconditionFailed"
-            raise StoreError(
-                f"object storage at {where}: the conditional-write probe's {step} of {uri} "
-                f"answered {code} (HTTP {status}), expected {expected}: {fix}"
-            ) from None
+        return _refused(client, bucket, key, body, where, uri, step, **condition)
 
     created = False
     try:
@@ -182,12 +162,12 @@ def _probe_conditional_writes(store: StoreConfig, lake: str, bucket: str) -> Non
         if not refused("second create", IfNoneMatch="*"):
             raise StoreError(
                 f"object storage at {where}: ignores If-None-Match on PUT (a second conditional "
-                f"create of {uri} succeeded, expected HTTP 412): {fix}"
+                f"create of {uri} succeeded, expected HTTP 412): {_CONDITIONAL_FIX}"
             )
         if not refused("If-Match PUT", IfMatch=_NO_SUCH_ETAG):
             raise StoreError(
                 f"object storage at {where}: ignores If-Match on PUT (a PUT of {uri} with an "
-                f"ETag it does not have succeeded, expected HTTP 412): {fix}"
+                f"ETag it does not have succeeded, expected HTTP 412): {_CONDITIONAL_FIX}"
             )
     except BotoCoreError as exc:
         raise StoreError(
@@ -203,3 +183,31 @@ def _probe_conditional_writes(store: StoreConfig, lake: str, bucket: str) -> Non
                     "conditional-write probe: could not delete %s (%s)", uri, redact(str(exc))
                 )
     log.debug("object storage at %s honours If-None-Match and If-Match on PUT", where)
+
+
+def _refused(
+    client, bucket: str, key: str, body: bytes, where: str, uri: str, step: str, **condition
+) -> bool:
+    """PUT the probe with `condition`: True if the store refused it with 412 (or 409, a
+    conflicting conditional write), False if it wrote it."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=body, **condition)
+        return False
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = exc.response.get("Error", {}).get("Code", status)
+        if step != "create" and status in (409, 412):
+            return True
+        if status == 403:
+            raise StoreError(
+                f"object storage at {where} refused the PUT of {uri} (HTTP 403, {code}): a "
+                "writing step needs write access to the lake; check AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY"
+            ) from None
+        expected = "success" if step == "create" else "HTTP 412 PreconditionFailed"
+        raise StoreError(
+            f"object storage at {where}: the conditional-write probe's {step} of {uri} "
+            f"answered {code} (HTTP {status}), expected {expected}: {_CONDITIONAL_FIX}"
+        ) from None

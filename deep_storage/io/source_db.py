@@ -1,7 +1,7 @@
 """The PostgreSQL side: connecting with clear errors, and deciding whether a day is sealed.
 
-Reading the rows themselves is bronze's engines' job (tables/bronze_arrow.py, or Spark JDBC); this module
-holds the small metadata queries, with every value bound as a typed parameter.
+Reading the rows themselves is bronze's engines' job (tables/bronze_arrow.py, or Spark JDBC);
+this module holds the small metadata queries, with every value bound as a typed parameter.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ def s3a_options(store: StoreConfig, executors_elsewhere: bool = False) -> dict[s
         # S3A committers, bound through spark-hadoop-cloud (the Hadoop "committers" docs):
         # the directory staging committer uploads task output at job commit, so nothing half-written
         # is ever visible under the destination. "append": every write adds files under new names
-        # and lake.py's manifests decide which files a day is made of; nothing is cleared here.
+        # and the Delta log (lake/writer.py) decides which files a day is made of; nothing is
+        # cleared here.
         "mapreduce.outputcommitter.factory.scheme.s3a": (
             "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
         ),
@@ -107,77 +108,7 @@ def build(
     master = active.sparkContext.master if active is not None else settings.master
     elsewhere = not master.startswith("local")
     if active is None:
-        wait_for_background_imports()
-        if settings.master.startswith("local"):
-            # The host name resolves to a non-loopback address on these machines and in pods.
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        # Python workers (the Arrow read path) must run this interpreter, with this venv's
-        # packages, not whatever `python3` comes first on PATH.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        jars = _find_jars(settings)
-        builder = (
-            SparkSession.builder.appName(f"deep-storage-{app}")
-            .master(settings.master)
-            .config("spark.driver.memory", settings.driver_memory)
-            .config("spark.driver.extraJavaOptions", _JAVA_OPTS)
-            .config("spark.executor.extraJavaOptions", _JAVA_OPTS)
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-            .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
-            .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
-            .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-            # Reads name their files (from manifests): checking a few hundred in the driver
-            # takes ~1 s, a parallel-listing job for them took 2-6 s (a silver day: 200 files).
-            .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1024")
-            .config("spark.sql.sources.partitionOverwriteMode", "static")
-            .config(
-                "spark.sql.sources.commitProtocolClass",
-                "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol",
-            )
-            .config(
-                "spark.sql.parquet.output.committer.class",
-                "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
-            )
-            # The lake's tables are Delta tables. Without the catalog delta-spark 3 refuses even
-            # df.write.format("delta") (DELTA_CONFIGURE_SPARK_SESSION_WITH_EXTENSION_AND_CATALOG);
-            # without the extension Delta's SQL (DESCRIBE HISTORY, VACUUM) does not parse and a
-            # table created USING DELTA "does not support reads".
-            .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-            .config(
-                "spark.sql.catalog.spark_catalog",
-                "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-            )
-            .config("spark.sql.ansi.enabled", "true")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-        )
-        if settings.master.startswith("local"):
-            builder = builder.config("spark.driver.host", "127.0.0.1").config(
-                "spark.driver.bindAddress", "127.0.0.1"
-            )
-        elif settings.driver_host:
-            # Client mode on a cluster manager: executors in other pods call the driver back.
-            builder = builder.config("spark.driver.host", settings.driver_host).config(
-                "spark.driver.bindAddress", "0.0.0.0"
-            )
-        if settings.driver_pod:
-            builder = builder.config("spark.kubernetes.driver.pod.name", settings.driver_pod)
-        for key, value in settings.extra_conf:
-            builder = builder.config(key, value)
-        if jars:
-            builder = builder.config("spark.jars", ",".join(jars))
-        if settings.local_dir:
-            builder = builder.config("spark.local.dir", settings.local_dir)
-        if store is not None:
-            for key, value in s3a_options(store, elsewhere).items():
-                # PySpark starts the JVM with every builder setting as `--conf k=v` in its
-                # argv, where `ps` in the pod shows it: the credentials go in after, below.
-                if key not in CREDENTIALS:
-                    builder = builder.config(f"spark.hadoop.{key}", value)
-        active = builder.getOrCreate()
-        active.sparkContext.setLogLevel("WARN")
+        active = _start(app, store, settings, elsewhere)
     if store is not None:
         # Through py4j into the driver's Hadoop configuration, which Spark ships to the
         # executors with each file scan: never on a command line.
@@ -185,6 +116,102 @@ def build(
         for key, value in s3a_options(store, elsewhere).items():
             conf.set(key, value)
     return active
+
+
+def _start(
+    app: str, store: StoreConfig | None, settings: SparkSettings, elsewhere: bool
+) -> SparkSession:
+    """Start the JVM and the session: the process environment first, then every setting."""
+    wait_for_background_imports()
+    _prepare_environment(settings)
+    jars = _find_jars(settings)
+    builder = _builder(app, settings)
+    builder = _with_deployment(builder, settings, jars)
+    if store is not None:
+        for key, value in s3a_options(store, elsewhere).items():
+            # PySpark starts the JVM with every builder setting as `--conf k=v` in its
+            # argv, where `ps` in the pod shows it: the credentials go in after, in `build`.
+            if key not in CREDENTIALS:
+                builder = builder.config(f"spark.hadoop.{key}", value)
+    active = builder.getOrCreate()
+    active.sparkContext.setLogLevel("WARN")
+    return active
+
+
+def _prepare_environment(settings: SparkSettings) -> None:
+    if settings.master.startswith("local"):
+        # The host name resolves to a non-loopback address on these machines and in pods.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (the Arrow read path) must run this interpreter, with this venv's
+    # packages, not whatever `python3` comes first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def _builder(app: str, settings: SparkSettings):
+    """The session builder with the settings every session takes, wherever it runs."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.appName(f"deep-storage-{app}")
+        .master(settings.master)
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.driver.extraJavaOptions", _JAVA_OPTS)
+        .config("spark.executor.extraJavaOptions", _JAVA_OPTS)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+        .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        # Reads name their files (from manifests): checking a few hundred in the driver
+        # takes ~1 s, a parallel-listing job for them took 2-6 s (a silver day: 200 files).
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1024")
+        .config("spark.sql.sources.partitionOverwriteMode", "static")
+        .config(
+            "spark.sql.sources.commitProtocolClass",
+            "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol",
+        )
+        .config(
+            "spark.sql.parquet.output.committer.class",
+            "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter",
+        )
+        # The lake's tables are Delta tables. Without the catalog delta-spark 3 refuses even
+        # df.write.format("delta") (DELTA_CONFIGURE_SPARK_SESSION_WITH_EXTENSION_AND_CATALOG);
+        # without the extension Delta's SQL (DESCRIBE HISTORY, VACUUM) does not parse and a
+        # table created USING DELTA "does not support reads".
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog",
+            "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        )
+        .config("spark.sql.ansi.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+    )
+
+
+def _with_deployment(builder, settings: SparkSettings, jars: list[str]):
+    """The builder with the settings of where the driver runs: its address, pod, the
+    deployment's extra settings, JARs and scratch folder."""
+    if settings.master.startswith("local"):
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    elif settings.driver_host:
+        # Client mode on a cluster manager: executors in other pods call the driver back.
+        builder = builder.config("spark.driver.host", settings.driver_host).config(
+            "spark.driver.bindAddress", "0.0.0.0"
+        )
+    if settings.driver_pod:
+        builder = builder.config("spark.kubernetes.driver.pod.name", settings.driver_pod)
+    for key, value in settings.extra_conf:
+        builder = builder.config(key, value)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    if settings.local_dir:
+        builder = builder.config("spark.local.dir", settings.local_dir)
+    return builder
 
 
 CREDENTIALS = ("fs.s3a.access.key", "fs.s3a.secret.key")

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
@@ -263,6 +264,25 @@ def validate(
         parts.append(run(context, *args, **kwargs))
         timings[part] = round(time.monotonic() - started, 3)
 
+    _check_contract(timed, suite_name, frame, schema, extras, file_types, expected_types, engine)
+    _check_rules(timed, suite_name, flags, row_rules, table_rules, fact_rules, facts, engine)
+    result = _combined(suite_name, parts)
+    descriptions = {r.name: r.description for r in (*row_rules, *table_rules, *fact_rules)}
+    return result, fold(result, descriptions)
+
+
+def _check_contract(
+    timed: Callable[..., None],
+    suite_name: str,
+    frame,
+    schema: StructType,
+    extras: list[str],
+    file_types,
+    expected_types: dict[str, str] | None,
+    engine: str,
+) -> None:
+    """The contract's parts of the suite: the columns on `frame`, the types on the files'
+    footers."""
     timed(
         "contract",
         _run,
@@ -280,6 +300,19 @@ def validate(
             _type_expectations(expected_types or {}),
             engine="pandas",
         )
+
+
+def _check_rules(
+    timed: Callable[..., None],
+    suite_name: str,
+    flags,
+    row_rules: tuple[RowRule, ...],
+    table_rules: list[TableRule],
+    fact_rules: list[FactRule],
+    facts: dict[str, Any] | None,
+    engine: str,
+) -> None:
+    """The rules' parts of the suite: row and table rules on `flags`, fact rules on `facts`."""
     if flags is not None:  # None: the rows cannot be read with the contract's types
         timed(
             "row rules", _run, suite_name, flags, _rule_expectations(row_rules, []), engine=engine
@@ -295,9 +328,6 @@ def validate(
             )
     if fact_rules:
         timed("facts", _facts_part, suite_name, fact_rules, facts or {})
-    result = _combined(suite_name, parts)
-    descriptions = {r.name: r.description for r in (*row_rules, *table_rules, *fact_rules)}
-    return result, fold(result, descriptions)
 
 
 def _facts_part(context, suite_name: str, fact_rules, facts: dict[str, Any]):
@@ -351,36 +381,9 @@ def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
     for r in result.results:
         m = r.expectation_config.meta or {}
         name, level = m.get("rule", r.expectation_config.type), m.get("level", FAIL)
-        found = r.result or {}
-        observed = found.get("observed_value", found.get("unexpected_count"))
-        percent = found.get("unexpected_percent")
-        samples = _samples(found)
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            observed = f"error: {r.exception_info.get('exception_message')}"
         prior = folded.get(name)
         success = bool(r.success) and (prior.success if prior else True)
-        if prior and not prior.success:
-            observed, percent, samples = prior.observed, prior.percent, prior.samples
-        elif not r.success and name == "contract_types":
-            column = r.expectation_config.kwargs.get("column")
-            wrong = sorted({str(v) for v in found.get("partial_unexpected_list") or []})
-            count = found.get("unexpected_count")
-            observed = (
-                f"{column} is {', '.join(wrong) or observed} in {count} file(s): expected "
-                f"{(r.expectation_config.kwargs.get('value_set') or ['?'])[0]}"
-            )
-            samples = ()
-        elif not r.success and r.expectation_config.type in _TABLE_RULE_TYPES:
-            # What the rule compared: the day's rows against the bound it was held to.
-            kwargs = r.expectation_config.kwargs
-            bound = kwargs.get("value", [kwargs.get("min_value"), kwargs.get("max_value")])
-            samples = ({"lake_rows": observed, "expected_rows": bound},)
-        elif not r.success and r.expectation_config.type in _FACT_TYPES:
-            # A fact rule: say the fact itself, not GX's count of one offending row.
-            value = (found.get("unexpected_list") or [None])[0]
-            missing = value is None or str(value) == "NaT"
-            observed = "no rows (no newest event)" if missing else f"newest event {value}"
-            samples = ()
+        observed, percent, samples = _shown(r, name, prior)
         folded[name] = RuleResult(
             name,
             level,
@@ -390,6 +393,46 @@ def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
             percent,
             samples,
         )
+    _describe_contract(folded)
+    return list(folded.values())
+
+
+def _shown(r, name: str, prior: RuleResult | None) -> tuple[Any, float | None, tuple[dict, ...]]:
+    """What a rule shows for one of its GX results (observed value, percent, samples): the
+    rule's first failure, once it has one."""
+    found = r.result or {}
+    observed = found.get("observed_value", found.get("unexpected_count"))
+    percent = found.get("unexpected_percent")
+    samples = _samples(found)
+    if r.exception_info and r.exception_info.get("raised_exception"):
+        observed = f"error: {r.exception_info.get('exception_message')}"
+    if prior and not prior.success:
+        observed, percent, samples = prior.observed, prior.percent, prior.samples
+    elif not r.success and name == "contract_types":
+        column = r.expectation_config.kwargs.get("column")
+        wrong = sorted({str(v) for v in found.get("partial_unexpected_list") or []})
+        count = found.get("unexpected_count")
+        observed = (
+            f"{column} is {', '.join(wrong) or observed} in {count} file(s): expected "
+            f"{(r.expectation_config.kwargs.get('value_set') or ['?'])[0]}"
+        )
+        samples = ()
+    elif not r.success and r.expectation_config.type in _TABLE_RULE_TYPES:
+        # What the rule compared: the day's rows against the bound it was held to.
+        kwargs = r.expectation_config.kwargs
+        bound = kwargs.get("value", [kwargs.get("min_value"), kwargs.get("max_value")])
+        samples = ({"lake_rows": observed, "expected_rows": bound},)
+    elif not r.success and r.expectation_config.type in _FACT_TYPES:
+        # A fact rule: say the fact itself, not GX's count of one offending row.
+        value = (found.get("unexpected_list") or [None])[0]
+        missing = value is None or str(value) == "NaT"
+        observed = "no rows (no newest event)" if missing else f"newest event {value}"
+        samples = ()
+    return observed, percent, samples
+
+
+def _describe_contract(folded: dict[str, RuleResult]) -> None:
+    """The contract's rules described as rules, not by the last of their GX expectations."""
     if "contract_types" in folded:
         folded["contract_types"] = RuleResult(
             "contract_types",
@@ -403,7 +446,6 @@ def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
         folded["contract_columns"] = RuleResult(
             c.name, c.level, c.success, "exactly the contract's columns", c.observed
         )
-    return list(folded.values())
 
 
 def _samples(found: dict) -> tuple[dict, ...]:

@@ -16,8 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from deep_storage.quality.verdict import LAG_SLA
+
 if TYPE_CHECKING:
-    from deep_storage.quality.validate import TableReport, ValidationReport
+    from deep_storage.quality.verdict import TableReport, ValidationReport
 
 COLOURS = {"passed": "#1b7f3b", "warned": "#9a5b00", "failed": "#b00020"}
 STATUS_COLOURS = {
@@ -372,8 +374,6 @@ def _stacked_bars(
 
 
 def _lag(report: ValidationReport) -> str:
-    from deep_storage.quality.validate import LAG_SLA
-
     if not report.lag_s:
         return '<p class="muted">Not measured: no source database configured for the gate.</p>'
     rows = []

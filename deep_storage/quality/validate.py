@@ -28,7 +28,8 @@ from deep_storage import lake
 from deep_storage.core import config, defaults, schemas
 from deep_storage.core.config import SourceConfig, StoreConfig
 from deep_storage.core.dates import window
-from deep_storage.core.errors import InputError, LakeStateError, QualityGateError
+from deep_storage.core.errors import InputError, LakeStateError
+from deep_storage.core.version import __version__
 from deep_storage.io import metrics, object_store, source_db, spark_session
 from deep_storage.lake import (
     BRONZE_EVENTS,
@@ -47,6 +48,13 @@ from deep_storage.quality import (
     rules,
 )
 from deep_storage.quality.gx_runner import RuleResult
+from deep_storage.quality.verdict import (
+    LAG_SLA,
+    TableReport,
+    ValidationReport,
+    gate_error,
+    report_uri,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -58,139 +66,6 @@ SILVER_TABLE = "silver_stop_executions"
 BRONZE_SLA = dt.timedelta(hours=2)
 SILVER_SLA = dt.timedelta(hours=24)
 HISTORY_DAYS = defaults.HISTORY_DAYS
-# How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
-# silver within 1 h of being written (docs/source.md).
-LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
-
-
-def _outcome(failed: bool, warned: bool) -> str:
-    return "failed" if failed else "warned" if warned else "passed"
-
-
-@dataclass
-class TableReport:
-    table: str
-    date: str
-    rows: int
-    results: list[RuleResult]
-    quarantined: int
-    notes: list[str] = field(default_factory=list)
-    data_docs: str = ""  # GX's own Data Docs page
-    gx_result: object = field(default=None, repr=False)
-    results_json: str = ""
-    links: dict[str, str] = field(default_factory=dict)  # what the page links to: label -> URI
-
-    @property
-    def failed(self) -> list[RuleResult]:
-        return [r for r in self.results if r.outcome == "failed"]
-
-    @property
-    def warned(self) -> list[RuleResult]:
-        return [r for r in self.results if r.outcome == "warned"]
-
-    @property
-    def passed(self) -> list[RuleResult]:
-        return [r for r in self.results if r.success]
-
-    @property
-    def outcome(self) -> str:
-        """The table's verdict by the gate's levels: failed, warned or passed."""
-        return _outcome(bool(self.failed), bool(self.warned))
-
-    def markdown(self) -> str:
-        lines = [
-            f"### {self.table} {self.date}",
-            "",
-            f"{self.rows} rows checked; rules: {len(self.passed)} passed, "
-            f"{len(self.failed)} failed, {len(self.warned)} warned; "
-            f"{self.quarantined} rows quarantined.",
-            "",
-            "| rule | level | result | observed |",
-            "| --- | --- | --- | --- |",
-        ]
-        order = {"failed": 0, "warned": 1, "passed": 2}
-        for r in sorted(self.results, key=lambda r: (order[r.outcome], r.name)):
-            observed = "" if r.success else str(r.observed)[:120].replace("|", "\\|")
-            lines.append(f"| {r.name} | {r.level} | **{r.outcome}** | {observed} |")
-        lines += [f"- {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
-
-
-@dataclass
-class ValidationReport:
-    date: str
-    lake: str
-    run_id: str
-    tables: list[TableReport] = field(default_factory=list)
-    lag_s: dict[str, float] = field(default_factory=dict)  # table -> seconds behind the source
-    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
-    # "bronze"/"silver" -> ISO day -> {"rows": n, "statuses": {status: n}}, the last 14 days
-    # from the manifests alone (the page's charts)
-    history: dict[str, dict[str, dict]] = field(default_factory=dict)
-    endpoint: str | None = None  # the object store's, for the page's links
-
-    def freshness(self) -> str:
-        """The lake's lag behind the source at the gate's time, as numbers, against the SLAs."""
-        if not self.lag_s:
-            return "Freshness: not measured (no source database configured)."
-        parts = []
-        for table, lag in self.lag_s.items():
-            sla = LAG_SLA[table]
-            state = "within" if lag <= sla.total_seconds() else "PAST"
-            parts.append(f"{table} {lag:.0f} s behind the source ({state} its SLA of {sla})")
-        return "Freshness: " + "; ".join(parts) + "."
-
-    @property
-    def failed(self) -> list[str]:
-        return [f"{t.table}.{r.name}" for t in self.tables for r in t.failed]
-
-    @property
-    def warned(self) -> list[str]:
-        return [f"{t.table}.{r.name}" for t in self.tables for r in t.warned]
-
-    def verdict(self) -> dict:
-        """The gate's verdict by its own levels, per table and overall (what `status` shows)."""
-
-        return {
-            "date": self.date,
-            "run_id": self.run_id,
-            "checked_at": dt.datetime.now(dt.UTC).isoformat(),
-            "verdict": _outcome(bool(self.failed), bool(self.warned)),
-            "tables": {t.table: t.outcome for t in self.tables},
-            "failed": self.failed,
-            "warned": self.warned,
-        }
-
-    def metrics(self) -> dict[str, float]:
-        return {
-            "rows_checked": sum(t.rows for t in self.tables),
-            "rules_passed": sum(len(t.passed) for t in self.tables),
-            "rules_failed": sum(len(t.failed) for t in self.tables),
-            "rules_warned": sum(len(t.warned) for t in self.tables),
-            "rows_quarantined": sum(t.quarantined for t in self.tables),
-            **{f"{t}_freshness_lag_seconds": round(v, 3) for t, v in self.lag_s.items()},
-        }
-
-    def markdown(self) -> str:
-        m = self.metrics()
-        verdict = "FAILED" if self.failed else "passed"
-        head = (
-            f"## Data quality {self.date}: {verdict}\n\n"
-            f"{m['rows_checked']} rows checked; {m['rules_passed']} rules passed, "
-            f"{m['rules_failed']} failed, {m['rules_warned']} warned; "
-            f"{m['rows_quarantined']} rows quarantined.\n\n"
-            f"{self.freshness()}\n\n"
-        )
-        return head + "\n".join(t.markdown() for t in self.tables)
-
-    def html(self) -> str:
-        """The day's page (report_page): verdict first, rules, offending rows, charts."""
-        return report_page.render([self])
-
-
-def report_uri(lake_uri: str, day: dt.date | str) -> str:
-    """Where the gate's page for `day` lives in the lake."""
-    return f"{lake_uri.rstrip('/')}/{QUALITY}/summary/date={day}/report.html"
 
 
 def _write_report(fs: LakeFS, report: TableReport) -> None:
@@ -283,28 +158,7 @@ def _check(
     types, expected, mismatched = _file_types(fs, table, files[0], files[1], schema, phases)
     if mismatched:
         return _unreadable(frame, plan, day, schema, extras, fs, phases, types, expected)
-    columns = frame.columns
-    augmented = frame.transform(lambda f: rule_columns.with_rule_flags(f, row_rules)).transform(
-        lambda f: rule_columns.with_evidence(f, row_rules, rules.ROW_ID[table])
-    )
-    extras = [
-        *extras,
-        *(rule_columns.ok_column(r) for r in row_rules),
-        *(rule_columns.evidence_column(r) for r in row_rules),
-    ]
-    keep = [c for c in columns if c not in extras]
-    all_ok = F.expr(" AND ".join(rule_columns.ok_column(r) for r in row_rules))
-    # The rules are judged on a narrow cached frame: their evidence columns (NULL for a good
-    # row; the table rules only count rows) and each offending row whole (NULL for a good one:
-    # the quarantine copies them from here, so the day is read once). The contract's columns and
-    # types are judged on the schema.
-    flags = augmented.select(
-        *(rule_columns.evidence_column(r) for r in row_rules),
-        F.when(
-            ~all_ok,
-            F.struct(*(F.col(c) for c in keep), rule_columns.reasons(row_rules).alias("_reasons")),
-        ).alias(QUARANTINED),
-    ).cache()
+    augmented, extras, flags = _flagged(frame, table, extras, row_rules)
     with phases(f"{table}: read and flag rows"):
         flags.count()  # fills the cache every rule and the quarantine read
     timings: dict[str, float] = {}
@@ -337,6 +191,34 @@ def _check(
     flags.unpersist()
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
     return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+
+
+def _flagged(frame: DataFrame, table: str, extras, row_rules):
+    """(the day with the rules' helper columns, every helper column's name, the narrow frame
+    the rules are judged on, cached but not yet filled)."""
+    columns = frame.columns
+    augmented = frame.transform(lambda f: rule_columns.with_rule_flags(f, row_rules)).transform(
+        lambda f: rule_columns.with_evidence(f, row_rules, rules.ROW_ID[table])
+    )
+    extras = [
+        *extras,
+        *(rule_columns.ok_column(r) for r in row_rules),
+        *(rule_columns.evidence_column(r) for r in row_rules),
+    ]
+    keep = [c for c in columns if c not in extras]
+    all_ok = F.expr(" AND ".join(rule_columns.ok_column(r) for r in row_rules))
+    # The rules are judged on a narrow cached frame: their evidence columns (NULL for a good
+    # row; the table rules only count rows) and each offending row whole (NULL for a good one:
+    # the quarantine copies them from here, so the day is read once). The contract's columns and
+    # types are judged on the schema.
+    flags = augmented.select(
+        *(rule_columns.evidence_column(r) for r in row_rules),
+        F.when(
+            ~all_ok,
+            F.struct(*(F.col(c) for c in keep), rule_columns.reasons(row_rules).alias("_reasons")),
+        ).alias(QUARANTINED),
+    ).cache()
+    return augmented, extras, flags
 
 
 def _file_types(fs, table: str, lake_table: str, files: list[str], schema, phases):
@@ -539,10 +421,8 @@ def _fingerprint(manifests, day: dt.date, tables, volume_k: float, src) -> str:
     fingerprints: the same rows judged by the same rules, so only the time rules can change."""
     import hashlib
 
-    import deep_storage
-
     parts = {
-        "package": deep_storage.__version__,
+        "package": __version__,
         "rules": repr((rules.BRONZE_ROW_RULES, rules.SILVER_ROW_RULES, rules.TIME_RULES)),
         "day": day.isoformat(),
         "tables": sorted(tables),
@@ -682,7 +562,7 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
         fs.write_text(f"{folder}/summary.md", report.markdown())
-        fs.write_text(f"{folder}/report.html", report.html())
+        fs.write_text(f"{folder}/report.html", report_page.render([report]))
         fs.write_text(f"{folder}/verdict.json", json.dumps(report.verdict(), indent=1) + "\n")
         fs.write_text(f"{folder}/{JUDGED}", _judged_record(report, fingerprint, prior))
     return report
@@ -858,17 +738,6 @@ def _measure_lag(
                     f"{lag:.0f} s behind",
                 )
             )
-
-
-def gate_error(lake: str, reports: list[ValidationReport]) -> QualityGateError | None:
-    """The gate's verdict as an error, the same for the CLI, the component and the library:
-    the broken fail rules by day and where each day's page is. None when none broke."""
-    failed = [r for r in reports if r.failed]
-    if not failed:
-        return None
-    rules = "; ".join(f"{r.date}: {', '.join(r.failed)}" for r in failed)
-    pages = ", ".join(report_uri(lake, r.date) for r in failed)
-    return QualityGateError(f"quality gate failed for {rules} (report: {pages})")
 
 
 def _finish(report: ValidationReport, lake: str, day: dt.date, raise_on_failure: bool):

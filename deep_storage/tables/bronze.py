@@ -1,7 +1,7 @@
 """Bronze ingest: stop_events -> bronze/events/date=D/, one committed folder per UTC day.
 
 One read of the day's half-open window, written under new file names, committed as one Delta
-transaction (lake.py). Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
+transaction (lake/writer.py). Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
   arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (bronze_arrow.py): no JVM,
                    bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
   jdbc             Spark JDBC: extract -> conform (pure) -> load, for a Spark cluster.
@@ -136,7 +136,8 @@ def load(
     extra: list[source_db.SourceColumn] | None = None,
 ) -> lake.Manifest:
     """Spark engine: write the day under new file names, check that every row read landed, then
-    commit it (lake.py): readers see the previous version of the day until the commit swaps it."""
+    commit it (lake/writer.py): readers see the previous version of the day until the commit
+    swaps it."""
     observed = Observation(f"bronze-{day}")
     counted = frame.observe(
         observed,
@@ -297,23 +298,11 @@ def _ingest(
     catch_up, max_days,
 ) -> BronzeResult:  # fmt: skip
     src = src or SourceConfig.from_env()
-    read_path = config.read_path(read_path)
-    if read_path not in READ_PATHS:
-        raise InputError(
-            f"read path {read_path!r} is unknown: expected one of {', '.join(READ_PATHS)} "
-            "(--read-path or DEEP_STORAGE_READ_PATH)"
-        )
+    read_path = _checked_read_path(read_path)
     run_id = config.run_id(run_id)
     with source_db.connect(src) as conn:
         extra = source_db.check_table(conn, src)
-        for c in extra:
-            log.warning(
-                "bronze: %s has a column beyond the contract, %s (%s): stored after the "
-                "contract's columns as text; the gate warns",
-                src.table,
-                c.name,
-                c.data_type,
-            )
+        _warn_extra_columns(src, extra)
         store_config = object_store.checked(lake_uri, store_config)
         fs = lake.LakeFS(lake_uri, store_config)
         with writer_lock.hold(
@@ -324,59 +313,99 @@ def _ingest(
                 with phases("start spark"):
                     spark = spark_session.for_lake("bronze", lake_uri, spark, store_config)
             with phases("plan"):
-                if days is None or catch_up:
-                    plan = plan_days(fs, conn, src, days, max_days)
-                else:
-                    plan = Plan(list(days.days()), [])
+                plan = _plan_run(fs, conn, src, days, catch_up, max_days)
             result = BronzeResult(
                 lake=lake_uri, run_id=run_id, left=[d.isoformat() for d in plan.left], phases=phases
             )
             if not plan.days:
                 log.info("bronze: nothing to ingest")
                 return result
-            log.info("bronze: ingesting %s into %s", ", ".join(map(str, plan.days)), lake_uri)
-            if plan.left:
-                log.warning(
-                    "bronze: %d more days are due (%s..%s): over the cap of %d days per run; "
-                    "the next run continues",
-                    len(plan.left),
-                    plan.left[0],
-                    plan.left[-1],
-                    max_days,
-                )
+            _log_plan(plan, lake_uri, max_days)
             writer = lake.Writer(fs, BRONZE_EVENTS, lease, run_id)
             before = lake.committed(fs, BRONZE_EVENTS, plan.days, with_files=False)
             for day in plan.days:
-                with phases("seal check"):
-                    check = source_db.seal_check(conn, src, day, seal_margin)
-                for stuck in check.stuck:
-                    log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
-                old = before.get(day)
-                with phases("seal check"):
-                    unchanged = old is not None and _unchanged(conn, src, day, old, check)
-                if unchanged:
-                    # An hourly run over a quiet hour: nothing to rewrite, nothing to commit.
-                    log.info("bronze %s: %d rows, unchanged at the source: kept", day, old.rows)
-                    result.days.append(
-                        DayResult(day.isoformat(), old.rows, old.sealed, check.reason,
-                                  check.stuck, changed=False)
-                    )  # fmt: skip
-                    continue
-                if read_path == "arrow":
-                    manifest = load_arrow(writer, src, day, check, read_partitions, phases, extra)
-                else:
-                    with phases("read, write and commit (spark)"):
-                        frame = extract_jdbc(spark, src, day, read_partitions)
-                        frame = conform(frame, tuple(c.name for c in extra))
-                        manifest = load(writer, frame, day, check, extra)
-                state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
-                log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
-                result.days.append(
-                    DayResult(
-                        day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck
-                    )
-                )
+                day_result = _ingest_day(
+                    conn, src, writer, spark, day, before.get(day), seal_margin, read_path,
+                    read_partitions, extra, phases,
+                )  # fmt: skip
+                result.days.append(day_result)
             result.measure_freshness(
                 source_db.newest_event(conn, src), lake.newest_event(fs, BRONZE_EVENTS)
             )
             return result
+
+
+def _checked_read_path(read_path: str | None) -> str:
+    read_path = config.read_path(read_path)
+    if read_path not in READ_PATHS:
+        raise InputError(
+            f"read path {read_path!r} is unknown: expected one of {', '.join(READ_PATHS)} "
+            "(--read-path or DEEP_STORAGE_READ_PATH)"
+        )
+    return read_path
+
+
+def _warn_extra_columns(src: SourceConfig, extra: list[source_db.SourceColumn]) -> None:
+    for c in extra:
+        log.warning(
+            "bronze: %s has a column beyond the contract, %s (%s): stored after the "
+            "contract's columns as text; the gate warns",
+            src.table,
+            c.name,
+            c.data_type,
+        )
+
+
+def _plan_run(
+    fs: lake.LakeFS, conn, src: SourceConfig, days: DayRange | None, catch_up: bool, max_days: int
+) -> Plan:
+    if days is None or catch_up:
+        return plan_days(fs, conn, src, days, max_days)
+    return Plan(list(days.days()), [])
+
+
+def _log_plan(plan: Plan, lake_uri: str, max_days: int) -> None:
+    log.info("bronze: ingesting %s into %s", ", ".join(map(str, plan.days)), lake_uri)
+    if plan.left:
+        log.warning(
+            "bronze: %d more days are due (%s..%s): over the cap of %d days per run; "
+            "the next run continues",
+            len(plan.left),
+            plan.left[0],
+            plan.left[-1],
+            max_days,
+        )
+
+
+def _ingest_day(
+    conn, src, writer, spark, day, old, seal_margin, read_path, read_partitions, extra, phases
+) -> DayResult:
+    """Check the day's seal, then keep it when the source has nothing new, else read, write and
+    commit it with the run's engine."""
+    with phases("seal check"):
+        check = source_db.seal_check(conn, src, day, seal_margin)
+    for stuck in check.stuck:
+        log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
+    with phases("seal check"):
+        unchanged = old is not None and _unchanged(conn, src, day, old, check)
+    if unchanged:
+        # An hourly run over a quiet hour: nothing to rewrite, nothing to commit.
+        log.info("bronze %s: %d rows, unchanged at the source: kept", day, old.rows)
+        return DayResult(
+            day.isoformat(), old.rows, old.sealed, check.reason, check.stuck, changed=False
+        )
+    manifest = _load_day(writer, spark, src, day, check, read_path, read_partitions, extra, phases)
+    state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
+    log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
+    return DayResult(day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck)
+
+
+def _load_day(
+    writer, spark, src, day, check, read_path, read_partitions, extra, phases
+) -> lake.Manifest:
+    if read_path == "arrow":
+        return load_arrow(writer, src, day, check, read_partitions, phases, extra)
+    with phases("read, write and commit (spark)"):
+        frame = extract_jdbc(spark, src, day, read_partitions)
+        frame = conform(frame, tuple(c.name for c in extra))
+        return load(writer, frame, day, check, extra)

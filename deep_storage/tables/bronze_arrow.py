@@ -151,7 +151,6 @@ def _write_slice(fs, table, src, day, index, bounds, target, tag, extra) -> Land
     import adbc_driver_postgresql.dbapi as pgdb
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     afs, base = fs.arrow()
     files: list[str] = []
@@ -170,18 +169,7 @@ def _write_slice(fs, table, src, day, index, bounds, target, tag, extra) -> Land
                 if writer is None or in_file >= ROWS_PER_FILE:
                     if writer is not None:
                         writer.close()
-                    name = f"part-{index:05d}-{len(files):03d}-{tag}.snappy.parquet"
-                    rel = f"date={day.isoformat()}/{name}"
-                    if base.startswith("/"):  # the local disk has folders to create
-                        afs.create_dir(f"{base}/{table}/date={day.isoformat()}", recursive=True)
-                    writer = pq.ParquetWriter(
-                        f"{base}/{table}/{rel}",
-                        target,
-                        filesystem=afs,
-                        compression="snappy",
-                        store_decimal_as_integer=True,  # as Spark writes decimal(10,4): INT64
-                        write_time_adjusted_to_utc=True,
-                    )
+                    writer, rel = _new_file(afs, base, table, day, index, len(files), tag, target)
                     files.append(rel)
                     in_file = 0
                 writer.write_batch(batch)
@@ -202,6 +190,25 @@ def _write_slice(fs, table, src, day, index, bounds, target, tag, extra) -> Land
         if writer is not None:
             writer.close()
     return Landed(files, rows, newest.astimezone(dt.UTC) if newest else None)
+
+
+def _new_file(afs, base: str, table: str, day: dt.date, index: int, number: int, tag: str, target):
+    """A Parquet writer for the slice's next file, and that file's path relative to the table."""
+    import pyarrow.parquet as pq
+
+    name = f"part-{index:05d}-{number:03d}-{tag}.snappy.parquet"
+    rel = f"date={day.isoformat()}/{name}"
+    if base.startswith("/"):  # the local disk has folders to create
+        afs.create_dir(f"{base}/{table}/date={day.isoformat()}", recursive=True)
+    writer = pq.ParquetWriter(
+        f"{base}/{table}/{rel}",
+        target,
+        filesystem=afs,
+        compression="snappy",
+        store_decimal_as_integer=True,  # as Spark writes decimal(10,4): INT64
+        write_time_adjusted_to_utc=True,
+    )
+    return writer, rel
 
 
 def _first_line(exc: Exception, src: SourceConfig) -> str:

@@ -277,18 +277,7 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
     store_config = object_store.checked(lake_uri, store_config)
     fs = lake.LakeFS(lake_uri, store_config)
     with writer_lock.hold(lake_uri, "silver", str(days), run_id, store_config) as lease:
-        resumed = None
-        if lease.previous is not None and lease.previous.step == "silver":
-            # A silver run died holding the lease: some of its days may have been committed and
-            # others not. Re-running its days with ours gives the rows of an uninterrupted run.
-            try:
-                theirs = DayRange.parse(*lease.previous.days.split("..", 1))
-            except Exception:
-                theirs = None
-            if theirs is not None:
-                resumed = str(theirs)
-                days = DayRange(min(days.first, theirs.first), max(days.last, theirs.last))
-                log.warning("silver: also re-running %s, cut short by a run that died", theirs)
+        days, resumed = _resume(lease, days)
         phases = metrics.Phases("silver")
         with phases("plan"):
             p = plan(fs, days, lookback_days)
@@ -302,16 +291,7 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             missing_lookback_days=[d.isoformat() for d in p.missing_lookback],
             resumed=resumed,
         )
-        if p.missing_lookback:
-            log.warning(
-                "silver: look-back bronze days never ingested, read as empty: %s",
-                ", ".join(result.missing_lookback_days),
-            )
-        if p.unsealed:
-            log.warning(
-                "silver: bronze days still unsealed (may change): %s",
-                ", ".join(result.unsealed_days),
-            )
+        _warn_inputs(p, result)
         if resumed is None and p.unchanged():
             log.info("silver %s: bronze unchanged since the last run: nothing to re-project", days)
             result.skipped = True
@@ -320,16 +300,70 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             spark = spark_session.for_lake("silver", lake_uri, spark, store_config)
         with phases("read, project and write"):
             proj = project_and_write(spark, fs, p, run_id)
-        writer = lake.Writer(fs, SILVER_EXECUTIONS, lease, run_id)
-        written_days = sorted({d for _, d in proj.counts} | {d for _, d in proj.cleared})
-        written = writer.landed_in(written_days, proj.files)
-        written.expect(sum(proj.counts.values()))
-        with phases("commit"):
-            commits = manifests(p, proj)
-            changed = {_folder(key) for key in set(proj.counts) | proj.cleared}
-            writer.commit(commits, written, replace=changed)
+        commits = _commit(fs, lease, run_id, p, proj, phases)
         silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
         bronze_newest = lake.newest_event(fs, BRONZE_EVENTS)
+    _record(result, proj, commits, silver_newest, bronze_newest)
+    log.info(
+        "silver %s: %d executions re-projected, %d partitions written, %d emptied",
+        days,
+        result.executions,
+        result.partitions_written,
+        result.partitions_removed,
+    )
+    return result
+
+
+def _resume(lease, days: DayRange) -> tuple[DayRange, str | None]:
+    """`days` widened to a dead silver run's days when it held the lease last, and those days."""
+    resumed = None
+    if lease.previous is not None and lease.previous.step == "silver":
+        # A silver run died holding the lease: some of its days may have been committed and
+        # others not. Re-running its days with ours gives the rows of an uninterrupted run.
+        try:
+            theirs = DayRange.parse(*lease.previous.days.split("..", 1))
+        except Exception:
+            theirs = None
+        if theirs is not None:
+            resumed = str(theirs)
+            days = DayRange(min(days.first, theirs.first), max(days.last, theirs.last))
+            log.warning("silver: also re-running %s, cut short by a run that died", theirs)
+    return days, resumed
+
+
+def _warn_inputs(p: Plan, result: SilverResult) -> None:
+    if p.missing_lookback:
+        log.warning(
+            "silver: look-back bronze days never ingested, read as empty: %s",
+            ", ".join(result.missing_lookback_days),
+        )
+    if p.unsealed:
+        log.warning(
+            "silver: bronze days still unsealed (may change): %s",
+            ", ".join(result.unsealed_days),
+        )
+
+
+def _commit(fs: lake.LakeFS, lease, run_id: str, p: Plan, proj: Projection, phases):
+    """Count the rows the tasks landed, then commit every partition they changed."""
+    writer = lake.Writer(fs, SILVER_EXECUTIONS, lease, run_id)
+    written_days = sorted({d for _, d in proj.counts} | {d for _, d in proj.cleared})
+    written = writer.landed_in(written_days, proj.files)
+    written.expect(sum(proj.counts.values()))
+    with phases("commit"):
+        commits = manifests(p, proj)
+        changed = {_folder(key) for key in set(proj.counts) | proj.cleared}
+        writer.commit(commits, written, replace=changed)
+    return commits
+
+
+def _record(
+    result: SilverResult,
+    proj: Projection,
+    commits: list[lake.Manifest],
+    silver_newest: dt.datetime | None,
+    bronze_newest: dt.datetime | None,
+) -> None:
     result.by_status = proj.by_status
     result.executions = sum(proj.by_status.values())
     result.partitions_written = len(proj.counts)
@@ -340,14 +374,6 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
         result.commit_latency_s = max(0.0, (now - silver_newest).total_seconds())
         if bronze_newest is not None:
             result.freshness_lag_s = max(0.0, (bronze_newest - silver_newest).total_seconds())
-    log.info(
-        "silver %s: %d executions re-projected, %d partitions written, %d emptied",
-        days,
-        result.executions,
-        result.partitions_written,
-        result.partitions_removed,
-    )
-    return result
 
 
 def read_committed(spark: SparkSession, lake_uri: str, dates: list[dt.date], store_config=None):
