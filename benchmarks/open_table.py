@@ -270,8 +270,47 @@ def _status(lake: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
+_LAKES = ("reference", "history")
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.build_history is not None:
+        return _build_history_child(args)
+    if args.hours_per_commit and args.build_on == "s3":
+        parser.error("--build-on s3 builds at the real clock: add --hours-per-commit 0")
+    results: dict = {
+        "commits_per_table": args.commits,
+        "silver_files": 365 * args.silver_partitions,
+        "machine": _machine(),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    with SeaweedS3Server() as s3:
+        s3.create_bucket("bench")
+        store = StoreConfig(s3.access_key, s3.secret_key, s3.endpoint, s3.region, "bench")
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_ENDPOINT": s3.endpoint,
+            "AWS_REGION": s3.region,
+        }
+        results["built_on"] = args.build_on
+        results["hours_per_commit"] = args.hours_per_commit
+        for name in _LAKES:
+            _build_lake(name, args, store, results)
+        _time_status(env, args.repeat, results)
+    results["ratio_history_vs_reference"] = round(
+        results["history"]["seconds"] / results["reference"]["seconds"], 2
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--silver-partitions", type=int, default=20)
@@ -292,65 +331,47 @@ def main(argv: list[str] | None = None) -> int:
     # Internal: the child process that builds the history under libfaketime.
     parser.add_argument("--build-history", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--clock", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.build_history is not None:
-        path, start, hours = args.clock.split("@")
-        clock = Clock(Path(path), dt.datetime.fromisoformat(start), float(hours))
-        build(str(args.build_history), None, args.commits, args.silver_partitions, False, clock)
-        return 0
-    if args.hours_per_commit and args.build_on == "s3":
-        parser.error("--build-on s3 builds at the real clock: add --hours-per-commit 0")
-    results: dict = {
-        "commits_per_table": args.commits,
-        "silver_files": 365 * args.silver_partitions,
-        "machine": _machine(),
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    with SeaweedS3Server() as s3:
-        s3.create_bucket("bench")
-        store = StoreConfig(s3.access_key, s3.secret_key, s3.endpoint, s3.region, "bench")
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-            "AWS_ENDPOINT": s3.endpoint,
-            "AWS_REGION": s3.region,
-        }
-        names = ("reference", "history")
-        results["built_on"] = args.build_on
-        results["hours_per_commit"] = args.hours_per_commit
-        for name in names:
-            print(f"building {name} ...", file=sys.stderr, flush=True)
-            t = time.perf_counter()
-            one_shot = name != "history"
-            if args.build_on == "s3":
-                build(f"s3a://bench/{name}", store, args.commits, args.silver_partitions, one_shot)
-            else:
-                with tempfile.TemporaryDirectory(prefix=f"open-{name}-") as tmp:
-                    folder = Path(tmp) / "lake"
-                    if one_shot or not args.hours_per_commit:
-                        build(str(folder), None, args.commits, args.silver_partitions, one_shot)
-                    else:
-                        hours = args.hours_per_commit
-                        build_at_hours(folder, args.commits, args.silver_partitions, hours)
-                    results[f"{name}_checkpoints"] = checkpoint_actions(folder)
-                    results[f"{name}_objects"] = upload(folder, store, name)
-            results[f"{name}_build_seconds"] = round(time.perf_counter() - t, 1)
-        # Measured back to back, alternating, once both lakes exist: the same load on both.
-        runs: dict[str, list[dict]] = {name: [] for name in names}
-        for _ in range(args.repeat):
-            for name in names:
-                runs[name].append(_status(f"s3a://bench/{name}", env))
-        for name in names:
-            results[name] = min(runs[name], key=lambda r: r["seconds"])
-            results[f"{name}_all_seconds"] = [round(r["seconds"], 3) for r in runs[name]]
-    results["ratio_history_vs_reference"] = round(
-        results["history"]["seconds"] / results["reference"]["seconds"], 2
-    )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    return parser
+
+
+def _build_history_child(args) -> int:
+    """The child of `build_at_hours`: the history under the faked clock `--clock` names."""
+    path, start, hours = args.clock.split("@")
+    clock = Clock(Path(path), dt.datetime.fromisoformat(start), float(hours))
+    build(str(args.build_history), None, args.commits, args.silver_partitions, False, clock)
     return 0
+
+
+def _build_lake(name: str, args, store: StoreConfig, results: dict) -> None:
+    """Build lake `name` (the reference in one commit, or the history) in s3://bench/{name}."""
+    print(f"building {name} ...", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    one_shot = name != "history"
+    if args.build_on == "s3":
+        build(f"s3a://bench/{name}", store, args.commits, args.silver_partitions, one_shot)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"open-{name}-") as tmp:
+            folder = Path(tmp) / "lake"
+            if one_shot or not args.hours_per_commit:
+                build(str(folder), None, args.commits, args.silver_partitions, one_shot)
+            else:
+                hours = args.hours_per_commit
+                build_at_hours(folder, args.commits, args.silver_partitions, hours)
+            results[f"{name}_checkpoints"] = checkpoint_actions(folder)
+            results[f"{name}_objects"] = upload(folder, store, name)
+    results[f"{name}_build_seconds"] = round(time.perf_counter() - t, 1)
+
+
+def _time_status(env: dict, repeat: int, results: dict) -> None:
+    """The fastest of `repeat` opens of each lake, and every run's seconds."""
+    # Measured back to back, alternating, once both lakes exist: the same load on both.
+    runs: dict[str, list[dict]] = {name: [] for name in _LAKES}
+    for _ in range(repeat):
+        for name in _LAKES:
+            runs[name].append(_status(f"s3a://bench/{name}", env))
+    for name in _LAKES:
+        results[name] = min(runs[name], key=lambda r: r["seconds"])
+        results[f"{name}_all_seconds"] = [round(r["seconds"], 3) for r in runs[name]]
 
 
 if __name__ == "__main__":

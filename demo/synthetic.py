@@ -250,6 +250,24 @@ def generate(
     return _rows(day, n_events, seed, clients, symbols, spill_minutes)
 
 
+# Not frozen: one is made per execution, and a frozen dataclass's slower __init__ showed in the
+# generator's time.
+@dataclass(slots=True)
+class _Attempt:
+    """What every row of one execution shares: drawn once, before its first row."""
+
+    op: _Operation
+    sell: bool
+    start_us: int
+    trigger_u: int
+    trigger: Decimal
+    source: str
+    retry: int
+    token: str | None
+    payload_head: str
+    payload: str
+
+
 def _rows(
     day: dt.date,
     n_events: int,
@@ -269,125 +287,153 @@ def _rows(
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     day_ms = (midnight - _EPOCH) // dt.timedelta(milliseconds=1)
     spill_us = spill_minutes * 60_000_000
-    n_clients_table = len(client_table)
-    td = dt.timedelta
-    uuid4 = uuid.UUID
     lifecycles = [lc.events for lc in LIFECYCLES]
-    n_errors = len(_ERRORS)
-    n_sources = len(_SOURCES)
+    # zip takes the plan's next entry before the next start time, so each execution still
+    # draws its start time first, then its attempt, then its rows.
+    starts = _start_times(rand, n_ordinary, n_spill)
+    for i, (lc_index, t0) in enumerate(zip(plan, starts, strict=True)):
+        attempt = _draw_attempt(rand, ops_by_client, client_table, t0, day_ms)
+        spill = spill_us if i >= n_ordinary else None
+        yield from _attempt_rows(rand, bits, attempt, lifecycles[lc_index], midnight, spill)
 
+
+def _start_times(rand, n_ordinary: int, n_spill: int) -> Iterator[int]:
+    """Start times (microseconds into the day) of the ordinary executions, then of the spilling
+    ones, in increasing order: one draw each, taken when the next one is asked for."""
     # Sorted uniform start times streamed without storing them: the maximum of k uniforms is
     # U ** (1 / k), so walking down from the top yields the order statistics one by one.
     top = 1.0
-    for i, lc_index in enumerate(plan):
-        events = lifecycles[lc_index]
-        if i < n_ordinary:
-            top *= rand() ** (1.0 / (n_ordinary - i))
-            t0 = int((1.0 - top) * _LAST_ORDINARY_START_US)
-        else:
-            # Evenly spaced over the last seconds with jitter, still in increasing start order.
-            k = n_spill - (i - n_ordinary)
-            spacing = _SPILL_WINDOW_US // (n_spill + 1)
-            t0 = _DAY_US - 1 - k * spacing - int(rand() * spacing / 2)
+    for i in range(n_ordinary):
+        top *= rand() ** (1.0 / (n_ordinary - i))
+        yield int((1.0 - top) * _LAST_ORDINARY_START_US)
+    # Evenly spaced over the last seconds with jitter, still in increasing start order.
+    spacing = _SPILL_WINDOW_US // (n_spill + 1)
+    for k in range(n_spill, 0, -1):
+        yield _DAY_US - 1 - k * spacing - int(rand() * spacing / 2)
 
-        ops = ops_by_client[client_table[int(rand() * n_clients_table)]]
-        op = ops[int(rand() * len(ops))]
-        sell = op.side == "SELL"
-        # The market crossed the stop: below it for a SELL stop, above it for a BUY stop.
-        move = int(op.stop_u * rand() * 0.003)
-        trigger_u = op.stop_u - move if sell else op.stop_u + move
-        trigger = _dec8(trigger_u)
-        source = _SOURCES[int(rand() * n_sources)]
-        r = rand()
-        retry = _RETRY_COUNTS[int(r / RETRY_RATE * 10)] if r < RETRY_RATE else 0
-        token = (
-            None
-            if rand() < NULL_TOKEN_RATE
-            else f"{op.operation_id}:{_plain8(trigger_u)}:{day_ms + t0 // 1_000}"
+
+def _draw_attempt(
+    rand, ops_by_client: list[list[_Operation]], client_table: list[int], t0: int, day_ms: int
+) -> _Attempt:
+    """The execution's operation, trigger price, source, retries and token, in draw order."""
+    ops = ops_by_client[client_table[int(rand() * len(client_table))]]
+    op = ops[int(rand() * len(ops))]
+    sell = op.side == "SELL"
+    # The market crossed the stop: below it for a SELL stop, above it for a BUY stop.
+    move = int(op.stop_u * rand() * 0.003)
+    trigger_u = op.stop_u - move if sell else op.stop_u + move
+    source = _SOURCES[int(rand() * len(_SOURCES))]
+    r = rand()
+    retry = _RETRY_COUNTS[int(r / RETRY_RATE * 10)] if r < RETRY_RATE else 0
+    token = (
+        None
+        if rand() < NULL_TOKEN_RATE
+        else f"{op.operation_id}:{_plain8(trigger_u)}:{day_ms + t0 // 1_000}"
+    )
+    expected = (trigger_u - op.entry_u) * op.qty_u if sell else (op.entry_u - trigger_u) * op.qty_u
+    payload_head = (
+        f'{{"trigger_type": "{op.trigger_type}", "entry_price": "{op.entry_s}", '
+        f'"expected_pnl": "{expected / 1e16:.8f}"'
+    )
+    return _Attempt(
+        op,
+        sell,
+        t0,
+        trigger_u,
+        _dec8(trigger_u),
+        source,
+        retry,
+        token,
+        payload_head,
+        payload_head + "}",
+    )
+
+
+def _attempt_rows(
+    rand,
+    bits,
+    attempt: _Attempt,
+    events: tuple[str, ...],
+    midnight: dt.datetime,
+    spill_us: int | None,
+) -> Iterator[tuple]:
+    """The rows of one execution, one per event type of its lifecycle."""
+    op = attempt.op
+    request_hash = None
+    t = attempt.start_us
+    uuid4, td = uuid.UUID, dt.timedelta
+    for position, event_type in enumerate(events):
+        t = _event_time(rand, t, position, event_type, spill_us)
+        quantity, row_payload = op.qty, attempt.payload
+        order_id = fill = slippage = error = None
+        if event_type == SUBMITTED:
+            request_hash = f"{bits(256):064x}"
+        elif event_type == EXECUTED:
+            quantity, fill, slippage, row_payload, order_id = _fill(rand, bits, attempt)
+        elif event_type == FAILED:
+            error = _ERRORS[int(rand() * len(_ERRORS))]
+        elif event_type in _BLOCK_MESSAGES:
+            error = _BLOCK_MESSAGES[event_type]
+
+        yield (
+            str(uuid4(int=bits(128), version=4)),
+            None,
+            midnight + td(microseconds=t),
+            op.operation_id,
+            op.client_id,
+            op.symbol,
+            event_type,
+            attempt.trigger,
+            op.stop,
+            quantity,
+            op.side,
+            attempt.token,
+            row_payload,
+            request_hash,
+            order_id,
+            fill,
+            slippage,
+            attempt.source,
+            error,
+            attempt.retry,
         )
-        expected = (
-            (trigger_u - op.entry_u) * op.qty_u if sell else (op.entry_u - trigger_u) * op.qty_u
-        )
-        payload_head = (
-            f'{{"trigger_type": "{op.trigger_type}", "entry_price": "{op.entry_s}", '
-            f'"expected_pnl": "{expected / 1e16:.8f}"'
-        )
-        payload = payload_head + "}"
-        request_hash = None
 
-        t = t0
-        for position, event_type in enumerate(events):
-            # Gaps between the events of one attempt, in microseconds.
-            if position == 0:
-                if event_type == FAILED:  # rolled back, FAILED written on its own a bit later
-                    t += 200_000 + int(rand() * 2_800_000)
-            elif event_type == SUBMITTED:
-                t += 20_000 + int(rand() * 380_000)
-            elif event_type == EXECUTED:
-                if i >= n_ordinary:
-                    gap = 1 + int(rand() ** 3 * (spill_us - 1))
-                    t = max(t + 1, _DAY_US + gap)
-                else:
-                    t += 150_000 + int(rand() * 2_850_000)  # waiting for the exchange
-            elif event_type == FAILED:
-                t += 50_000 + int(rand() * 1_950_000)
-            else:  # block reasons and the unknown type come quickly after the trigger
-                t += 2_000 + int(rand() * 148_000)
 
-            quantity, order_id, fill, slippage, error, row_payload = (
-                op.qty,
-                None,
-                None,
-                None,
-                None,
-                payload,
-            )
-            if event_type == SUBMITTED:
-                request_hash = f"{bits(256):064x}"
-            elif event_type == EXECUTED:
-                slip_u = int(trigger_u * rand() * 0.002)
-                fill_u = trigger_u - slip_u if sell else trigger_u + slip_u
-                fill = _dec8(fill_u)
-                slippage = abs((fill - op.stop) / op.stop * _HUNDRED).quantize(
-                    _PCT, rounding=ROUND_HALF_EVEN
-                )
-                qty_u = op.qty_u
-                if rand() < PARTIAL_FILL_RATE:
-                    qty_u = max(1, int(qty_u * (0.5 + rand() * 0.5)))
-                    quantity = _dec8(qty_u)
-                pnl = (fill_u - op.entry_u) * qty_u if sell else (op.entry_u - fill_u) * qty_u
-                fee = fill_u * qty_u * 0.001
-                row_payload = (
-                    f'{payload_head}, "pnl": "{pnl / 1e16:.8f}", "fee": "{fee / 1e16:.8f}"}}'
-                )
-                order_id = str(10_000_000_000 + bits(36))
-            elif event_type == FAILED:
-                error = _ERRORS[int(rand() * n_errors)]
-            elif event_type in _BLOCK_MESSAGES:
-                error = _BLOCK_MESSAGES[event_type]
+def _event_time(rand, t: int, position: int, event_type: str, spill_us: int | None) -> int:
+    """When the event happens (microseconds into the day), from when the one before it did;
+    `spill_us` is set for an execution whose EXECUTED row lands after midnight."""
+    if position == 0:
+        if event_type == FAILED:  # rolled back, FAILED written on its own a bit later
+            return t + 200_000 + int(rand() * 2_800_000)
+        return t
+    if event_type == SUBMITTED:
+        return t + 20_000 + int(rand() * 380_000)
+    if event_type == EXECUTED:
+        if spill_us is not None:
+            gap = 1 + int(rand() ** 3 * (spill_us - 1))
+            return max(t + 1, _DAY_US + gap)
+        return t + 150_000 + int(rand() * 2_850_000)  # waiting for the exchange
+    if event_type == FAILED:
+        return t + 50_000 + int(rand() * 1_950_000)
+    # Block reasons and the unknown type come quickly after the trigger.
+    return t + 2_000 + int(rand() * 148_000)
 
-            yield (
-                str(uuid4(int=bits(128), version=4)),
-                None,
-                midnight + td(microseconds=t),
-                op.operation_id,
-                op.client_id,
-                op.symbol,
-                event_type,
-                trigger,
-                op.stop,
-                quantity,
-                op.side,
-                token,
-                row_payload,
-                request_hash,
-                order_id,
-                fill,
-                slippage,
-                source,
-                error,
-                retry,
-            )
+
+def _fill(rand, bits, attempt: _Attempt) -> tuple[Decimal, Decimal, Decimal, str, str]:
+    """The EXECUTED row's quantity, fill price, slippage, payload and exchange order id."""
+    op, trigger_u = attempt.op, attempt.trigger_u
+    slip_u = int(trigger_u * rand() * 0.002)
+    fill_u = trigger_u - slip_u if attempt.sell else trigger_u + slip_u
+    fill = _dec8(fill_u)
+    slippage = abs((fill - op.stop) / op.stop * _HUNDRED).quantize(_PCT, rounding=ROUND_HALF_EVEN)
+    qty_u, quantity = op.qty_u, op.qty
+    if rand() < PARTIAL_FILL_RATE:
+        qty_u = max(1, int(qty_u * (0.5 + rand() * 0.5)))
+        quantity = _dec8(qty_u)
+    pnl = (fill_u - op.entry_u) * qty_u if attempt.sell else (op.entry_u - fill_u) * qty_u
+    fee = fill_u * qty_u * 0.001
+    payload = f'{attempt.payload_head}, "pnl": "{pnl / 1e16:.8f}", "fee": "{fee / 1e16:.8f}"}}'
+    return quantity, fill, slippage, payload, str(10_000_000_000 + bits(36))
 
 
 def copy_into(conn, rows: Iterable[tuple], table: str = "stop_events") -> int:

@@ -277,3 +277,26 @@ def test_the_length_check_finds_a_long_function(tmp_path):
     body = "\n".join(f"    x{i} = {i}" for i in range(61))
     (tmp_path / "long.py").write_text(f"def long():\n{body}\n")
     assert long_functions(["long.py"], tmp_path) == ["long.py:1 long (62 lines)"]
+
+
+def test_the_public_names_stay_importable():
+    """What users import, wherever the modules behind them move."""
+    from importlib.metadata import entry_points
+
+    import deep_storage
+    from deep_storage.lake import LakeFS  # the example notebook's
+    from deep_storage_kfp.components import (
+        bronze_ingest,
+        quality_gate,
+        retention,
+        silver_transform,
+    )
+    from deep_storage_kfp.pipelines.platform import apply_platform_profile
+
+    assert callable(deep_storage.read) and callable(deep_storage.status)
+    assert deep_storage.__version__
+    assert all(hasattr(c, "component_spec") for c in (bronze_ingest, quality_gate, retention))
+    assert hasattr(silver_transform, "component_spec") and callable(apply_platform_profile)
+    assert callable(LakeFS)
+    (script,) = entry_points(group="console_scripts", name="deep-storage")
+    assert callable(script.load())
