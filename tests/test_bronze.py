@@ -17,6 +17,7 @@ import pytest
 
 from deep_storage import lake as lakes
 from deep_storage.core.dates import DayRange
+from deep_storage.core.errors import LakeStateError
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
 from deep_storage.tables import bronze, bronze_arrow
 from tests.events import event, insert, utc
@@ -244,7 +245,7 @@ def test_a_commit_never_records_fewer_rows_than_were_read(db, spark, lake, monke
         return [dataclasses.replace(found[0], rows=found[0].rows - 1), *found[1:]], schema
 
     monkeypatch.setattr(LakeFS, "describe_files", one_row_lost)
-    with pytest.raises(lakes.LakeStateError, match="19 rows landed but 20 were read"):
+    with pytest.raises(LakeStateError, match="19 rows landed but 20 were read"):
         bronze.run(DayRange(D, D), lake, spark=spark)
     assert manifest(spark, lake, D) is None
 
