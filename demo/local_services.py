@@ -400,7 +400,9 @@ class SparkStandalone:
             if any(p.poll() is not None for p in self.procs):
                 break
             time.sleep(0.5)
-        logs = "".join((self.root / f).read_text()[-800:] for f in ("master.log",))
+        logs = "".join(
+            f"--- {log.name}\n{log.read_text()[-800:]}" for log in sorted(self.root.glob("*.log"))
+        )
         self.stop()
         raise RuntimeError(f"the Spark standalone cluster did not come up:\n{logs}")
 

@@ -40,8 +40,6 @@ def s3_client(store: StoreConfig):
 
 def arrow_s3(store: StoreConfig):
     """pyarrow's S3 filesystem for the lake's store, configured like `s3_client`."""
-    from urllib.parse import urlsplit
-
     from pyarrow import fs as pafs
 
     url = store.endpoint_url

@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
@@ -240,7 +240,7 @@ def validate(
     extras: list[str],
     row_rules: tuple[RowRule, ...],
     table_rules: list[TableRule],
-    fact_rules: list[FactRule] = (),
+    fact_rules: Sequence[FactRule] = (),
     facts: dict[str, Any] | None = None,
     file_types=None,
     expected_types: dict[str, str] | None = None,

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
@@ -27,9 +26,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from deep_storage import lake
 from deep_storage.core import config, defaults, schemas
 from deep_storage.core.config import SourceConfig, StoreConfig
-from deep_storage.core.dates import window
-from deep_storage.core.errors import InputError, LakeStateError
-from deep_storage.core.version import __version__
+from deep_storage.core.errors import InputError
 from deep_storage.io import metrics, object_store, source_db, spark_session
 from deep_storage.lake import (
     BRONZE_EVENTS,
@@ -40,6 +37,7 @@ from deep_storage.lake import (
     writer_lock,
 )
 from deep_storage.quality import (
+    day_plan,
     duckdb_rules,
     file_types,
     gx_runner,
@@ -47,25 +45,34 @@ from deep_storage.quality import (
     rule_columns,
     rules,
 )
+from deep_storage.quality.day_plan import (
+    BRONZE_TABLE,
+    SILVER_TABLE,
+    Plan,
+    chart_history,
+    window_manifests,
+)
 from deep_storage.quality.gx_runner import RuleResult
+from deep_storage.quality.unchanged import (
+    JUDGED,
+    fingerprint_of,
+    judged_record,
+    prior_verdict,
+    rejudge_all,
+)
 from deep_storage.quality.verdict import (
     LAG_SLA,
     TableReport,
     ValidationReport,
     gate_error,
     report_uri,
+    table_report,
 )
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
-
-BRONZE_TABLE = "bronze_events"
-SILVER_TABLE = "silver_stop_executions"
-BRONZE_SLA = dt.timedelta(hours=2)
-SILVER_SLA = dt.timedelta(hours=24)
-HISTORY_DAYS = defaults.HISTORY_DAYS
 
 
 def _write_report(fs: LakeFS, report: TableReport) -> None:
@@ -113,35 +120,9 @@ def _quarantine(
     return count
 
 
-def _freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> bool:
-    start, end = window(day)
-    return start <= as_of < end + sla
-
-
-def _source_count(src: SourceConfig | None, day: dt.date) -> int | None:
-    if src is None:
-        return None
-    with source_db.connect(src) as conn:
-        return source_db.window_summary(conn, src, day)[0]
-
-
-@dataclass
-class _Plan:
-    """What the gate judges of one table's day, from the commit facts alone: the rules judged on
-    the rows, the fact rules (on the facts, every run), notes and results known without GX."""
-
-    table: str
-    rows: int
-    table_rules: list[rules.TableRule]
-    fact_rules: list[rules.FactRule]
-    facts: dict
-    notes: list[str]
-    more_results: list[RuleResult] = field(default_factory=list)
-
-
 def _check(
     frame: DataFrame,
-    plan: _Plan,
+    plan: Plan,
     day: dt.date,
     schema,
     extras,
@@ -190,7 +171,7 @@ def _check(
         quarantined = _quarantine(fs, flags, table, day, run_id, broken)
     flags.unpersist()
     log.info("%s %s: quarantine done at %.1f s", table, day, time.monotonic() - started)
-    return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+    return table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
 
 
 def _flagged(frame: DataFrame, table: str, extras, row_rules):
@@ -231,7 +212,7 @@ def _file_types(fs, table: str, lake_table: str, files: list[str], schema, phase
 
 
 def _unreadable(
-    frame, plan: _Plan, day, schema, extras, fs, phases, types, expected, engine="spark"
+    frame, plan: Plan, day, schema, extras, fs, phases, types, expected, engine="spark"
 ):
     """A day with a file whose column types are not the contract's: reading it with the
     contract's schema would fail (or silently cast), so GX judges the contract on the files'
@@ -256,113 +237,10 @@ def _unreadable(
         "the row rules were not judged: a file of the day does not hold the contract's types "
         "(see contract_types); rewrite the day, then run the gate again"
     )
-    return _table_report(fs, plan, day, [*results, *plan.more_results], 0, gx_result)
+    return table_report(fs, plan, day, [*results, *plan.more_results], 0, gx_result)
 
 
-def _table_report(fs, plan: _Plan, day, results, quarantined, gx_result) -> TableReport:
-    table = plan.table
-    report = TableReport(table, day.isoformat(), plan.rows, results, quarantined, plan.notes)
-    report.gx_result = gx_result
-    report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
-    folder = f"{fs.lake}/{QUALITY}/{table}/date={day.isoformat()}"
-    report.links = {
-        "results (JSON)": f"{folder}/results.json",
-        "Great Expectations Data Docs": f"{folder}/data_docs.html",
-    }
-    if quarantined:
-        report.links["quarantined rows"] = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}/"
-    for r in report.failed + report.warned:
-        log.warning(
-            "%s %s: rule %s %s (%s): %s", table, day, r.name, r.outcome, r.level, r.observed
-        )
-    return report
-
-
-def _history_rules(day, history, volume_k, notes) -> list[rules.TableRule]:
-    """Volume against the earlier days, where it applies; a note when it does not."""
-    volume = rules.volume_rule(history, volume_k)
-    if volume:
-        return [volume]
-    notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
-    return []
-
-
-def _fact_rules(day, as_of, sla, notes) -> list[rules.FactRule]:
-    """Freshness against the run's time on the day's own runs; a note on the others."""
-    if _freshness_applies(day, as_of, sla):
-        return [rules.freshness_rule(as_of, sla)]
-    notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
-    return []
-
-
-def _facts(manifest: lake.Manifest | None) -> dict:
-    newest = (manifest.details.get("newest_event_at") if manifest else None) or None
-    return {"newest_event_at": dt.datetime.fromisoformat(newest) if newest else None}
-
-
-def _window(day: dt.date) -> list[dt.date]:
-    """The day and the HISTORY_DAYS before it: what the volume rule and the page's charts read."""
-    return [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS, -1, -1)]
-
-
-def _window_manifests(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.Manifest]]:
-    """Each table's manifests of the window (`lake` the module here: _validate's `lake` is the
-    URI)."""
-    return {t: lake.committed(fs, t, _window(day)) for t in (BRONZE_EVENTS, SILVER_EXECUTIONS)}
-
-
-def _bronze_plan(day, manifests, as_of, volume_k, src, judge_rows: bool) -> _Plan:
-    """Bronze's rules for `day`; the source is counted only when the rows are judged."""
-    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    manifest = manifests.get(day)
-    if manifest is None:
-        raise LakeStateError(
-            f"bronze day {day} is not committed: run `deep-storage bronze --date {day}` first"
-        )
-    notes: list[str] = []
-    table_rules: list[rules.TableRule] = []
-    if not manifest.sealed:
-        notes.append(
-            "rows_match_source not checked: the day is not sealed yet "
-            f"({manifest.details.get('unsealed_reason')})"
-        )
-    elif src is None:
-        notes.append("rows_match_source not checked: no source database configured")
-    elif judge_rows:
-        table_rules.append(rules.source_count_rule(_source_count(src, day)))
-    for stuck in manifest.details.get("stuck_writers") or []:
-        notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
-    extra = manifest.details.get("extra_columns") or []
-    history = [manifests[d].rows for d in earlier if d in manifests]
-    table_rules += _history_rules(day, history, volume_k, notes)
-    fact_rules = _fact_rules(day, as_of, BRONZE_SLA, notes)
-    # Schema drift at the source: kept in bronze after the contract's columns, warned here.
-    drift = RuleResult(
-        "source_columns_known",
-        rules.WARN,
-        not extra,
-        "the source has exactly the contract's columns (new ones are kept in bronze, after "
-        "them, as text)",
-        ", ".join(f"{c['name']} ({c['source_type']})" for c in extra) or None,
-    )
-    return _Plan(
-        BRONZE_TABLE, manifest.rows, table_rules, fact_rules, _facts(manifest), notes, [drift]
-    )
-
-
-def _silver_plan(day, manifests, as_of, volume_k) -> _Plan:
-    notes: list[str] = []
-    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    counts = {d: m.rows for d, m in manifests.items()}
-    history = [counts[d] for d in earlier if d in counts]
-    table_rules = _history_rules(day, history, volume_k, notes)
-    fact_rules = _fact_rules(day, as_of, SILVER_SLA, notes)
-    return _Plan(
-        SILVER_TABLE, counts.get(day, 0), table_rules, fact_rules, _facts(manifests.get(day)), notes
-    )
-
-
-def _bronze_report(spark, fs, day, manifests, plan: _Plan, run_id, phases) -> TableReport:
+def _bronze_report(spark, fs, day, manifests, plan: Plan, run_id, phases) -> TableReport:
     files = lake.file_uris(fs, [manifests[day]])
     frame = (
         spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
@@ -385,7 +263,7 @@ def _bronze_report(spark, fs, day, manifests, plan: _Plan, run_id, phases) -> Ta
     )
 
 
-def _silver_report(spark, fs, day, plan: _Plan, run_id, phases) -> TableReport:
+def _silver_report(spark, fs, day, plan: Plan, run_id, phases) -> TableReport:
     committed = lake.committed(fs, SILVER_EXECUTIONS, [day])
     frame = lake.read_files(
         spark,
@@ -411,87 +289,6 @@ def _silver_report(spark, fs, day, plan: _Plan, run_id, phases) -> TableReport:
 
 
 # --- an unchanged day: re-judged from its last verdict -----------------------------------------
-
-JUDGED = "judged.json"
-
-
-def _fingerprint(manifests, day: dt.date, tables, volume_k: float, src) -> str:
-    """What the rules' verdicts on the rows depend on: every day of the window as committed (its
-    Delta version, rows, sealed), the rules themselves, the package, the gate's settings. Equal
-    fingerprints: the same rows judged by the same rules, so only the time rules can change."""
-    import hashlib
-
-    parts = {
-        "package": __version__,
-        "rules": repr((rules.BRONZE_ROW_RULES, rules.SILVER_ROW_RULES, rules.TIME_RULES)),
-        "day": day.isoformat(),
-        "tables": sorted(tables),
-        "volume_k": volume_k,
-        "history_days": HISTORY_DAYS,
-        "source": src is not None,
-        **{
-            table: {d.isoformat(): [m.version, m.rows, m.sealed] for d, m in sorted(days.items())}
-            for table, days in manifests.items()
-        },
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def _prior(fs: LakeFS, day: dt.date, fingerprint: str, tables) -> dict | None:
-    """The last verdict's record when it judged the same rows by the same rules, else None."""
-    text = fs.read_text(f"{fs.lake}/{QUALITY}/summary/date={day.isoformat()}/{JUDGED}")
-    try:
-        prior = json.loads(text) if text else None
-    except ValueError:
-        return None
-    if not prior or prior.get("fingerprint") != fingerprint:
-        return None
-    names = {"bronze": BRONZE_TABLE, "silver": SILVER_TABLE}
-    if any(names[t] not in prior.get("tables", {}) for t in tables):
-        return None
-    return prior
-
-
-def _rejudged(fs: LakeFS, plan: _Plan, day: dt.date, prior: dict) -> TableReport | None:
-    """The table's report from its last verdict (results.json), the time rules judged again by
-    GX on the commit's facts. None when the stored result is gone or unreadable: judge it
-    whole."""
-    judged = prior["tables"][plan.table]
-    folder = f"{fs.lake}/{QUALITY}/{plan.table}/date={day.isoformat()}"
-    stored = fs.read_text(f"{folder}/results.json")
-    if not stored:
-        return None
-    rejudged = gx_runner.rejudge(
-        stored, plan.table, plan.fact_rules, plan.facts, judged["descriptions"]
-    )
-    if rejudged is None:
-        log.warning("%s %s: stored results.json unreadable: judging the rows", plan.table, day)
-        return None
-    gx_result, results = rejudged
-    plan.notes.append(
-        f"unchanged since the verdict of {prior['judged_at']} (run {prior['run_id']}): its row "
-        "and table rules stand, the rows were not read again; freshness and lag judged now"
-    )
-    results = [*results, *plan.more_results]
-    return _table_report(fs, plan, day, results, judged["quarantined"], gx_result)
-
-
-def _judged_record(report: ValidationReport, fingerprint: str, prior: dict | None) -> str:
-    tables = {
-        t.table: {
-            "quarantined": t.quarantined,
-            "descriptions": {r.name: r.description for r in t.results},
-        }
-        for t in report.tables
-    }
-    when = prior or {"judged_at": dt.datetime.now(dt.UTC).isoformat(), "run_id": report.run_id}
-    record = {
-        "fingerprint": fingerprint,
-        "judged_at": when["judged_at"],
-        "run_id": when["run_id"],
-        "tables": tables,
-    }
-    return json.dumps(record, indent=1, sort_keys=True) + "\n"
 
 
 def run(
@@ -543,12 +340,12 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         with phases("freshness"):
             source_newest = _source_newest(src)
         # Each table's manifests of the window, read once: the volume rule, the charts.
-        manifests = _window_manifests(fs, day)
-        fingerprint = _fingerprint(manifests, day, tables, volume_k, src)
-        prior = None if full else _prior(fs, day, fingerprint, tables)
+        manifests = window_manifests(fs, day)
+        fingerprint = fingerprint_of(manifests, day, tables, volume_k, src)
+        prior = None if full else prior_verdict(fs, day, fingerprint, tables)
         if prior is not None:
             with phases("re-judge unchanged day"):
-                rejudged = _rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior)
+                rejudged = rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior)
             report.tables = rejudged or []
         if not report.tables:
             prior = None
@@ -558,13 +355,13 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         _measure_lag(fs, source_newest, report, day, as_of)
         for table_report in report.tables:
             _write_report(fs, table_report)
-        report.history = _history(manifests, day)
+        report.history = chart_history(manifests, day)
         report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
         fs.write_text(f"{folder}/summary.md", report.markdown())
         fs.write_text(f"{folder}/report.html", report_page.render([report]))
         fs.write_text(f"{folder}/verdict.json", json.dumps(report.verdict(), indent=1) + "\n")
-        fs.write_text(f"{folder}/{JUDGED}", _judged_record(report, fingerprint, prior))
+        fs.write_text(f"{folder}/{JUDGED}", judged_record(report, fingerprint, prior))
     return report
 
 
@@ -579,11 +376,7 @@ def engine_for(rows: int, setting: str | None = None) -> str:
 
 def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases):
     """Judge every rule on the day's rows (each table's day read once)."""
-    plans = []
-    if "bronze" in tables:
-        plans.append(_bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, True))
-    if "silver" in tables:
-        plans.append(_silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k))
+    plans = day_plan.plans(day, manifests, as_of, volume_k, src, tables, judge_rows=True)
     engines = {plan.table: engine_for(plan.rows) for plan in plans}
     if "spark" in engines.values():
         with phases("start spark"):
@@ -614,7 +407,7 @@ _DUCKDB_TABLES = {
 }
 
 
-def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableReport:
+def _duckdb_report(fs, day, manifests, plan: Plan, run_id, phases) -> TableReport:
     """`plan` judged on DuckDB: the day's committed files read once into DuckDB, the evidence
     computed there and judged by GX as a pandas frame, the quarantine copied from the same
     table."""
@@ -658,40 +451,11 @@ def _duckdb_report(fs, day, manifests, plan: _Plan, run_id, phases) -> TableRepo
             quarantined = 0
             if broken:
                 quarantined = duckdb_rules.quarantine(con, fs, folder, schema.fieldNames(), run_id)
-    return _table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+    return table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
 
 
 def _timed(timings: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-
-
-def _rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior):
-    """The unchanged day's reports, no row read and no Spark; None when a stored result is gone."""
-    plans = []
-    if "bronze" in tables:
-        plans.append(_bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, False))
-    if "silver" in tables:
-        plans.append(_silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k))
-    out = [_rejudged(fs, plan, day, prior) for plan in plans]
-    return None if any(r is None for r in out) else out
-
-
-def _history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
-    """Rows per day of both tables and silver's rows per status, over the HISTORY_DAYS up to
-    `day`, from the window's manifests (already read)."""
-    first = day - dt.timedelta(days=HISTORY_DAYS - 1)
-    out: dict[str, dict[str, dict]] = {}
-    for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
-        out[name] = {}
-        for d, m in sorted(manifests[table].items()):
-            if d < first:
-                continue
-            statuses: dict[str, int] = {}
-            for counts in (m.details.get("statuses") or {}).values():
-                for status, n in counts.items():
-                    statuses[status] = statuses.get(status, 0) + n
-            out[name][d.isoformat()] = {"rows": m.rows, "statuses": statuses}
-    return out
 
 
 def _source_from_env() -> SourceConfig | None:
@@ -728,7 +492,7 @@ def _measure_lag(
         lag = max(0.0, (newest - committed).total_seconds())
         report.lag_s[name] = lag
         sla = LAG_SLA[name]
-        if report_name in tables and _freshness_applies(day, as_of, sla):
+        if report_name in tables and day_plan.freshness_applies(day, as_of, sla):
             tables[report_name].results.append(
                 RuleResult(
                     "lag_within_sla",

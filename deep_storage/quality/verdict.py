@@ -5,11 +5,20 @@ gate raises. Plain data: validate builds it, report_page draws it, steps turns i
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from deep_storage.core.errors import QualityGateError
-from deep_storage.lake import QUALITY
+from deep_storage.lake import QUALITY, QUARANTINE
 from deep_storage.quality.gx_runner import RuleResult
+
+if TYPE_CHECKING:
+    from deep_storage.lake import LakeFS
+    from deep_storage.quality.day_plan import Plan
+
+log = logging.getLogger(__name__)
 
 # How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
 # silver within 1 h of being written (docs/source.md).
@@ -151,3 +160,23 @@ def gate_error(lake: str, reports: list[ValidationReport]) -> QualityGateError |
     rules = "; ".join(f"{r.date}: {', '.join(r.failed)}" for r in failed)
     pages = ", ".join(report_uri(lake, r.date) for r in failed)
     return QualityGateError(f"quality gate failed for {rules} (report: {pages})")
+
+
+def table_report(fs: LakeFS, plan: Plan, day, results, quarantined, gx_result) -> TableReport:
+    """The table's report: its results, the GX result as JSON, and the links its page shows."""
+    table = plan.table
+    report = TableReport(table, day.isoformat(), plan.rows, results, quarantined, plan.notes)
+    report.gx_result = gx_result
+    report.results_json = json.dumps(gx_result.to_json_dict(), indent=1, default=str)
+    folder = f"{fs.lake}/{QUALITY}/{table}/date={day.isoformat()}"
+    report.links = {
+        "results (JSON)": f"{folder}/results.json",
+        "Great Expectations Data Docs": f"{folder}/data_docs.html",
+    }
+    if quarantined:
+        report.links["quarantined rows"] = f"{fs.lake}/{QUARANTINE}/{table}/date={day.isoformat()}/"
+    for r in report.failed + report.warned:
+        log.warning(
+            "%s %s: rule %s %s (%s): %s", table, day, r.name, r.outcome, r.level, r.observed
+        )
+    return report

@@ -1,0 +1,171 @@
+"""What the gate judges of one day, from the commit facts alone (no row read): each table's
+rules for the day (the source count when sealed, volume against the earlier days, freshness on
+the day's own runs, the source's schema drift), the window of days they read, and the charts'
+history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from deep_storage import lake
+from deep_storage.core import defaults
+from deep_storage.core.config import SourceConfig
+from deep_storage.core.dates import window
+from deep_storage.core.errors import LakeStateError
+from deep_storage.io import source_db
+from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
+from deep_storage.quality import rules
+from deep_storage.quality.gx_runner import RuleResult
+
+BRONZE_TABLE = "bronze_events"
+SILVER_TABLE = "silver_stop_executions"
+BRONZE_SLA = dt.timedelta(hours=2)
+SILVER_SLA = dt.timedelta(hours=24)
+HISTORY_DAYS = defaults.HISTORY_DAYS
+
+
+@dataclass
+class Plan:
+    """What the gate judges of one table's day, from the commit facts alone: the rules judged on
+    the rows, the fact rules (on the facts, every run), notes and results known without GX."""
+
+    table: str
+    rows: int
+    table_rules: list[rules.TableRule]
+    fact_rules: list[rules.FactRule]
+    facts: dict
+    notes: list[str]
+    more_results: list[RuleResult] = field(default_factory=list)
+
+
+def freshness_applies(day: dt.date, as_of: dt.datetime, sla: dt.timedelta) -> bool:
+    start, end = window(day)
+    return start <= as_of < end + sla
+
+
+def source_count(src: SourceConfig | None, day: dt.date) -> int | None:
+    if src is None:
+        return None
+    with source_db.connect(src) as conn:
+        return source_db.window_summary(conn, src, day)[0]
+
+
+def history_rules(day, history, volume_k, notes) -> list[rules.TableRule]:
+    """Volume against the earlier days, where it applies; a note when it does not."""
+    volume = rules.volume_rule(history, volume_k)
+    if volume:
+        return [volume]
+    notes.append(f"volume_within_history not checked: {len(history)} earlier days (need 3)")
+    return []
+
+
+def freshness_rules(day, as_of, sla, notes) -> list[rules.FactRule]:
+    """Freshness against the run's time on the day's own runs; a note on the others."""
+    if freshness_applies(day, as_of, sla):
+        return [rules.freshness_rule(as_of, sla)]
+    notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+    return []
+
+
+def facts_of(manifest: lake.Manifest | None) -> dict:
+    newest = (manifest.details.get("newest_event_at") if manifest else None) or None
+    return {"newest_event_at": dt.datetime.fromisoformat(newest) if newest else None}
+
+
+def history_window(day: dt.date) -> list[dt.date]:
+    """The day and the HISTORY_DAYS before it: what the volume rule and the page's charts read."""
+    return [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS, -1, -1)]
+
+
+def window_manifests(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.Manifest]]:
+    """Each table's manifests of the window (`lake` the module here: _validate's `lake` is the
+    URI)."""
+    return {
+        t: lake.committed(fs, t, history_window(day)) for t in (BRONZE_EVENTS, SILVER_EXECUTIONS)
+    }
+
+
+def bronze_plan(day, manifests, as_of, volume_k, src, judge_rows: bool) -> Plan:
+    """Bronze's rules for `day`; the source is counted only when the rows are judged."""
+    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    manifest = manifests.get(day)
+    if manifest is None:
+        raise LakeStateError(
+            f"bronze day {day} is not committed: run `deep-storage bronze --date {day}` first"
+        )
+    notes: list[str] = []
+    table_rules: list[rules.TableRule] = []
+    if not manifest.sealed:
+        notes.append(
+            "rows_match_source not checked: the day is not sealed yet "
+            f"({manifest.details.get('unsealed_reason')})"
+        )
+    elif src is None:
+        notes.append("rows_match_source not checked: no source database configured")
+    elif judge_rows:
+        table_rules.append(rules.source_count_rule(source_count(src, day)))
+    for stuck in manifest.details.get("stuck_writers") or []:
+        notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
+    extra = manifest.details.get("extra_columns") or []
+    history = [manifests[d].rows for d in earlier if d in manifests]
+    table_rules += history_rules(day, history, volume_k, notes)
+    fact_rules = freshness_rules(day, as_of, BRONZE_SLA, notes)
+    # Schema drift at the source: kept in bronze after the contract's columns, warned here.
+    drift = RuleResult(
+        "source_columns_known",
+        rules.WARN,
+        not extra,
+        "the source has exactly the contract's columns (new ones are kept in bronze, after "
+        "them, as text)",
+        ", ".join(f"{c['name']} ({c['source_type']})" for c in extra) or None,
+    )
+    return Plan(
+        BRONZE_TABLE, manifest.rows, table_rules, fact_rules, facts_of(manifest), notes, [drift]
+    )
+
+
+def silver_plan(day, manifests, as_of, volume_k) -> Plan:
+    notes: list[str] = []
+    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    counts = {d: m.rows for d, m in manifests.items()}
+    history = [counts[d] for d in earlier if d in counts]
+    table_rules = history_rules(day, history, volume_k, notes)
+    fact_rules = freshness_rules(day, as_of, SILVER_SLA, notes)
+    return Plan(
+        SILVER_TABLE,
+        counts.get(day, 0),
+        table_rules,
+        fact_rules,
+        facts_of(manifests.get(day)),
+        notes,
+    )
+
+
+def chart_history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
+    """Rows per day of both tables and silver's rows per status, over the HISTORY_DAYS up to
+    `day`, from the window's manifests (already read)."""
+    first = day - dt.timedelta(days=HISTORY_DAYS - 1)
+    out: dict[str, dict[str, dict]] = {}
+    for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
+        out[name] = {}
+        for d, m in sorted(manifests[table].items()):
+            if d < first:
+                continue
+            statuses: dict[str, int] = {}
+            for counts in (m.details.get("statuses") or {}).values():
+                for status, n in counts.items():
+                    statuses[status] = statuses.get(status, 0) + n
+            out[name][d.isoformat()] = {"rows": m.rows, "statuses": statuses}
+    return out
+
+
+def plans(day, manifests, as_of, volume_k, src, tables, judge_rows: bool) -> list[Plan]:
+    """The plan of each table in `tables`, bronze first; bronze's source count only when the
+    rows are judged."""
+    out = []
+    if "bronze" in tables:
+        out.append(bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, judge_rows))
+    if "silver" in tables:
+        out.append(silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k))
+    return out
