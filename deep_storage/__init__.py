@@ -1,9 +1,23 @@
 """deep_storage: the library behind the `deep-storage` CLI and the KFP components.
 
 It never imports kfp: data flows one way, CLI or component -> this library -> the lake.
+The notebook entry points, `deep_storage.read` and `deep_storage.status`, load on first use, so
+importing one layer (`deep_storage.core.config`, say) does not pull in the rest of the library.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from deep_storage.core.version import __version__
-from deep_storage.reader import read, status  # the notebook entry points
+
+if TYPE_CHECKING:
+    from deep_storage.reader import read, status
 
 __all__ = ["__version__", "read", "status"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("read", "status"):
+        from deep_storage import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'deep_storage' has no attribute {name!r}")

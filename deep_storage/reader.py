@@ -30,7 +30,7 @@ UTC) the version that was current then. Versions stay readable while their files
 since, else the commit metadata of the version's log, walked back from it.
 
 The spark engine: with delta-spark on the session (its SQL extension configured, as
-session.build does) it reads `spark.read.format("delta").option("versionAsOf", N)` of the
+spark_session.build does) it reads `spark.read.format("delta").option("versionAsOf", N)` of the
 table's s3a URI, filtered by date (and client_id): Delta's own reader prunes the partitions from
 the same log, takes the file sizes from it instead of asking the store for each file (a silver
 day is ~200 files), and would honour any Delta feature a later writer turns on (deletion

@@ -18,8 +18,9 @@ import pytest
 from deep_storage import lake as lakes
 from deep_storage.core.dates import DayRange
 from deep_storage.core.errors import LakeStateError
+from deep_storage.io import source_copy
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
-from deep_storage.tables import bronze, bronze_arrow
+from deep_storage.tables import bronze
 from tests.events import event, insert, utc
 from tests.fixtures import APP_PASSWORD, BUCKET, CLI, run_cli
 from tests.lake_fixtures import bronze_rows, delta_rs_keys, leftovers_after_vacuum
@@ -227,8 +228,8 @@ def test_run_killed_mid_write_leaves_the_old_day_and_the_next_run_repairs(pg, db
 
 def test_files_roll_over_and_every_row_read_is_committed(db, spark, lake, monkeypatch):
 
-    monkeypatch.setattr(bronze_arrow, "BATCH_BYTES", 1024)  # batches of a few rows
-    monkeypatch.setattr(bronze_arrow, "ROWS_PER_FILE", 10)
+    monkeypatch.setattr(source_copy, "BATCH_BYTES", 1024)  # batches of a few rows
+    monkeypatch.setattr(source_copy, "ROWS_PER_FILE", 10)
     insert(db, [event(f"2025-06-01 {h:02d}:00:00") for h in range(24) for _ in range(3)])
     bronze.run(DayRange(D, D), lake, spark=spark)
     m = manifest(spark, lake, D)

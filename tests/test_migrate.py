@@ -17,9 +17,9 @@ from deep_storage import lake as lakes
 from deep_storage.core import schemas
 from deep_storage.core.dates import DayRange
 from deep_storage.core.errors import LakeStateError
+from deep_storage.io.source_copy import arrow_schema
 from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS, migrate
 from deep_storage.tables import silver
-from deep_storage.tables.bronze_arrow import arrow_schema
 from tests.events import event
 from tests.fixtures import run_cli
 from tests.lake_fixtures import delta_rs_keys, silver_row, write_bronze_day

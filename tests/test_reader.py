@@ -234,7 +234,7 @@ def test_both_spark_paths_read_the_pinned_version_alike(spark, lake):
     )
     pinned = lakes.LakeFS(lake).delta(lakes.SILVER_EXECUTIONS).version()
     write_silver_day(spark, lake, D1, [silver_row(execution_id="c", client_id=1)])
-    assert reader.has_delta(spark), "session.build configures delta-spark's extension"
+    assert reader.has_delta(spark), "spark_session.build configures delta-spark's extension"
     sel, fs = reader.select("silver", D1, version=pinned, clients=[1, 2], lake=lake)
     through_delta = reader._spark(sel, fs, None, None, spark, delta=True)
     by_name = reader._spark(sel, fs, None, None, spark, delta=False)

@@ -36,3 +36,32 @@ def test_nothing_refers_to_files_outside_the_repository():
         if any(ref in line for ref in ("shared" + "/", "source-schema" + ".md", "pitfalls" + ".md"))
     ]
     assert offending == []
+
+
+ROOTS = ("deep_storage", "components", "pipelines", "tests", "benchmarks", "demo", "spark_image",
+         "deploy", "docs", "examples", "compiled")  # fmt: skip
+LAYERS = ("core", "io", "lake", "tables", "quality")
+WRITTEN_BY_RUNS = {"benchmarks/results/latest.json"}  # `make bench` writes it; not kept
+
+
+def test_every_path_the_docs_name_exists():
+    """A path in backticks in the README or docs/ (`deep_storage/lake/writer.py`, or a layer's
+    `lake/writer.py`) is a file or folder of the repository: docs move with the code."""
+    rooted = re.compile(rf"`((?:{'|'.join(ROOTS)})/[\w./-]*)`")
+    in_library = re.compile(rf"`((?:{'|'.join(LAYERS)})/\w+\.py)`")
+    docs = [
+        "README.md",
+        "spark_image/README.md",
+        *sorted(p.name for p in (REPO / "docs").glob("*.md")),
+    ]
+    missing = []
+    for doc in docs:
+        path = REPO / doc if "/" in doc or doc == "README.md" else REPO / "docs" / doc
+        text = path.read_text()
+        named = rooted.findall(text) + [f"deep_storage/{p}" for p in in_library.findall(text)]
+        missing += [
+            f"{doc}: {p}"
+            for p in named
+            if "*" not in p and p not in WRITTEN_BY_RUNS and not (REPO / p).exists()
+        ]
+    assert sorted(set(missing)) == []

@@ -166,13 +166,13 @@ def test_a_source_column_fits_the_contract_only_when_every_value_does(
 
 
 def test_extra_source_columns_follow_the_contract_as_quoted_text():
-    from deep_storage.tables import bronze_arrow
+    from deep_storage.io import source_copy
 
     start, end = window(D)
-    sql = bronze_arrow.query("stop_events", start, end, ("venue", 'odd"name'))
+    sql = source_copy.query("stop_events", start, end, ("venue", 'odd"name'))
     assert sql.index("retry_count") < sql.index('"venue"::text AS "venue"')
     assert '"odd""name"::text' in sql
-    schema = bronze_arrow.arrow_schema(("venue",))
+    schema = source_copy.arrow_schema(("venue",))
     assert schema.names[-1] == "venue" and str(schema.field("venue").type) == "string"
 
 

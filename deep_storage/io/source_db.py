@@ -1,6 +1,6 @@
 """The PostgreSQL side: connecting with clear errors, and deciding whether a day is sealed.
 
-Reading the rows themselves is bronze's engines' job (tables/bronze_arrow.py, or Spark JDBC);
+Reading the rows themselves is bronze's engines' job (source_copy.py, or Spark JDBC);
 this module holds the small metadata queries, with every value bound as a typed parameter.
 """
 

@@ -10,7 +10,7 @@ ours: the transaction log in `_delta_log/` lists exactly the committed files.
 The commit path (the only code that adds or removes data files from a table):
 1. `Writer.write*` / `Writer.landed`: the step's engine writes new Parquet files under new names
    inside the table folder. No log entry names them yet, so no reader sees them.
-2. Their rows are counted from the Parquet footers; a count lower than the rows the step read
+2. Their rows are counted from the Parquet footers; a count different from the rows the step read
    fails the run, and nothing is committed.
 3. `Writer.commit`: ONE Delta transaction (delta-rs, a conditional PUT of the next
    `_delta_log/N.json`) removes the files of every replaced partition and adds the new ones, and

@@ -30,7 +30,8 @@ from deep_storage.core import config, defaults
 from deep_storage.core.config import StoreConfig
 from deep_storage.core.errors import InputError
 from deep_storage.io import metrics, object_store
-from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, days, writer_lock
+from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, writer_lock
+from deep_storage.lake import days as day_facts
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,9 @@ def _cover_vacuum_commits(fs: lake.LakeFS) -> None:
     none: without this every reader would replay the tables' whole history. The facts cover
     every table's current version (under the lease, vacuum commits are the only ones since the
     facts were read, and they carry no facts)."""
-    facts = days.load_facts(fs)
+    facts = day_facts.load_facts(fs)
     for table in TABLES:
         data = fs.delta(table)
         if data is not None:
             facts.versions[table] = data.version()
-    days.write_facts(fs, facts)
+    day_facts.write_facts(fs, facts)

@@ -54,7 +54,8 @@ class RuleResult:
 def preload() -> threading.Thread:
     """Import Great Expectations in the background (about 3 s, the gate's largest fixed cost),
     while the caller reads the day: the first suite then finds it loaded. The thread's name
-    starts with "preload-": session.build waits for such threads before Spark forks its JVM."""
+    starts with "preload-": spark_session.build waits for such threads before Spark forks its
+    JVM."""
 
     def load() -> None:
         import great_expectations

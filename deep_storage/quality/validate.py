@@ -288,9 +288,6 @@ def _silver_report(spark, fs, day, plan: Plan, run_id, phases) -> TableReport:
     )
 
 
-# --- an unchanged day: re-judged from its last verdict -----------------------------------------
-
-
 def run(
     day: dt.date,
     lake: str,

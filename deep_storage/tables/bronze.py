@@ -2,8 +2,8 @@
 
 One read of the day's half-open window, written under new file names, committed as one Delta
 transaction (lake/writer.py). Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
-  arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (bronze_arrow.py): no JVM,
-                   bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
+  arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (io/source_copy.py): no
+                   JVM, bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
   jdbc             Spark JDBC: extract -> conform (pure) -> load, for a Spark cluster.
 Both give the same rows, types and Parquet encoding (tests/test_bronze.py runs both). The seal
 check runs before the read, so every row it allowed for is committed by the time the read's
@@ -25,9 +25,8 @@ from deep_storage.core import config, defaults, schemas
 from deep_storage.core.config import SourceConfig, StoreConfig
 from deep_storage.core.dates import DayRange, from_unix_micros, window
 from deep_storage.core.errors import InputError
-from deep_storage.io import metrics, object_store, source_db, spark_session
+from deep_storage.io import metrics, object_store, source_copy, source_db, spark_session
 from deep_storage.lake import BRONZE_EVENTS, retention, writer_lock
-from deep_storage.tables import bronze_arrow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -163,11 +162,11 @@ def load_arrow(
     phases: metrics.Phases,
     extra: list[source_db.SourceColumn] | None = None,
 ) -> lake.Manifest:
-    """Arrow engine (bronze_arrow.py): binary COPY streamed into new Parquet files, their rows
+    """Arrow engine (io/source_copy.py): binary COPY streamed into new Parquet files, their rows
     counted from the footers against the rows read, then the same commit."""
     names = tuple(c.name for c in extra or [])
     with phases("read and write"):
-        landed = bronze_arrow.write_day(writer.fs, BRONZE_EVENTS, src, day, parts, names)
+        landed = source_copy.write_day(writer.fs, BRONZE_EVENTS, src, day, parts, names)
     with phases("count landed rows"):
         written = writer.landed(day, landed.files)
         written.expect(landed.rows)

@@ -1,5 +1,6 @@
-"""Bronze's default engine: PostgreSQL's binary COPY straight into Arrow (the ADBC PostgreSQL
-driver), written with pyarrow straight to Parquet in the lake. No JVM, no Spark.
+"""The source's rows in bulk: PostgreSQL's binary COPY straight into Arrow (the ADBC PostgreSQL
+driver), written with pyarrow straight to Parquet files in the lake. No JVM, no Spark. Bronze's
+default engine (tables/bronze.py); source_db holds the small metadata queries.
 
 Bronze needs no shuffle and no join, and measured here Spark's JDBC decode and the handoff of
 Arrow batches into the JVM cost more than the read itself (benchmarks/). The day's window is cut
@@ -22,7 +23,7 @@ import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 from deep_storage.core import schemas
@@ -32,8 +33,17 @@ from deep_storage.core.errors import SourceError, StoreError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.fs
 
-    from deep_storage.lake import LakeFS
+
+class ArrowTarget(Protocol):
+    """Where the files go: the lake's URI (named in errors) and its pyarrow file system with the
+    lake's root in it (deep_storage.lake.LakeFS is one)."""
+
+    lake: str
+
+    def arrow(self) -> tuple[pyarrow.fs.FileSystem, str]: ...
+
 
 ROWS_PER_FILE = 2_000_000
 BATCH_BYTES = 32 << 20  # ADBC's batch size hint: a Parquet row group of ~80k rows
@@ -118,7 +128,7 @@ class Landed:
 
 
 def write_day(
-    fs: LakeFS,
+    fs: ArrowTarget,
     table: str,
     src: SourceConfig,
     day: dt.date,
