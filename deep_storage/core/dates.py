@@ -98,9 +98,3 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 def from_unix_micros(micros: int | None) -> dt.datetime | None:
     """An aware UTC instant from Spark's `unix_micros` (a long crosses py4j exactly)."""
     return None if micros is None else _EPOCH + dt.timedelta(microseconds=micros)
-
-
-def utc_day_of(instant: dt.datetime) -> dt.date:
-    if instant.tzinfo is None:
-        raise ValueError("naive datetime: expected an aware UTC instant")
-    return instant.astimezone(UTC).date()

@@ -57,10 +57,6 @@ def _quoted(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def _ts(instant: dt.datetime) -> str:
-    return f"TIMESTAMP'{instant.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
-
-
 # The column that names a row in the report's offending rows, per table.
 ROW_ID = {"bronze_events": "event_id", "silver_stop_executions": "execution_id"}
 
