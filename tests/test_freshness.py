@@ -9,7 +9,9 @@ import urllib.request
 import pytest
 
 from deep_storage import steps
+from deep_storage.core import config
 from deep_storage.core.dates import DayRange
+from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from tests.events import event, insert
@@ -187,3 +189,63 @@ def test_an_unreachable_pushgateway_is_a_warning_not_a_failure(db, lake):
     done = run_cli("bronze", "--date", str(D), "--lake", lake, env={"PUSHGATEWAY_URL": url})
     assert done.returncode == 0, done.stderr
     assert "metrics: push to the Pushgateway failed" in done.stderr
+
+
+# --- the day's freshness is its lag behind the source's newest event of that day -----------
+
+
+def _fresh(report, table):
+    (t,) = [t for t in report.tables if t.table == table]
+    return [r for r in t.results if r.name == "fresh_within_sla"], t.notes
+
+
+def test_a_quiet_source_is_fresh_however_old_its_newest_event(db, spark, lake):
+    # The day's last stop triggered at 10:00; the gate runs at 21:00, 11 h later, and the source
+    # has nothing newer: the lake holds everything there is.
+    insert(db, [event(at(D, 10), "STOP_TRIGGERED", execution_token="q:1")])
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    silver.run(DayRange(D, D), lake, spark=spark)
+    report = validate.run(D, lake, spark=spark, as_of=at(D, 21))
+    assert report.warned == [] and report.failed == []
+    for table in ("bronze_events", "silver_stop_executions"):
+        (fresh,), _ = _fresh(report, table)
+        assert fresh.outcome == "passed"
+        assert fresh.observed == (
+            "newest event 2025-06-01T10:00:00+00:00; "
+            "the source's newest of the day 2025-06-01T10:00:00+00:00"
+        )
+
+
+def test_a_source_three_hours_ahead_of_bronze_warns_showing_both_times(db, spark, lake):
+    insert(db, [event(at(D, 10), "STOP_TRIGGERED", execution_token="a:1")])
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    # Written at the source after bronze's run: 13:00 - 10:00 = 3 h, past bronze's 2 h SLA.
+    insert(db, [event(at(D, 13), "STOP_TRIGGERED", execution_token="a:2")])
+    report = validate.run(
+        D, lake, spark=spark, as_of=at(D, 13, 5), tables=("bronze",), raise_on_failure=False
+    )
+    (fresh,), _ = _fresh(report, "bronze_events")
+    assert fresh.outcome == "warned"
+    assert fresh.observed == (
+        "newest event 2025-06-01T10:00:00+00:00; "
+        "the source's newest of the day 2025-06-01T13:00:00+00:00"
+    )
+    page = LakeFS(lake).read_text(f"{lake}/_quality/summary/date={D}/report.html")
+    assert "2025-06-01T10:00:00+00:00" in page and "2025-06-01T13:00:00+00:00" in page
+    # The CLI says it as a warning, and a warning alone does not fail the run.
+    done = run_cli(
+        "validate", "--date", str(D), "--lake", lake, "--table", "bronze",
+        "--as-of", "2025-06-01T13:05:00Z",
+    )  # fmt: skip
+    assert "warning: rule bronze_events.fresh_within_sla broke" in done.stderr
+
+
+def test_without_a_source_freshness_is_a_note_not_a_warning(db, spark, lake, monkeypatch):
+    insert(db, [event(at(D, 10), "STOP_TRIGGERED", execution_token="n:1")])
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    for key in config.DB_ENV:
+        monkeypatch.delenv(key, raising=False)
+    report = validate.run(D, lake, spark=spark, as_of=at(D, 23), tables=("bronze",))
+    fresh, notes = _fresh(report, "bronze_events")
+    assert fresh == [] and report.warned == []
+    assert any(n.startswith("fresh_within_sla not checked: no source database") for n in notes)

@@ -175,6 +175,22 @@ def window_summary(
     return rows, newest.astimezone(dt.UTC) if newest else None
 
 
+def window_newest(
+    conn: psycopg.Connection, source: SourceConfig, day: dt.date
+) -> dt.datetime | None:
+    """occurred_at of the newest event in the day's window at the source, None when the window
+    is empty: PostgreSQL answers max() over a range of the occurred_at index with one backward
+    index probe, so this costs the same on a quiet day and a 5M-row one."""
+    from psycopg import sql
+
+    start, end = window(day)
+    query = sql.SQL(
+        "SELECT max(occurred_at) FROM {} WHERE occurred_at >= %s AND occurred_at < %s"
+    ).format(sql.Identifier(source.table))
+    row = conn.execute(query, (start, end)).fetchone()
+    return row[0].astimezone(dt.UTC) if row and row[0] else None
+
+
 def newest_event(conn: psycopg.Connection, source: SourceConfig) -> dt.datetime | None:
     """occurred_at of the source's newest event (an index scan on occurred_at)."""
     from psycopg import sql

@@ -60,17 +60,48 @@ def history_rules(day, history, volume_k, notes) -> list[rules.TableRule]:
     return []
 
 
-def freshness_rules(day, as_of, sla, notes) -> list[rules.FactRule]:
-    """Freshness against the run's time on the day's own runs; a note on the others."""
-    if freshness_applies(day, as_of, sla):
-        return [rules.freshness_rule(as_of, sla)]
-    notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
-    return []
+def freshness_rules(day, as_of, sla, src, source_newest, lake_newest, notes):
+    """Freshness of the day against the source (`source_newest`: its newest event of the day),
+    on the day's own runs: (fact rules for GX, results known without it). A note instead when it
+    is not the day's run or no source is configured: quiet is not stale, so the lake's own age
+    says nothing."""
+    if not freshness_applies(day, as_of, sla):
+        notes.append(f"fresh_within_sla not checked: {as_of.isoformat()} is not this day's run")
+        return [], []
+    if src is None:
+        notes.append(
+            "fresh_within_sla not checked: no source database configured (freshness is the "
+            "lake's lag behind the source's newest event of the day)"
+        )
+        return [], []
+    if source_newest is None:
+        # Nothing at the source for the day: whatever the lake holds, nothing is missing.
+        held = f"newest event {lake_newest.isoformat()}" if lake_newest else "no rows"
+        fresh = RuleResult(
+            "fresh_within_sla",
+            rules.WARN,
+            True,
+            f"the day's newest event in the lake is at most {sla} older than the source's "
+            "newest event of the day",
+            f"{held}; the source has no event of the day",
+        )
+        return [], [fresh]
+    return [rules.freshness_rule(source_newest, sla)], []
 
 
 def facts_of(manifest: lake.Manifest | None) -> dict:
     newest = (manifest.details.get("newest_event_at") if manifest else None) or None
     return {"newest_event_at": dt.datetime.fromisoformat(newest) if newest else None}
+
+
+def silver_facts(manifests: dict[dt.date, lake.Manifest], day: dt.date) -> dict:
+    """Silver's newest event for day D: an execution lives in the partition of its first event's
+    day, so the source's events of D (an execution that spans midnight) sit in silver's rows of
+    up to LOOKBACK_DAYS earlier, and their newest times count for D."""
+    first = day - dt.timedelta(days=defaults.LOOKBACK_DAYS)
+    found = [facts_of(m)["newest_event_at"] for d, m in manifests.items() if first <= d <= day]
+    found = [t for t in found if t is not None]
+    return {"newest_event_at": max(found) if found else None}
 
 
 def history_window(day: dt.date) -> list[dt.date]:
@@ -86,7 +117,7 @@ def window_manifests(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.M
     }
 
 
-def bronze_plan(day, manifests, as_of, volume_k, src, judge_rows: bool) -> Plan:
+def bronze_plan(day, manifests, as_of, volume_k, src, newest, judge_rows: bool) -> Plan:
     """Bronze's rules for `day`; the source is counted only when the rows are judged."""
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
     manifest = manifests.get(day)
@@ -110,7 +141,10 @@ def bronze_plan(day, manifests, as_of, volume_k, src, judge_rows: bool) -> Plan:
     extra = manifest.details.get("extra_columns") or []
     history = [manifests[d].rows for d in earlier if d in manifests]
     table_rules += history_rules(day, history, volume_k, notes)
-    fact_rules = freshness_rules(day, as_of, BRONZE_SLA, notes)
+    facts = facts_of(manifest)
+    fact_rules, known = freshness_rules(
+        day, as_of, BRONZE_SLA, src, newest, facts["newest_event_at"], notes
+    )
     # Schema drift at the source: kept in bronze after the contract's columns, warned here.
     drift = RuleResult(
         "source_columns_known",
@@ -120,26 +154,20 @@ def bronze_plan(day, manifests, as_of, volume_k, src, judge_rows: bool) -> Plan:
         "them, as text)",
         ", ".join(f"{c['name']} ({c['source_type']})" for c in extra) or None,
     )
-    return Plan(
-        BRONZE_TABLE, manifest.rows, table_rules, fact_rules, facts_of(manifest), notes, [drift]
-    )
+    return Plan(BRONZE_TABLE, manifest.rows, table_rules, fact_rules, facts, notes, [drift, *known])
 
 
-def silver_plan(day, manifests, as_of, volume_k) -> Plan:
+def silver_plan(day, manifests, as_of, volume_k, src, newest) -> Plan:
     notes: list[str] = []
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
     counts = {d: m.rows for d, m in manifests.items()}
     history = [counts[d] for d in earlier if d in counts]
     table_rules = history_rules(day, history, volume_k, notes)
-    fact_rules = freshness_rules(day, as_of, SILVER_SLA, notes)
-    return Plan(
-        SILVER_TABLE,
-        counts.get(day, 0),
-        table_rules,
-        fact_rules,
-        facts_of(manifests.get(day)),
-        notes,
+    facts = silver_facts(manifests, day)
+    fact_rules, known = freshness_rules(
+        day, as_of, SILVER_SLA, src, newest, facts["newest_event_at"], notes
     )
+    return Plan(SILVER_TABLE, counts.get(day, 0), table_rules, fact_rules, facts, notes, known)
 
 
 def chart_history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
@@ -160,12 +188,14 @@ def chart_history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
     return out
 
 
-def plans(day, manifests, as_of, volume_k, src, tables, judge_rows: bool) -> list[Plan]:
+def plans(day, manifests, as_of, volume_k, src, newest, tables, judge_rows: bool) -> list[Plan]:
     """The plan of each table in `tables`, bronze first; bronze's source count only when the
-    rows are judged."""
+    rows are judged. `newest`: the source's newest event of the day (source_newest)."""
     out = []
     if "bronze" in tables:
-        out.append(bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, judge_rows))
+        out.append(
+            bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, newest, judge_rows)
+        )
     if "silver" in tables:
-        out.append(silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k))
+        out.append(silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k, src, newest))
     return out

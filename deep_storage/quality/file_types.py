@@ -20,13 +20,22 @@ MISSING = "(missing)"
 FILE = "_file"
 
 
-def expected(schema: StructType, table: str) -> dict[str, str]:
-    """Contract column -> the Arrow type its Parquet files must hold; the table's partition
-    columns live in the folder names and Delta's log, not in the files."""
+def expected(schema: StructType, table: str) -> dict[str, list[str]]:
+    """Contract column -> the Arrow types its Parquet files may hold: the contract's, and for a
+    column the table gained by schema evolution also MISSING (a file written before it: Delta
+    reads NULL there). The table's partition columns live in the folder names and Delta's log,
+    not in the files."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
+    from deep_storage.core.schemas import EVOLVED_COLUMNS
+
     partition = set(PARTITION_COLUMNS.get(table, ()))
-    return {f.name: str(f.type) for f in to_arrow_schema(schema) if f.name not in partition}
+    evolved = set(EVOLVED_COLUMNS.get(table, ()))
+    return {
+        f.name: [str(f.type), MISSING] if f.name in evolved else [str(f.type)]
+        for f in to_arrow_schema(schema)
+        if f.name not in partition
+    }
 
 
 def frame(fs: LakeFS, table: str, files: list[str], names: Iterable[str]):
@@ -42,7 +51,7 @@ def frame(fs: LakeFS, table: str, files: list[str], names: Iterable[str]):
     return pd.DataFrame(rows, columns=[FILE, *names], dtype="object")
 
 
-def mismatched(types, expected_types: dict[str, str]) -> list[str]:
-    """Columns some file holds with another type than `expected_types` (a quick look that decides
-    whether the rows can be read at all; GX still judges and reports contract_types)."""
-    return [c for c, want in expected_types.items() if c in types and (types[c] != want).any()]
+def mismatched(types, expected_types: dict[str, list[str]]) -> list[str]:
+    """Columns some file holds with a type `expected_types` does not allow (a quick look that
+    decides whether the rows can be read at all; GX still judges and reports contract_types)."""
+    return [c for c, ok in expected_types.items() if c in types and (~types[c].isin(ok)).any()]

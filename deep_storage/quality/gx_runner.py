@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -101,20 +101,20 @@ def _contract_expectations(schema: StructType, extras: list[str]):
     return out
 
 
-def _type_expectations(expected_types: dict[str, str]):
+def _type_expectations(expected_types: dict[str, list[str]]):
     """contract_types on the files' own footers (file_types.frame): each column holds the
-    contract's Arrow type in every file."""
+    contract's Arrow type in every file (or is missing from files older than the column)."""
     import great_expectations.expectations as gxe
 
     return [
         gxe.ExpectColumnValuesToBeInSet(
             column=name,
-            value_set=[arrow_type],
+            value_set=arrow_types,
             meta=_meta("contract_types", FAIL),
-            description=f"{name} is {arrow_type} in every file",
+            description=f"{name} is {arrow_types[0]} in every file",
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 3},
         )
-        for name, arrow_type in expected_types.items()
+        for name, arrow_types in expected_types.items()
     ]
 
 
@@ -244,7 +244,7 @@ def validate(
     fact_rules: Sequence[FactRule] = (),
     facts: dict[str, Any] | None = None,
     file_types=None,
-    expected_types: dict[str, str] | None = None,
+    expected_types: dict[str, list[str]] | None = None,
     timings: dict[str, float] | None = None,
     engine: str = "spark",
 ):
@@ -269,7 +269,7 @@ def validate(
     _check_rules(timed, suite_name, flags, row_rules, table_rules, fact_rules, facts, engine)
     result = _combined(suite_name, parts)
     descriptions = {r.name: r.description for r in (*row_rules, *table_rules, *fact_rules)}
-    return result, fold(result, descriptions)
+    return result, with_facts(fold(result, descriptions), fact_rules, facts or {})
 
 
 def _check_contract(
@@ -279,7 +279,7 @@ def _check_contract(
     schema: StructType,
     extras: list[str],
     file_types,
-    expected_types: dict[str, str] | None,
+    expected_types: dict[str, list[str]] | None,
     engine: str,
 ) -> None:
     """The contract's parts of the suite: the columns on `frame`, the types on the files'
@@ -371,7 +371,7 @@ def rejudge(
         parts.append(_facts_part(_context(), suite_name, fact_rules, facts))
     result = _combined(suite_name, parts)
     described = {**descriptions, **{r.name: r.description for r in fact_rules}}
-    return result, fold(result, described)
+    return result, with_facts(fold(result, described), fact_rules, facts)
 
 
 def fold(result, descriptions: dict[str, str]) -> list[RuleResult]:
@@ -423,13 +423,23 @@ def _shown(r, name: str, prior: RuleResult | None) -> tuple[Any, float | None, t
         kwargs = r.expectation_config.kwargs
         bound = kwargs.get("value", [kwargs.get("min_value"), kwargs.get("max_value")])
         samples = ({"lake_rows": observed, "expected_rows": bound},)
-    elif not r.success and r.expectation_config.type in _FACT_TYPES:
-        # A fact rule: say the fact itself, not GX's count of one offending row.
-        value = (found.get("unexpected_list") or [None])[0]
-        missing = value is None or str(value) == "NaT"
-        observed = "no rows (no newest event)" if missing else f"newest event {value}"
-        samples = ()
+    elif r.expectation_config.type in _FACT_TYPES:
+        samples = ()  # a fact rule shows the fact itself (with_facts), not GX's one-row frame
     return observed, percent, samples
+
+
+def with_facts(results: list[RuleResult], fact_rules, facts: dict[str, Any]) -> list[RuleResult]:
+    """Each fact rule's result shows the fact it judged, read from the commit's facts (GX's
+    result holds a row count, or nothing when the value was in range), beside what it was held
+    against."""
+    shown = {rule.name: fact_observed(rule, facts) for rule in fact_rules}
+    return [replace(r, observed=shown[r.name]) if r.name in shown else r for r in results]
+
+
+def fact_observed(rule: FactRule, facts: dict[str, Any]) -> str:
+    value = facts.get(rule.column)
+    held = f"newest event {value.isoformat()}" if value is not None else "no rows"
+    return f"{held}; {rule.reference}" if rule.reference else held
 
 
 def _describe_contract(folded: dict[str, RuleResult]) -> None:

@@ -201,27 +201,31 @@ def volume_rule(history: list[int], k: float) -> TableRule | None:
 class FactRule:
     """A rule judged on the day's commit facts, not on its rows: Great Expectations (pandas, one
     row of facts) expects `column` to be present and at least `min_value`. It reads no data, so
-    an hourly gate re-judges it on an unchanged day without scanning anything."""
+    an hourly gate re-judges it on an unchanged day without scanning anything. `reference` is
+    what the fact was held against, shown beside it."""
 
     name: str
     level: str
     column: str
     min_value: dt.datetime
     description: str
+    reference: str = ""
 
 
 # Rules whose verdict depends on the run's time, not only on the data: re-judged every run.
 TIME_RULES = ("fresh_within_sla", "lag_within_sla")
 
 
-def freshness_rule(as_of: dt.datetime, sla: dt.timedelta) -> FactRule:
-    """The day's newest event (the commit's `newest_event_at`: the max, over the day's rows, of
-    occurred_at in bronze, of the newest execution timestamp in silver) within `sla` of the run's
-    time; an empty day has none and breaks it."""
+def freshness_rule(source_newest: dt.datetime, sla: dt.timedelta) -> FactRule:
+    """The day's newest event in the lake (the commit's `newest_event_at`) at most `sla` older
+    than the source's newest event of the same day. Freshness is lag behind the source: a day
+    whose newest event is old because the source has nothing newer is fresh."""
     return FactRule(
         "fresh_within_sla",
         WARN,
         "newest_event_at",
-        as_of - sla,
-        f"the day's newest event is at most {sla} older than the run's time {as_of.isoformat()}",
+        source_newest - sla,
+        f"the day's newest event in the lake is at most {sla} older than the source's newest "
+        "event of the day",
+        f"the source's newest of the day {source_newest.isoformat()}",
     )

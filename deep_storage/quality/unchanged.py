@@ -99,8 +99,11 @@ def judged_record(report: ValidationReport, fingerprint: str, prior: dict | None
     return json.dumps(record, indent=1, sort_keys=True) + "\n"
 
 
-def rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior):
-    """The unchanged day's reports, no row read and no Spark; None when a stored result is gone."""
-    plans = day_plan.plans(day, manifests, as_of, volume_k, src, tables, judge_rows=False)
+def rejudge_all(fs, day, manifests, as_of, volume_k, src, day_newest, tables, prior):
+    """The unchanged day's reports, no row read and no Spark; None when a stored result is gone.
+    `day_newest`: the source's newest event of the day."""
+    plans = day_plan.plans(
+        day, manifests, as_of, volume_k, src, day_newest, tables, judge_rows=False
+    )
     out = [rejudged(fs, plan, day, prior) for plan in plans]
     return None if any(r is None for r in out) else out

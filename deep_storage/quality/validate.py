@@ -335,20 +335,23 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         # unreachable database fails the gate here, with the day's reports and quarantine as they
         # were. The lake cannot change while the lease is held, so the lag is the same.
         with phases("freshness"):
-            source_newest = _source_newest(src)
+            source_newest, day_newest = _source_newest(src, day)
         # Each table's manifests of the window, read once: the volume rule, the charts.
         manifests = window_manifests(fs, day)
         fingerprint = fingerprint_of(manifests, day, tables, volume_k, src)
         prior = None if full else prior_verdict(fs, day, fingerprint, tables)
         if prior is not None:
             with phases("re-judge unchanged day"):
-                rejudged = rejudge_all(fs, day, manifests, as_of, volume_k, src, tables, prior)
+                rejudged = rejudge_all(
+                    fs, day, manifests, as_of, volume_k, src, day_newest, tables, prior
+                )
             report.tables = rejudged or []
         if not report.tables:
             prior = None
             report.tables = _judge_all(
-                spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases
-            )
+                spark, fs, day, manifests, as_of, volume_k, (src, day_newest), tables, run_id,
+                phases,
+            )  # fmt: skip
         _measure_lag(fs, source_newest, report, day, as_of)
         for table_report in report.tables:
             _write_report(fs, table_report)
@@ -371,9 +374,13 @@ def engine_for(rows: int, setting: str | None = None) -> str:
     return "duckdb" if rows <= defaults.GATE_DUCKDB_MAX_ROWS else "spark"
 
 
-def _judge_all(spark, fs, day, manifests, as_of, volume_k, src, tables, run_id, phases):
-    """Judge every rule on the day's rows (each table's day read once)."""
-    plans = day_plan.plans(day, manifests, as_of, volume_k, src, tables, judge_rows=True)
+def _judge_all(spark, fs, day, manifests, as_of, volume_k, source, tables, run_id, phases):
+    """Judge every rule on the day's rows (each table's day read once). `source`: (the source's
+    settings, its newest event of the day)."""
+    src, day_newest = source
+    plans = day_plan.plans(
+        day, manifests, as_of, volume_k, src, day_newest, tables, judge_rows=True
+    )
     engines = {plan.table: engine_for(plan.rows) for plan in plans}
     if "spark" in engines.values():
         with phases("start spark"):
@@ -464,11 +471,13 @@ def _source_from_env() -> SourceConfig | None:
     return SourceConfig.from_env()
 
 
-def _source_newest(src: SourceConfig | None) -> dt.datetime | None:
+def _source_newest(src: SourceConfig | None, day: dt.date):
+    """(the source's newest event, its newest of `day`'s window): what the lag and the day's
+    freshness are measured against. (None, None) without a source."""
     if src is None:
-        return None
+        return None, None
     with source_db.connect(src) as conn:
-        return source_db.newest_event(conn, src)
+        return source_db.newest_event(conn, src), source_db.window_newest(conn, src, day)
 
 
 def _measure_lag(
