@@ -76,6 +76,12 @@ COMMITS ?= 10000
 bench-open:  ## opening the lake after a long history: make bench-open COMMITS=10000 (status from S3)
 	$(BIN)/python -m benchmarks.open_table --commits $(COMMITS) $(BENCH_ARGS)
 
+DAYS ?= 90
+# PER_DAY ?= 200000 above is bench-read's default; this target's is 20000 (the command line wins).
+bench-training: PER_DAY = 20000
+bench-training:  ## a training set's release: make bench-training DAYS=90 PER_DAY=20000 (gold features in S3)
+	$(BIN)/python -m benchmarks.training_set --days $(DAYS) --per-day $(PER_DAY) $(BENCH_ARGS)
+
 # The Spark image (spark_image/): the tag is the package version, as in components/_image.py.
 SPARK_IMAGE := $(SPARK_IMAGE_NAME):$(SPARK_IMAGE_TAG)
 SPARK_IMAGE_SOURCE ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)

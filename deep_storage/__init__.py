@@ -1,7 +1,8 @@
 """deep_storage: the library behind the `deep-storage` CLI and the KFP components.
 
 It never imports kfp: data flows one way, CLI or component -> this library -> the lake.
-The notebook entry points, `deep_storage.read` and `deep_storage.status`, load on first use, so
+The notebook entry points, `deep_storage.read`, `deep_storage.status` and
+`deep_storage.training_set`, load on first use, so
 importing one layer (`deep_storage.core.config`, say) does not pull in the rest of the library.
 """
 
@@ -11,8 +12,9 @@ from deep_storage.core.version import __version__
 
 if TYPE_CHECKING:
     from deep_storage.reader import read, status
+    from deep_storage.training import training_set
 
-__all__ = ["__version__", "read", "status"]
+__all__ = ["__version__", "read", "status", "training_set"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from deep_storage import reader
 
         return getattr(reader, name)
+    if name == "training_set":
+        from deep_storage import training
+
+        return training.training_set
     raise AttributeError(f"module 'deep_storage' has no attribute {name!r}")

@@ -37,6 +37,9 @@ FLAGS = {
     "first_day": "--date",
     "last_day": "--until",
     "as_of": "--as-of",
+    "from_day": "--from",
+    "to_day": "--to",
+    "test_from": "--test-from",
 }
 
 
@@ -59,7 +62,7 @@ lake_option = click.option(
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Stop-events lake: bronze ingest, silver transform and quality gates."""
+    """Stop-events lake: bronze ingest, silver transform, gold features and quality gates."""
     ctx.obj = {"debug": debug}
     _setup_logging(debug)
 
@@ -168,6 +171,76 @@ def silver(date, until, lake, lookback_days, as_json) -> None:
             + ", ".join(result.unsealed_days),
             err=True,
         )
+
+
+@cli.command()
+@date_option
+@until_option
+@lake_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def gold(date, until, lake, as_json) -> None:
+    """Build gold/stop_execution_features for --date .. --until (default: every day whose silver
+    changed since gold last built it)."""
+    result = steps.gold(lake or "", date or "", until or "", names=FLAGS).result
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    if result.skipped:
+        click.echo(
+            f"gold: silver unchanged since gold built its days (silver v{result.silver_version})"
+        )
+        return
+    days = result.dates_committed
+    click.echo(
+        f"gold {days[0]}..{days[-1]}: {result.rows} executions' features over {len(days)} days "
+        f"(from silver v{result.silver_version})"
+    )
+
+
+@cli.command("training-set")
+@click.option(
+    "--name",
+    default=defaults.TRAINING_SET_NAME,
+    show_default=True,
+    help="The set: stop_outcome or slippage_prediction (deep_storage/tables/specs/).",
+)
+@click.option(
+    "--version",
+    "version",
+    metavar="X.Y.Z",
+    help="The version (default: the next patch version, or the newest when its rows are the same).",
+)
+@click.option(
+    "--from", "from_day", metavar="YYYY-MM-DD", help="First UTC day (default: 28 days to --to)."
+)
+@click.option(
+    "--to", "to_day", metavar="YYYY-MM-DD", help="Last UTC day (default: before gold's newest)."
+)
+@click.option(
+    "--test-from",
+    "test_from",
+    metavar="YYYY-MM-DD",
+    help="First day of the test split (default: the first day of the range's last fifth).",
+)
+@lake_option
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON on stdout.")
+def training_set(name, version, from_day, to_day, test_from, lake, as_json) -> None:
+    """Release a version of gold/training_sets/NAME from the gold features of --from .. --to.
+    A released version never changes: the same rows again change nothing, other rows are
+    refused."""
+    out = steps.training_set(
+        lake or "", name, version or "", from_day or "", to_day or "", test_from or "", names=FLAGS
+    )
+    if as_json:
+        click.echo(json.dumps(out.record, indent=2, default=str))
+        return
+    click.echo(out.markdown)
+    rows = out.record.get("rows") or {}
+    click.echo(
+        f"training set {name} {out.record.get('version')}: {out.outcome} "
+        f"({rows.get('train', 0)} train, {rows.get('test', 0)} test rows; "
+        f"sha256 {str(out.record.get('rows_sha256'))[:12]})"
+    )
 
 
 @cli.command()

@@ -25,6 +25,9 @@ PARAMETERS = {
     "first_day": "first_day",
     "last_day": "last_day",
     "as_of": "as_of",
+    "from_day": "from_day",
+    "to_day": "to_day",
+    "test_from": "test_from",
 }
 
 
@@ -130,6 +133,73 @@ def silver(
     }
     metrics.update({f"status_{k.lower()}": v for k, v in result.by_status.items()})
     return StepResult(days.first.isoformat(), days.last.isoformat(), metrics, result)
+
+
+def gold(
+    lake_uri: str = "",
+    first_day: str = "",
+    last_day: str = "",
+    names: Mapping[str, str] = PARAMETERS,
+) -> StepResult:
+    """Build the gold features of first_day..last_day; without first_day, of every day whose
+    silver inputs (its day and the 7 before) changed since gold built it."""
+    from deep_storage.tables import gold as step
+
+    if last_day.strip() and not first_day.strip():
+        raise InputError(f"{names['last_day']} needs {names['first_day']}")
+    days = _range(first_day, last_day, names) if first_day.strip() else None
+    result = step.run(days, resolve_lake(lake_uri or None))
+    built = result.dates_committed
+    metrics = {"rows": result.rows, "days_written": len(built), "skipped": int(result.skipped)}
+    return StepResult(built[0] if built else "", built[-1] if built else "", metrics, result)
+
+
+@dataclass
+class TrainingSetResult:
+    outcome: str  # "released", or "unchanged": the version exists with the same rows
+    record: dict
+    markdown: str  # the version's record and its gold rules, for the component's report
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def training_set(
+    lake_uri: str,
+    name: str = defaults.TRAINING_SET_NAME,
+    version: str = "",
+    from_day: str = "",
+    to_day: str = "",
+    test_from: str = "",
+    names: Mapping[str, str] = PARAMETERS,
+) -> TrainingSetResult:
+    """Release `version` of the training set `name` (empty: the next patch version, or the newest
+    when its rows are the same) from the gold features dated from_day..to_day (both empty: the
+    TRAINING_WINDOW_DAYS before gold's newest day); the test split from test_from (empty: the
+    range's last fifth)."""
+    from deep_storage.training import release_training_set
+
+    if bool(from_day.strip()) != bool(to_day.strip()):
+        raise InputError(f"give both {names['from_day']} and {names['to_day']}, or neither")
+    first = parse_day(from_day.strip(), name=names["from_day"]) if from_day.strip() else None
+    last = parse_day(to_day.strip(), name=names["to_day"]) if to_day.strip() else None
+    split = parse_day(test_from.strip(), name=names["test_from"]) if test_from.strip() else None
+    done = release_training_set(
+        name, version, first, last, split, lake=resolve_lake(lake_uri or None)
+    )
+    record = done.record
+    metrics: dict[str, float] = {
+        "released": int(done.outcome == "released"),
+        **{f"rows_{k}": v for k, v in (record.get("rows") or {}).items()},
+        **{f"positive_share_{k}": v for k, v in (record.get("positive_share") or {}).items()},
+        "rules_warned": sum(r.outcome == "warned" for r in done.results),
+    }
+    return TrainingSetResult(done.outcome, record, done.markdown, metrics)
+
+
+def baseline(lake_uri: str, name: str, version: str):
+    """Fit the baseline model on a released training set version (deep_storage.baseline)."""
+    from deep_storage import baseline as model
+
+    return model.train(name, version, lake_uri or None)
 
 
 @dataclass

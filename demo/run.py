@@ -71,6 +71,41 @@ def summarize(lake_dir: Path, run) -> str:
     return "\n".join(lines)
 
 
+def training_summary(lake_dir: Path, run) -> str:
+    """The released version's record, as a data scientist would pin it, and the baseline."""
+    import deep_storage
+
+    train, test = deep_storage.training_set("stop_outcome", _released(run), f"file://{lake_dir}")
+    record = train.attrs["record"]
+    baseline = run.metrics.get("train-baseline", {})
+    lines = [
+        "",
+        f"== training set {record['name']} {record['version']} (record) ==",
+        f"range    {record['from']}..{record['to']}, test from {record['test_from']}",
+        f"rows     train {record['rows']['train']}, test {record['rows']['test']}; label "
+        f"{record['spec']['label']} positive share {record['positive_share']['overall']:.3f}",
+        f"rows_sha256 {record['rows_sha256']}",
+        f"lineage  gold features v{record['features_version']} <- silver "
+        f"v{record['silver_version']}; code {record['code_version']}",
+        "rules    "
+        + ", ".join(f"{r['name']} {r['outcome']}" for r in record["rules"][:3])
+        + " ...",
+        f"baseline ROC AUC {baseline.get('roc_auc', float('nan')):.3f}, precision "
+        f"{baseline.get('precision', float('nan')):.3f}, recall "
+        f"{baseline.get('recall', float('nan')):.3f} on {len(test)} test rows",
+        f"read it  deep_storage.training_set('stop_outcome', '{record['version']}')",
+    ]
+    return "\n".join(lines)
+
+
+def _released(run) -> str:
+    """The version the run's training-set task released (or found unchanged)."""
+    import json
+
+    out = json.loads((run.root / "training-set" / "executor_output.json").read_text())
+    return out["parameterValues"]["version"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
 
@@ -80,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     from demo import synthetic
     from demo.local_services import PostgresServer
 
-    total = 5
+    total = 6
     today = dt.datetime.now(dt.UTC).date()
     day = today - dt.timedelta(days=1)
+    # A few days like it before it: a training set needs days to split into train and test, and
+    # the gate's volume rule compares a day with the ones before it.
+    earlier = [day - dt.timedelta(days=i) for i in range(args.earlier_days, 0, -1)]
+    first = earlier[0] if earlier else day
     try:
         started = _step(1, total, "starting a throwaway PostgreSQL on 127.0.0.1")
         with PostgresServer() as pg:
@@ -99,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 synthetic.copy_into(
                     conn, synthetic.generate(day, args.events, seed=42, clients=args.clients)
                 )
+                for i, quiet in enumerate(earlier):
+                    rows = synthetic.generate(quiet, args.events, seed=i, clients=args.clients)
+                    synthetic.copy_into(conn, rows)
             _done(started)
             _point_the_steps_at(pg)
             lake_dir = _empty_lake_dir(args.lake_dir)
@@ -107,13 +149,25 @@ def main(argv: list[str] | None = None) -> int:
             started = _step(
                 4,
                 total,
-                f"running the pipeline via kfp.local for {day}..{today}: "
+                f"running the pipeline via kfp.local for {first}..{today}: "
                 "bronze -> silver -> quality gate (about a minute)",
             )
-            run = local.run(day, today, f"file://{lake_dir}", REPO / ".cache" / "kfp-demo")
+            run = local.run(first, today, f"file://{lake_dir}", REPO / ".cache" / "kfp-demo")
             _done(started)
-            _step(5, total, "summary")
+            started = _step(
+                5,
+                total,
+                f"running the training pipeline via kfp.local on {first}..{day}: "
+                "gold features -> training set -> baseline model",
+            )
+            trained = local.run_training_local(
+                "", f"file://{lake_dir}", REPO / ".cache" / "kfp-demo",
+                from_day=first.isoformat(), to_day=day.isoformat(),
+            )  # fmt: skip
+            _done(started)
+            _step(6, total, "summary")
             print(summarize(lake_dir, run))
+            print(training_summary(lake_dir, trained))
     except DeepStorageError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -124,6 +178,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="events in the seeded day")
     parser.add_argument("--clients", type=int, default=40)
+    parser.add_argument(
+        "--earlier-days", type=int, default=4, help="days before it, with as many events each"
+    )
     parser.add_argument("--lake-dir", type=Path, default=REPO / "demo_lake")
     return parser.parse_args(argv)
 

@@ -17,13 +17,33 @@ from deep_storage.cli import lake_option, until_option
 from deep_storage.cli import main as _main
 from deep_storage.core import defaults
 from deep_storage.core.config import resolve_lake
-from deep_storage.core.dates import DayRange
+from deep_storage.core.dates import DayRange, parse_day
 from deep_storage.core.errors import InputError, LakeStateError
 
 # Hourly at :05: each run ingests today so far and yesterday until it seals, so an event reaches
 # silver within the hour. Daily at 01:15 stays available for lakes without that SLA.
 HOURLY = "0 5 * * * *"
 DAILY = "0 15 1 * * *"
+# The training pipeline: Mondays at 06:00, after the weekend's days have reached silver.
+WEEKLY_TRAINING = "0 0 6 * * 1"
+# What `schedule --pipeline` schedules: (compiled file attribute, recurring run name, cron).
+SCHEDULES = {
+    "lake": ("PIPELINE_FILE", "deep-storage-hourly", HOURLY),
+    "training": ("TRAINING_FILE", "deep-storage-training-weekly", WEEKLY_TRAINING),
+}
+# The training pipeline's own options, by parameter, and the lake pipeline's that it lacks.
+TRAINING_FLAGS = {
+    "training_set": "--training-set",
+    "set_version": "--set-version",
+    "from_day": "--from-day",
+    "to_day": "--to-day",
+    "test_from": "--test-from",
+}
+LAKE_ONLY_FLAGS = {
+    "lookback_days": "--lookback-days",
+    "max_days": "--max-days",
+    "db_secret": "--db-secret",
+}
 
 
 @click.command("compile")
@@ -105,7 +125,8 @@ def _kfp_options(func):
             "--package",
             type=click.Path(path_type=Path),
             default=None,
-            help="Compiled pipeline YAML (default compiled/deep_storage_pipeline.yaml).",
+            help="Compiled pipeline YAML (default compiled/deep_storage_pipeline.yaml; schedule "
+            "--pipeline training: compiled/training_pipeline.yaml).",
         ),
         click.option(
             "--lake",
@@ -136,10 +157,10 @@ def _kfp_options(func):
     return func
 
 
-def _package(path: Path | None) -> Path:
+def _package(path: Path | None, pipeline: str = "lake") -> Path:
     from deep_storage_kfp.pipelines import compile as compiling
 
-    return path or compiling.COMPILED / compiling.PIPELINE_FILE
+    return path or compiling.COMPILED / getattr(compiling, SCHEDULES[pipeline][0])
 
 
 def _params(lake, lookback_days, max_days, db_secret, s3_secret, **extra) -> dict:
@@ -214,20 +235,59 @@ def submit(
     _show(result, as_json, f"run {result['run_id']} created ({result['run_name']})")
 
 
+def _training_options(func):
+    day = {"metavar": "YYYY-MM-DD", "default": None}
+    options = [
+        click.option(
+            "--training-set",
+            default=None,
+            metavar="NAME",
+            help="Training set name (default: the pipeline's, stop_outcome).",
+        ),
+        click.option(
+            "--set-version",
+            default=None,
+            metavar="VERSION",
+            help="A fixed training set version (X.Y.Z) for every run (default: each run releases "
+            "the next patch version when the rows moved, and changes nothing when they did not).",
+        ),
+        click.option("--from-day", **day, help="First gold day (default: the library's window)."),
+        click.option(
+            "--to-day", **day, help="Last gold day, inclusive (default: the library's window)."
+        ),
+        click.option(
+            "--test-from",
+            **day,
+            help="First day of the test split (default: the start of the range's last fifth).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.command()
 @_kfp_options
 @click.option(
-    "--name",
-    default="deep-storage-hourly",
+    "--pipeline",
+    type=click.Choice(sorted(SCHEDULES)),
+    default="lake",
     show_default=True,
-    help="Recurring run name: the key that makes this idempotent.",
+    help="lake: bronze -> silver -> gate -> retention (compiled/deep_storage_pipeline.yaml); "
+    "training: gold features -> training set -> baseline (compiled/training_pipeline.yaml).",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="Recurring run name, the key that makes this idempotent (default: "
+    f"{SCHEDULES['lake'][1]}; with --pipeline training: {SCHEDULES['training'][1]}).",
 )
 @click.option(
     "--cron",
-    default=HOURLY,
-    show_default=True,
-    help=f"KFP's 6-field cron, seconds first, in UTC. Hourly at :05 meets the 1 h silver SLA; "
-    f"daily: {DAILY!r}.",
+    default=None,
+    help=f"KFP's 6-field cron, seconds first, in UTC (default: {HOURLY!r}, hourly at :05, which "
+    f"meets the 1 h silver SLA; daily: {DAILY!r}; with --pipeline training: "
+    f"{WEEKLY_TRAINING!r}, Mondays 06:00).",
 )
 @click.option("--max-concurrency", type=click.IntRange(1, 10), default=1, show_default=True)
 @click.option(
@@ -236,6 +296,7 @@ def submit(
     show_default=True,
     help="Let KFP start missed runs (bronze already re-ingests unsealed days).",
 )
+@_training_options
 def schedule(
     host,
     token,
@@ -250,21 +311,29 @@ def schedule(
     s3_secret,
     service_account,
     as_json,
+    pipeline,
     name,
     cron,
     max_concurrency,
     catchup,
+    **training,
 ) -> None:
-    """Create or update the recurring run, idempotently by name."""
+    """Create or update a recurring run of a pipeline, idempotently by name."""
     from deep_storage_kfp.pipelines import client
 
+    if pipeline == "training":
+        params = _training_params(lake, s3_secret, **training)
+    else:
+        params = _lake_params(lake, lookback_days, max_days, db_secret, s3_secret, training)
+    _, default_name, default_cron = SCHEDULES[pipeline]
+    name, cron = name or default_name, cron or default_cron
     kfp = client.connect(host, token, namespace, verify_ssl)
     result = client.schedule(
         kfp,
-        _package(package),
+        _package(package, pipeline),
         name=name,
         cron=cron,
-        params=_params(lake, lookback_days, max_days, db_secret, s3_secret),
+        params=params,
         experiment=experiment,
         max_concurrency=max_concurrency,
         catchup=catchup,
@@ -275,6 +344,44 @@ def schedule(
         as_json,
         f"recurring run {name!r} {result['action']} ({result['recurring_run_id']}, {cron})",
     )
+
+
+def _lake_params(lake, lookback_days, max_days, db_secret, s3_secret, training: dict) -> dict:
+    """The lake pipeline's parameters; a training option is refused, not ignored."""
+    given = [TRAINING_FLAGS[key] for key, value in training.items() if value is not None]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: options of the training pipeline; add --pipeline training "
+            "or drop them"
+        )
+    return _params(lake, lookback_days, max_days, db_secret, s3_secret)
+
+
+def _training_params(lake, s3_secret, training_set, set_version, **days) -> dict:
+    """The training pipeline's parameters; an option only the lake pipeline takes is refused."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    given = [
+        flag
+        for param, flag in LAKE_ONLY_FLAGS.items()
+        if context.get_parameter_source(param) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: not a parameter of the training pipeline: drop it, or "
+            "schedule the lake pipeline (--pipeline lake)"
+        )
+    for key, value in days.items():
+        if value:
+            parse_day(value, name=TRAINING_FLAGS[key])
+    return {
+        "lake_uri": lake,
+        "s3_secret": s3_secret,
+        "name": training_set,  # None: dropped, the pipeline's default applies
+        "version": set_version,  # None: dropped, each run picks the next version
+        **days,
+    }
 
 
 @click.command()

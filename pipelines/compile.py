@@ -10,14 +10,21 @@ from kfp import compiler
 
 from deep_storage_kfp import components
 from deep_storage_kfp.pipelines.deep_storage_pipeline import deep_storage_pipeline
+from deep_storage_kfp.pipelines.training_pipeline import deep_storage_training_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 COMPILED = REPO / "compiled"
 PIPELINE_FILE = "deep_storage_pipeline.yaml"
+TRAINING_FILE = "training_pipeline.yaml"
+# Each pipeline's file, named after its module (pipelines/<module>.py -> compiled/<module>.yaml).
+PIPELINES = {
+    PIPELINE_FILE: deep_storage_pipeline,
+    TRAINING_FILE: deep_storage_training_pipeline,
+}
 
 
 def _targets():
-    yield PIPELINE_FILE, deep_storage_pipeline
+    yield from PIPELINES.items()
     for name in components.__all__:
         yield f"components/{name}.yaml", getattr(components, name)
 
@@ -38,7 +45,7 @@ def _compile(func, path: Path) -> None:
     on its own is wrapped by the SDK in a one-task pipeline whose task caches (KFP 2.17 ignores
     `--disable-execution-caching-by-default` there): its one task is switched off here."""
     compiler.Compiler().compile(func, str(path))
-    if func is deep_storage_pipeline:
+    if any(func is pipeline for pipeline in PIPELINES.values()):
         return
     text = path.read_text()
     cached = "cachingOptions:\n          enableCache: true\n"

@@ -1,4 +1,5 @@
-"""Run the whole pipeline on this machine with kfp.local's SubprocessRunner (no Docker)."""
+"""Run a whole pipeline on this machine with kfp.local's SubprocessRunner (no Docker): the hourly
+one (`run`, `deep-storage run-local`) or the training one (`run_training_local`)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,52 @@ def run(
     pipeline_root: Path,
     lookback_days: int = defaults.LOOKBACK_DAYS,
 ) -> LocalRun:
-    from kfp import local
-
+    """The hourly pipeline (bronze -> silver -> gate -> retention) for first..last."""
     from deep_storage_kfp.pipelines.deep_storage_pipeline import build
+
+    return _run_pipeline(
+        build(local=True),
+        {
+            "run_date": first.isoformat(),
+            "until_date": last.isoformat() if last else "",
+            "lake_uri": lake,
+            "lookback_days": lookback_days,
+        },
+        pipeline_root,
+        outputs=("report", "summary"),
+    )
+
+
+def run_training_local(
+    version: str,
+    lake: str,
+    pipeline_root: Path,
+    name: str = "",
+    from_day: str = "",
+    to_day: str = "",
+    test_from: str = "",
+) -> LocalRun:
+    """The training pipeline (gold features -> training set -> baseline) for one version of a
+    training set; an empty name means the pipeline's default set, empty days its default window.
+    The outputs are the training set's Markdown `report` and the baseline's `model`."""
+    from deep_storage_kfp.pipelines.training_pipeline import build
+
+    arguments = {
+        "version": version,
+        "lake_uri": lake,
+        "from_day": from_day,
+        "to_day": to_day,
+        "test_from": test_from,
+    }
+    if name:
+        arguments["name"] = name
+    return _run_pipeline(build(local=True), arguments, pipeline_root, outputs=("report", "model"))
+
+
+def _run_pipeline(pipeline, arguments: dict, pipeline_root: Path, outputs: tuple) -> LocalRun:
+    """Run `pipeline` through kfp.local's SubprocessRunner in this venv; the run's folder, the
+    `outputs` artifacts found in its tasks' folders, and each task's Metrics."""
+    from kfp import local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     local.init(
@@ -41,20 +85,19 @@ def run(
     )
     before = set(pipeline_root.iterdir())
     try:
-        build(local=True)(
-            run_date=first.isoformat(),
-            until_date=last.isoformat() if last else "",
-            lake_uri=lake,
-            lookback_days=lookback_days,
-        )
+        pipeline(**arguments)
     except RuntimeError as exc:
         raise LocalRunError(
             f"local pipeline run failed: {str(exc).splitlines()[0]} (the task's log is above)"
         ) from None
     runs = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
-    result = LocalRun(runs[-1] if runs else pipeline_root)
+    return _collected(runs[-1] if runs else pipeline_root, outputs)
+
+
+def _collected(root: Path, outputs: tuple) -> LocalRun:
+    result = LocalRun(root)
     for task_dir in sorted(p for p in result.root.iterdir() if p.is_dir()):
-        for name in ("report", "summary"):
+        for name in outputs:
             if (task_dir / name).exists():
                 result.outputs[name] = task_dir / name
         executor_output = task_dir / "executor_output.json"

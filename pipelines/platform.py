@@ -44,6 +44,11 @@ SIZES = {
     # No Spark: delta-rs removes days in one commit and vacuums (a listing and deletes).
     "retention": StepSize("500m", "1", "1Gi", "2Gi", timeout_s=3600),
 }
+# The training pipeline's steps, sized like silver until measured: gold reads a week of silver
+# per day it builds, a training set and the baseline hold their rows in one process. Steps of
+# their own so their pods say what they are (app.kubernetes.io/component).
+SIZES["gold"] = SIZES["silver"]  # gold_features and training_set
+SIZES["baseline"] = SIZES["silver"]  # train_baseline
 SETTINGS_CONFIG_MAP = "deep-storage-settings"
 # A gate that fails has judged the lake: a retry judges it again and fails again, 2 × backoff later.
 NOT_RETRIED = ("quality",)
@@ -52,6 +57,8 @@ SECRETS_BY_STEP = {
     "silver": ("s3",),
     "quality": ("db", "s3"),
     "retention": ("s3",),
+    "gold": ("s3",),
+    "baseline": ("s3",),
 }
 
 
@@ -85,8 +92,9 @@ def apply_platform_profile(
     gate: it fails the same way every time), the analytics node pool and its toleration, the
     image pull secret, labels, the timeout, the metrics ConfigMap and the secrets as env.
 
-    `step` is "bronze", "silver", "quality" or "retention" (the component's sizing and
-    secrets); the secret names are the cluster's. Returns the task, for chaining."""
+    `step` is "bronze", "silver", "quality", "retention", "gold" or "baseline" (the
+    component's sizing and secrets); the secret names are the cluster's. Returns the task, for
+    chaining."""
     if step not in SIZES:
         raise ValueError(f"step {step!r} is not one of {', '.join(SIZES)}")
     size = SIZES[step]

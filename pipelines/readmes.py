@@ -17,6 +17,9 @@ STEP_OF = {
     "silver_transform": "silver",
     "quality_gate": "quality",
     "retention": "retention",
+    "gold_features": "gold",
+    "training_set": "gold",
+    "train_baseline": "baseline",
 }
 FOLDER = Path(components.__file__).resolve().parent
 

@@ -287,19 +287,26 @@ def test_the_public_names_stay_importable():
     from importlib.metadata import entry_points
 
     import deep_storage
+    from deep_storage.baseline import train
     from deep_storage.lake import LakeFS  # the example notebook's
     from deep_storage_kfp.components import (
         bronze_ingest,
+        gold_features,
         quality_gate,
         retention,
         silver_transform,
+        train_baseline,
+        training_set,
     )
     from deep_storage_kfp.pipelines.platform import apply_platform_profile
+    from deep_storage_kfp.pipelines.training_pipeline import deep_storage_training_pipeline
 
     assert callable(deep_storage.read) and callable(deep_storage.status)
     assert deep_storage.__version__
     assert all(hasattr(c, "component_spec") for c in (bronze_ingest, quality_gate, retention))
     assert hasattr(silver_transform, "component_spec") and callable(apply_platform_profile)
+    assert all(hasattr(c, "component_spec") for c in (gold_features, training_set, train_baseline))
+    assert callable(train) and hasattr(deep_storage_training_pipeline, "component_spec")
     assert callable(LakeFS)
     (script,) = entry_points(group="console_scripts", name="deep-storage")
     assert callable(script.load())

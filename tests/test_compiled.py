@@ -156,7 +156,15 @@ def test_every_task_is_placed_sized_retried_and_uncached(spec):
 
 def test_each_component_has_its_own_compiled_spec():
     names = sorted(p.stem for p in (compiling.COMPILED / "components").glob("*.yaml"))
-    assert names == ["bronze_ingest", "quality_gate", "retention", "silver_transform"]
+    assert names == [
+        "bronze_ingest",
+        "gold_features",
+        "quality_gate",
+        "retention",
+        "silver_transform",
+        "train_baseline",
+        "training_set",
+    ]
     assert (
         Path(compiling.COMPILED / "components" / "quality_gate.yaml")
         .read_text()
@@ -206,3 +214,104 @@ def test_component_readmes_are_current():
     from deep_storage_kfp.pipelines import readmes
 
     assert readmes.stale() == [], "run `make readme` and commit"
+
+
+# --- the training pipeline: compiled/training_pipeline.yaml ---------------------------------------
+
+TRAINING_FILE = compiling.COMPILED / compiling.TRAINING_FILE
+TRAINING_STEPS = {"gold-features": "gold", "training-set": "gold", "train-baseline": "baseline"}
+S3_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT", "AWS_REGION", "S3_BUCKET"]
+
+
+@pytest.fixture(scope="module")
+def training():
+    pipeline, platform = yaml.safe_load_all(TRAINING_FILE.read_text())
+    return pipeline, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_compile_writes_both_pipelines_beside_each_other():
+    assert set(compiling.PIPELINES) == {"deep_storage_pipeline.yaml", "training_pipeline.yaml"}
+    for name in compiling.PIPELINES:
+        assert (compiling.COMPILED / name).is_file(), f"run `make compile`: {name} is missing"
+
+
+def test_the_training_pipeline_is_named_and_its_version_defaults_to_the_next(training):
+    pipeline, _ = training
+    assert pipeline["pipelineInfo"]["name"] == "deep-storage-training"
+    params = pipeline["root"]["inputDefinitions"]["parameters"]
+    # An empty version: each run releases the next patch version, or none when rows did not move.
+    assert {k: v.get("defaultValue") for k, v in params.items()} == {
+        "version": "",
+        "name": "stop_outcome",
+        "from_day": "",
+        "to_day": "",
+        "test_from": "",
+        "lake_uri": "",
+        "s3_secret": "contabo-s3-credentials",
+    }
+
+
+def test_gold_then_the_training_set_then_the_baseline(training):
+    pipeline, _ = training
+    tasks = pipeline["root"]["dag"]["tasks"]
+    assert set(tasks) == set(TRAINING_STEPS)
+    assert "dependentTasks" not in tasks["gold-features"]
+    assert tasks["training-set"]["dependentTasks"] == ["gold-features"]
+    assert tasks["train-baseline"]["dependentTasks"] == ["training-set"]
+    given = {
+        task: {
+            k: v["componentInputParameter"]
+            for k, v in t["inputs"]["parameters"].items()
+            if "componentInputParameter" in v
+        }
+        for task, t in tasks.items()
+    }
+    assert given == {
+        "gold-features": {"lake_uri": "lake_uri"},  # no days: those silver changed
+        "training-set": {
+            k: k for k in ("name", "version", "from_day", "to_day", "test_from", "lake_uri")
+        },
+        "train-baseline": {"name": "name", "lake_uri": "lake_uri"},
+    }
+    # The baseline trains on the version the release resolved, not on the parameter.
+    version = tasks["train-baseline"]["inputs"]["parameters"]["version"]["taskOutputParameter"]
+    assert version == {"outputParameterKey": "version", "producerTask": "training-set"}
+    outputs = pipeline["components"]["comp-train-baseline"]["outputDefinitions"]["artifacts"]
+    assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs.items()} == {
+        "metrics": "system.Metrics",
+        "classification": "system.ClassificationMetrics",
+        "model": "system.Model",
+    }
+
+
+def test_the_training_tasks_get_the_platform_profile_and_the_s3_secret_by_name(training):
+    pipeline, executors = training
+    tasks = pipeline["root"]["dag"]["tasks"]
+    for task, step in TRAINING_STEPS.items():
+        assert tasks[task]["cachingOptions"] == {}, f"{task}: caching must be off"
+        assert tasks[task]["retryPolicy"]["maxRetryCount"] == 2
+        ex = executors[f"exec-{task}"]
+        assert ex["nodeSelector"]["labels"] == {"robson.io/pool": "analytics"}
+        assert [s["secretName"] for s in ex["imagePullSecret"]] == ["ghcr-pull-secret"]
+        assert ex["podMetadata"]["labels"]["app.kubernetes.io/component"] == step
+        assert int(ex["activeDeadlineSeconds"]) > 0
+        (secret,) = ex["secretAsEnv"]
+        assert secret["secretNameParameter"] == {"componentInputParameter": "s3_secret"}
+        assert [(k["secretKey"], k["envVar"]) for k in secret["keyToEnv"]] == [
+            (k, k) for k in S3_KEYS
+        ]
+        container = pipeline["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+        assert container["resources"]["resourceMemoryLimit"] == "8Gi"  # silver's size
+        assert not {e["name"] for e in container.get("env", [])} & set(S3_KEYS)
+        assert container["image"] == f"ghcr.io/ldamasio/rbs-spark:{__version__}"
+        assert "pip install" not in " ".join(container["command"]), "nothing installs at run time"
+    text = TRAINING_FILE.read_text()
+    assert "DJANGO_DB" not in text, "the training pipeline never reads the source database"
+    for value in (
+        APP_PASSWORD,
+        "local-secret-key",
+        "demo-pa$$w0rd!",
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    ):
+        if value:
+            assert value not in text

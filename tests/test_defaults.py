@@ -9,8 +9,15 @@ import pytest
 
 from deep_storage.cli import cli
 from deep_storage.core import defaults
-from deep_storage_kfp.components import bronze_ingest, quality_gate, silver_transform
-from deep_storage_kfp.pipelines import deep_storage_pipeline
+from deep_storage_kfp.components import (
+    bronze_ingest,
+    gold_features,
+    quality_gate,
+    silver_transform,
+    train_baseline,
+    training_set,
+)
+from deep_storage_kfp.pipelines import deep_storage_pipeline, training_pipeline
 
 pytestmark = pytest.mark.unit
 
@@ -44,6 +51,28 @@ def test_pipeline_literals_match_the_defaults():
     spec = deep_storage_pipeline.deep_storage_pipeline.component_spec.inputs
     found = {name: spec[name].default for name in spec if name in SOURCE}
     assert found == {k: SOURCE[k] for k in found} and set(found) == {"lookback_days", "max_days"}
+
+
+@pytest.mark.parametrize(
+    "component", [gold_features, training_set, train_baseline], ids=lambda c: c.name
+)
+def test_the_training_components_leave_every_default_to_the_library(component):
+    """Their literals are empty strings ("not given": the library decides the days, the test
+    split, the version and the lake) and the default set's name, defaults.py's."""
+    found = _signature_defaults(component.python_func)
+    named = {k: v for k, v in found.items() if k == "name"}
+    assert named in ({}, {"name": defaults.TRAINING_SET_NAME})
+    assert found and {v for k, v in found.items() if k != "name"} == {""}, found
+
+
+def test_the_training_pipeline_passes_empty_days_on_to_the_library():
+    spec = training_pipeline.deep_storage_training_pipeline.component_spec.inputs
+    found = {name: spec[name].default for name in spec}
+    assert {k: found[k] for k in ("from_day", "to_day", "test_from", "lake_uri")} == dict.fromkeys(
+        ("from_day", "to_day", "test_from", "lake_uri"), ""
+    )
+    assert found["version"] == ""  # each run: the next version when the rows moved
+    assert found["name"] == defaults.TRAINING_SET_NAME
 
 
 def test_cli_options_use_the_defaults():

@@ -109,3 +109,62 @@ def test_a_backfill_with_executors_runs_as_the_backfill_account_and_refuses_the_
         assert done.returncode == 0, done.stderr
         (run,) = server.runs.values()
         assert run["service_account"] == "deep-storage-backfill"
+
+
+def test_the_training_pipeline_is_scheduled_weekly_beside_the_hourly_one():
+    with FakeKfpServer(token=TOKEN) as server:
+        hourly = cli(server, "schedule", "--lake", "s3a://rbs")
+        assert hourly.returncode == 0, hourly.stderr
+        weekly = cli(server, "schedule", "--pipeline", "training", "--lake", "s3a://rbs")
+        assert weekly.returncode == 0, weekly.stderr
+        assert json.loads(weekly.stdout)["action"] == "created"
+        runs = {r["display_name"]: r for r in server.recurring_runs.values()}
+        assert set(runs) == {"deep-storage-hourly", "deep-storage-training-weekly"}
+        training = runs["deep-storage-training-weekly"]
+        assert training["trigger"]["cron_schedule"]["cron"] == "0 0 6 * * 1"  # Mondays 06:00 UTC
+        assert int(training["max_concurrency"]) == 1 and training["no_catchup"] is True
+        assert (
+            training["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"]
+            == "deep-storage-training"
+        )
+        # Only the training pipeline's parameters; unset ones are left to its defaults (no
+        # version: each weekly run releases the next one when the rows moved).
+        assert training["runtime_config"]["parameters"] == {
+            "lake_uri": "s3a://rbs",
+            "s3_secret": "contabo-s3-credentials",
+        }
+        again = cli(server, "schedule", "--pipeline", "training", "--lake", "s3a://rbs")
+        assert json.loads(again.stdout)["action"] == "unchanged"
+        window = cli(
+            server, "schedule", "--pipeline", "training", "--set-version", "1.1.0",
+            "--training-set", "stop_outcome", "--from-day", "2026-01-01", "--to-day",
+            "2026-01-28", "--test-from", "2026-01-22", "--cron", "0 30 7 * * 1",
+        )  # fmt: skip
+        assert json.loads(window.stdout)["action"] == "replaced", window.stderr
+        runs = {r["display_name"]: r for r in server.recurring_runs.values()}
+        assert runs["deep-storage-training-weekly"]["runtime_config"]["parameters"] == {
+            "lake_uri": "",
+            "s3_secret": "contabo-s3-credentials",
+            "name": "stop_outcome",
+            "version": "1.1.0",
+            "from_day": "2026-01-01",
+            "to_day": "2026-01-28",
+            "test_from": "2026-01-22",
+        }
+        assert len(runs) == 2
+
+
+def test_options_of_the_other_pipeline_are_refused_before_anything_is_scheduled():
+    with FakeKfpServer(token=TOKEN) as server:
+        lake_only = cli(server, "schedule", "--pipeline", "training", "--set-version", "1.0.0",
+                        "--max-days", "3", "--lookback-days", "2")  # fmt: skip
+        assert lake_only.returncode == 2
+        assert "--lookback-days, --max-days: not a parameter of the training" in lake_only.stderr
+        training_only = cli(server, "schedule", "--set-version", "1.0.0")
+        assert training_only.returncode == 2
+        assert "--set-version: options of the training pipeline" in training_only.stderr
+        bad_day = cli(server, "schedule", "--pipeline", "training", "--set-version", "1.0.0",
+                      "--from-day", "2026-02-30")  # fmt: skip
+        assert bad_day.returncode == 2
+        assert "--from-day '2026-02-30' is not a calendar date" in bad_day.stderr
+        assert server.recurring_runs == {} and server.requests == []

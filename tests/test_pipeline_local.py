@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,42 @@ def test_run_local_ingests_projects_validates_and_reports(db, spark, lake, tmp_p
     metrics = json.loads(executor_outputs[0].read_text())["artifacts"]["metrics"]["artifacts"][0]
     assert metrics["metadata"]["rules_failed"] == 0
     assert metrics["metadata"]["rows_checked"] >= 4000
+
+
+def test_the_training_pipeline_runs_whole_gold_then_a_version_then_the_baseline(db, spark, lake):
+    from deltalake import DeltaTable
+
+    from deep_storage import steps
+    from deep_storage_kfp.pipelines import local
+
+    days = [D + dt.timedelta(days=i) for i in range(3)]
+    for i, day in enumerate(days):
+        synthetic.copy_into(db, synthetic.generate(day, 3000, seed=10 + i, clients=20))
+    ingested = steps.bronze(lake, run_date=str(days[0]), until_date=str(days[-1]))
+    steps.silver(lake, ingested.first_day, ingested.last_day)
+
+    root = Path(tempfile.mkdtemp(prefix="kfp-training-"))
+    run = local.run_training_local("", lake, root, from_day=str(days[0]), to_day=str(days[-1]))
+    # Three days: the test split starts at D + floor(3 * 0.8) = D + 2.
+    record = json.loads(
+        LakeFS(lake).read_text(f"{lake}/gold/training_sets/stop_outcome/_versions/1.0.0.json")
+    )
+    assert (record["from"], record["to"], record["test_from"]) == (
+        str(D),
+        str(days[-1]),
+        str(days[2]),
+    )
+    assert record["rows"]["train"] > 0 and record["rows"]["test"] > 0
+    assert "1.0.0" in run.outputs["report"].read_text()
+    baseline = run.metrics["train-baseline"]
+    assert 0.0 <= baseline["roc_auc"] <= 1.0
+    assert run.outputs["model"].exists()
+    fs = LakeFS(lake)
+    rows = DeltaTable(
+        fs.delta_uri("gold/training_sets/stop_outcome"), storage_options=fs.delta_options()
+    )
+    assert rows.to_pyarrow_table().num_rows == record["rows"]["train"] + record["rows"]["test"]
+
+    # The next week's run with nothing new: the same rows, so no new version.
+    again = local.run_training_local("", lake, root, from_day=str(days[0]), to_day=str(days[-1]))
+    assert again.metrics["training-set"]["released"] == 0

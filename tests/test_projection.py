@@ -106,23 +106,23 @@ def test_every_status_path_and_the_first_time_of_each_type(spark):
         *path("retriggered", "STOP_TRIGGERED", "EXECUTION_SUBMITTED", "STOP_TRIGGERED"),
     ]
     names = ("execution_token", "status", "triggered_at", "submitted_at", "executed_at")
-    names += ("failed_at", "_events")
+    names += ("failed_at", "blocked_at", "_events")
     n = None
     expected = [
-        ("pending", "PENDING", at(0), n, n, n, 1),
-        ("submitted", "SUBMITTED", at(0), at(1), n, n, 2),
-        ("executed", "EXECUTED", at(0), at(1), at(2), n, 3),
-        ("failed-alone", "FAILED", n, n, n, at(0), 1),
-        ("triggered-failed", "FAILED", at(0), n, n, at(1), 2),
-        ("blocked", "BLOCKED", at(0), n, n, n, 2),
-        ("stale", "BLOCKED", at(0), n, n, n, 2),
-        ("kill", "BLOCKED", at(0), n, n, n, 2),
-        ("slippage", "BLOCKED", at(0), n, n, n, 2),
-        ("breaker", "BLOCKED", at(0), n, n, n, 2),
-        ("unknown-only", "PENDING", n, n, n, n, 2),
-        ("submitted-unknown", "SUBMITTED", at(0), at(1), n, n, 3),
-        ("executed-unknown", "EXECUTED", at(0), n, at(1), n, 3),
-        ("retriggered", "PENDING", at(0), at(1), n, n, 3),
+        ("pending", "PENDING", at(0), n, n, n, n, 1),
+        ("submitted", "SUBMITTED", at(0), at(1), n, n, n, 2),
+        ("executed", "EXECUTED", at(0), at(1), at(2), n, n, 3),
+        ("failed-alone", "FAILED", n, n, n, at(0), n, 1),
+        ("triggered-failed", "FAILED", at(0), n, n, at(1), n, 2),
+        ("blocked", "BLOCKED", at(0), n, n, n, at(1), 2),
+        ("stale", "BLOCKED", at(0), n, n, n, at(1), 2),
+        ("kill", "BLOCKED", at(0), n, n, n, at(1), 2),
+        ("slippage", "BLOCKED", at(0), n, n, n, at(1), 2),
+        ("breaker", "BLOCKED", at(0), n, n, n, at(1), 2),
+        ("unknown-only", "PENDING", n, n, n, n, n, 2),
+        ("submitted-unknown", "SUBMITTED", at(0), at(1), n, n, n, 3),
+        ("executed-unknown", "EXECUTED", at(0), n, at(1), n, n, 3),
+        ("retriggered", "PENDING", at(0), at(1), n, n, n, 3),
     ]
     assertDataFrameEqual(
         project(spark, source, *names), spark.createDataFrame(expected, schema(*names))

@@ -15,7 +15,7 @@ from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from demo import synthetic
-from tests.events import event
+from tests.events import event, insert
 from tests.fixtures import run_cli
 from tests.lake_fixtures import bronze_rows, silver_row, write_bronze_day, write_silver_day
 
@@ -199,7 +199,6 @@ def test_a_clean_realistic_day_passes_and_writes_its_reports(db, spark, lake, s3
 
 
 def test_a_sealed_day_missing_a_source_row_fails_the_gate(db, spark, lake):
-    from tests.events import insert
 
     insert(db, [event(f"2025-06-01 10:00:0{i}") for i in range(3)])
     bronze.run(DayRange(D, D), lake, spark=spark)
@@ -220,15 +219,12 @@ def test_warnings_only_exit_zero_and_are_recorded(db, spark, lake):
             day,
             [event(dt.datetime.combine(day, dt.time(10, 0, s), dt.UTC)) for s in range(20 + i)],
         )
-    write_bronze_day(
-        spark,
-        lake,
-        D,
-        [
-            event("2025-06-01 10:00:00", event_type="KILL_SWITCH_V2"),
-            event("2025-06-01 23:00:00", event_type="EXECUTED", slippage_pct=Decimal("51.0000")),
-        ],
-    )
+    day = [
+        event("2025-06-01 10:00:00", event_type="KILL_SWITCH_V2"),
+        event("2025-06-01 23:00:00", event_type="EXECUTED", slippage_pct=Decimal("51.0000")),
+    ]
+    insert(db, day)  # the source holds the sealed day's rows: only the warn rules break
+    write_bronze_day(spark, lake, D, day, sealed=True)
     done = run_cli(
         "validate",
         "--date",
@@ -255,7 +251,7 @@ def test_warnings_only_exit_zero_and_are_recorded(db, spark, lake):
     assert "verdict for bronze_events 2025-06-01: <b>WARNED</b>" in docs
     assert "KILL_SWITCH_V2" in docs
 
-    # Freshness against an empty source: nothing is missing, so the day is fresh.
+    # The lake holds the source's newest event of the day (23:00): fresh.
     assert "| fresh_within_sla | warn | **passed** |" in summary
 
 
@@ -303,7 +299,6 @@ def test_silver_keeps_rule_breaking_executions_and_the_gate_flags_them(spark, la
 
 
 def test_an_unchanged_day_is_rejudged_on_its_time_rules_without_reading_a_row(db, spark, lake):
-    from tests.events import insert
 
     rows = [
         event("2025-06-01 10:00:00", execution_token="ok:1"),

@@ -2,6 +2,8 @@
 library and the KFP components' signatures. KFP needs literal defaults in a component's
 signature; tests/test_defaults.py checks that every literal there matches this module."""
 
+from decimal import Decimal
+
 LOOKBACK_DAYS = 7  # how many days before the run's first an execution may have started
 SEAL_MARGIN_S = 300  # clock-skew margin before a day can seal, seconds
 VOLUME_K = 3.0  # warn when a day's rows fall outside mean ± k·stdev of the previous days
@@ -16,3 +18,18 @@ GATE_DUCKDB_MAX_ROWS = 6_000_000
 BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days
 SILVER_RETENTION_DAYS = 365  # the same for silver
 VACUUM_RETENTION_HOURS = 168  # superseded files stay readable (time travel) so long: 7 days
+
+# Gold. `slippage_breach` is slippage_pct above this. The log does not carry the platform's own
+# per-client slippage limit, so this is the project's choice: a quarter of a percent, which splits
+# the synthetic day's EXECUTED executions about in half (49.8% above it, slippage 0-0.5%), so both
+# classes are represented. Changing it rebuilds every gold day on the next `deep-storage gold`
+# (each day's facts record the threshold it was built with).
+SLIPPAGE_BREACH_PCT = Decimal("0.25")
+GOLD_LOOKBACK_DAYS = 7  # the features' longest look-back: building day D reads silver from D - 7
+TEST_FRACTION = 0.2  # a training set's test split starts at the first day of its range's last fifth
+LABEL_SHARE_RANGE = (0.1, 0.9)  # a training set's label positive share outside this warns
+OUTLIER_SIGMAS = 3.0  # a feature's rows beyond mean ± this many stdev are counted (warn)
+TRAINING_SET_NAME = "stop_outcome"  # the training pipeline's default set
+# A run without --from/--to takes this many days, ending the day before gold's newest (which is
+# usually today, still filling): a weekly run on Monday trains on the four weeks to Sunday.
+TRAINING_WINDOW_DAYS = 28

@@ -62,8 +62,15 @@ SILVER_EXECUTIONS_SCHEMA = StructType(
         StructField("source", StringType(), True),
         StructField("error_message", StringType(), True),
         StructField("retry_count", IntegerType(), True),
+        # Added by schema evolution (gold's labels need a BLOCKED execution's time): files
+        # written before it lack the column and Delta reads it as NULL there.
+        StructField("blocked_at", TimestampType(), True),
     ]
 )
+
+# Columns a table gained after its first files were written, by Delta's schema evolution: an
+# older file may lack them (read as NULL), which the gate's contract_types accepts.
+EVOLVED_COLUMNS: dict[str, tuple[str, ...]] = {"silver/stop_executions": ("blocked_at",)}
 
 # The source's columns in table order (also bronze's column order).
 SOURCE_COLUMNS: tuple[str, ...] = tuple(BRONZE_EVENTS_SCHEMA.fieldNames())

@@ -2,6 +2,8 @@
 
     {lake}/bronze/events              Delta, partitioned by date
     {lake}/silver/stop_executions     Delta, partitioned by client_id, date
+    {lake}/gold/stop_execution_features   Delta, partitioned by date
+    {lake}/gold/training_sets/{name}      Delta, partitioned by version, split (lake/releases.py)
     {lake}/_days                      Delta, one row per committed (table, day): the day's facts
 
 Any Delta reader (delta-rs, delta-spark, DuckDB, polars, Trino) reads the tables with no code of
@@ -52,11 +54,14 @@ from deep_storage.lake.layout import (
     BRONZE_EVENTS,
     DAYS,
     FACTS_KEY,
+    GOLD_FEATURES,
     PARTITION_COLUMNS,
     QUALITY,
     QUARANTINE,
     SILVER_EXECUTIONS,
     TABLE_CONFIG,
+    TRAINING_SET_PARTITIONS,
+    TRAINING_SETS,
     VERSIONS_KEY,
     day_uri,
     partition_date,
@@ -68,11 +73,14 @@ __all__ = [
     "BRONZE_EVENTS",
     "DAYS",
     "FACTS_KEY",
+    "GOLD_FEATURES",
     "PARTITION_COLUMNS",
     "QUALITY",
     "QUARANTINE",
     "SILVER_EXECUTIONS",
     "TABLE_CONFIG",
+    "TRAINING_SETS",
+    "TRAINING_SET_PARTITIONS",
     "VERSIONS_KEY",
     "DataFile",
     "LakeFS",

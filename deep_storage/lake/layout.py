@@ -7,6 +7,8 @@ import datetime as dt
 
 BRONZE_EVENTS = "bronze/events"
 SILVER_EXECUTIONS = "silver/stop_executions"
+GOLD_FEATURES = "gold/stop_execution_features"
+TRAINING_SETS = "gold/training_sets"  # one Delta table per set: {TRAINING_SETS}/{name}
 QUARANTINE = "quarantine"
 QUALITY = "_quality"
 DAYS = "_days"
@@ -22,7 +24,12 @@ TABLE_CONFIG = {
 }
 FACTS_KEY = "deep_storage"  # the commit-metadata key holding a data commit's facts
 VERSIONS_KEY = "deep_storage_table_versions"  # in `_days` commits: the data versions it covers
-PARTITION_COLUMNS = {BRONZE_EVENTS: ("date",), SILVER_EXECUTIONS: ("client_id", "date")}
+PARTITION_COLUMNS = {
+    BRONZE_EVENTS: ("date",),
+    SILVER_EXECUTIONS: ("client_id", "date"),
+    GOLD_FEATURES: ("date",),
+}
+TRAINING_SET_PARTITIONS = ("version", "split")
 
 
 def day_uri(lake: str, table: str, day: dt.date) -> str:

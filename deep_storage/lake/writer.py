@@ -78,9 +78,19 @@ class Writer:
     """Writes new versions of days of one table. Hold the writer lease around it."""
 
     def __init__(
-        self, fs: LakeFS, table: str, lease: Lease, run_id: str, *, adopts_v02: bool = False
+        self,
+        fs: LakeFS,
+        table: str,
+        lease: Lease,
+        run_id: str,
+        *,
+        adopts_v02: bool = False,
+        schema=None,
     ) -> None:
         self.fs, self.table, self.lease, self.run_id = fs, table, lease, run_id
+        # The table's Arrow schema for a first commit without files (an empty day); bronze's
+        # and silver's come from their contracts.
+        self.schema = schema
         self.root = f"{fs.lake}/{table}"
         # Only `migrate` may start a Delta table over a v0.2 one; every other writer would hide
         # the v0.2 days behind an empty Delta table.
@@ -327,6 +337,8 @@ class Writer:
 
         if written is not None and written.schema is not None:
             source = written.schema
+        elif self.schema is not None:
+            source = self.schema
         else:  # a first commit without files (an empty day): the contract's columns
             from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM
 

@@ -51,8 +51,12 @@ def source_count(src: SourceConfig | None, day: dt.date) -> int | None:
         return source_db.window_summary(conn, src, day)[0]
 
 
-def history_rules(day, history, volume_k, notes) -> list[rules.TableRule]:
-    """Volume against the earlier days, where it applies; a note when it does not."""
+def history_rules(day, history, volume_k, notes, sealed: bool) -> list[rules.TableRule]:
+    """Volume against the earlier days, where it applies; a note when it does not. A day not
+    sealed yet is still growing (today, hour by hour): its count says nothing about volume."""
+    if not sealed:
+        notes.append("volume_within_history not checked: the day is not sealed yet (it grows)")
+        return []
     volume = rules.volume_rule(history, volume_k)
     if volume:
         return [volume]
@@ -140,7 +144,7 @@ def bronze_plan(day, manifests, as_of, volume_k, src, newest, judge_rows: bool) 
         notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
     extra = manifest.details.get("extra_columns") or []
     history = [manifests[d].rows for d in earlier if d in manifests]
-    table_rules += history_rules(day, history, volume_k, notes)
+    table_rules += history_rules(day, history, volume_k, notes, manifest.sealed)
     facts = facts_of(manifest)
     fact_rules, known = freshness_rules(
         day, as_of, BRONZE_SLA, src, newest, facts["newest_event_at"], notes
@@ -162,7 +166,8 @@ def silver_plan(day, manifests, as_of, volume_k, src, newest) -> Plan:
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
     counts = {d: m.rows for d, m in manifests.items()}
     history = [counts[d] for d in earlier if d in counts]
-    table_rules = history_rules(day, history, volume_k, notes)
+    sealed = bool(manifests.get(day) and manifests[day].sealed)
+    table_rules = history_rules(day, history, volume_k, notes, sealed)
     facts = silver_facts(manifests, day)
     fact_rules, known = freshness_rules(
         day, as_of, SILVER_SLA, src, newest, facts["newest_event_at"], notes

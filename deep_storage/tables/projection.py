@@ -18,7 +18,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
-from deep_storage.core.event_types import PROGRESS_STATUS, SUBMITTED, TERMINAL_STATUS, TRIGGERED
+from deep_storage.core.event_types import (
+    BLOCK_TYPES,
+    PROGRESS_STATUS,
+    SUBMITTED,
+    TERMINAL_STATUS,
+    TRIGGERED,
+)
 from deep_storage.core.schemas import SILVER_EXECUTIONS_SCHEMA
 
 __all__ = [
@@ -207,6 +213,7 @@ WITH ordered AS (
     {_first_at(SUBMITTED)} AS submitted_at,
     {_first_at("EXECUTED")} AS executed_at,
     {_first_at("FAILED")} AS failed_at,
+    min(occurred_at) FILTER (WHERE event_type IN {_in(BLOCK_TYPES)}) AS blocked_at,
     {_latest("exchange_order_id", "EXECUTED")} AS exchange_order_id,
     {_latest("fill_price", "EXECUTED")} AS fill_price,
     {_latest("slippage_pct", "EXECUTED")} AS slippage_pct,
@@ -264,7 +271,7 @@ def executions(events: DataFrame) -> DataFrame:
       EXECUTION_SUBMITTED / STOP_TRIGGERED; unknown types never set it (NO_EVENT_STATUS if no
       event has a known type).
     - triggered_at / submitted_at / executed_at / failed_at: occurred_at of the first event of
-      that type.
+      that type; blocked_at: of the first event of any block type (BLOCKED, STALE_PRICE, ...).
     - exchange_order_id, fill_price, slippage_pct: from the latest EXECUTED event. quantity: the
       latest EXECUTED event's (the executed quantity); without one, or when it is NULL there, the
       first quantity seen.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from deep_storage.core.config import StoreConfig
 
 PARTITION_COLUMNS = ("client_id", "date")
-NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at")
+NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at", "blocked_at")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+from deep_storage_kfp.components.gold_features.component import gold_features
+
+__all__ = ["gold_features"]

@@ -1,0 +1,60 @@
+"""The deep-storage-training pipeline: gold features -> a training set -> the baseline model.
+
+One factory, two variants, like the hourly pipeline's: the local one (kfp.local) runs without
+retries; otherwise the same graph and the same components. No run-time placeholder is used, so
+both variants take the same parameters. Empty from_day / to_day are passed on as they are: the
+library decides a training set's default window.
+"""
+
+from kfp import dsl
+
+from deep_storage_kfp.components import gold_features, train_baseline, training_set
+from deep_storage_kfp.pipelines import platform
+
+PIPELINE_NAME = "deep-storage-training"
+DESCRIPTION = (
+    "silver/stop_executions -> gold/stop_execution_features -> a released training set "
+    "(gold/training_sets) -> a baseline model (logistic regression) with its ROC curve"
+)
+
+
+def build(local: bool = False):
+    """The pipeline; `local` for kfp.local (no retries)."""
+    profile = platform.LOCAL if local else platform.CLUSTER
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
+    def deep_storage_training(
+        version: str = "",
+        name: str = "stop_outcome",
+        from_day: str = "",
+        to_day: str = "",
+        test_from: str = "",
+        lake_uri: str = "",
+        s3_secret: str = "contabo-s3-credentials",
+    ):
+        secrets = {"s3_secret": s3_secret, "profile": profile}
+        # Gold catches up first: the days whose silver changed since it last ran.
+        gold = gold_features(lake_uri=lake_uri)
+        _set_up_task(gold, "gold features", "gold", secrets)
+        released = training_set(
+            name=name,
+            version=version,
+            from_day=from_day,
+            to_day=to_day,
+            test_from=test_from,
+            lake_uri=lake_uri,
+        ).after(gold)
+        _set_up_task(released, "training set", "gold", secrets)
+        # The version the release resolved (an empty `version`: the next one, or the newest
+        # when the rows did not move).
+        model = train_baseline(name=name, version=released.outputs["version"], lake_uri=lake_uri)
+        _set_up_task(model, "baseline model", "baseline", secrets)
+
+    return deep_storage_training
+
+
+def _set_up_task(task: dsl.PipelineTask, title: str, step: str, secrets: dict) -> None:
+    platform.apply_platform_profile(task.set_display_name(title), step, **secrets)
+
+
+deep_storage_training_pipeline = build(local=False)
