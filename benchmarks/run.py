@@ -11,11 +11,15 @@ fresh `deep-storage` process exactly as a user runs it:
   validate   deep-storage validate --date D    -> ratio: validate / (bronze + silver)
   (the gate on the engine it picks for the day's size; then once more with --full on Spark, the
   other engine, against the same run: validate_spark)
+  gold       deep-storage gold --date D        -> ratio: gold / DuckDB running gold's own
+  (FEATURES_SQL over local copies of the same silver files, in a fresh process: what the step
+  adds to its query, i.e. the process, reading silver from S3, writing, the commit, the lease)
 and samples the resident memory of each step's whole process tree (Python + JVM). Then, each
 against the runs above: silver against DuckDB's same projection of the same bronze files; a
-quiet hour (the steps again, nothing new); bronze of the same day from a source table that holds
-60 and 365 days; and the hourly run at the end of the day (an hour's more events, the steps
-again, seconds). The JSON keeps every figure and its reference; `ratios` holds the ratios.
+quiet hour (the steps again, nothing new; then gold without --date, `gold_quiet`); bronze of
+the same day from a source table that holds 60 and 365 days; and the hourly run at the end of
+the day (an hour's more events, the steps again, seconds). The JSON keeps every figure and its
+reference; `ratios` holds the ratios.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pathlib import Path
 
 from benchmarks import duckdb_silver
 from deep_storage import lake as lakes
-from deep_storage.core import schemas
+from deep_storage.core import defaults, schemas
 from deep_storage.core.config import StoreConfig
 from demo import synthetic
 from demo.local_services import PostgresServer, SeaweedS3Server
@@ -49,6 +53,7 @@ LIMITS_GIB = {
     "bronze": 4,
     "silver": 8,
     "validate": 8,
+    "gold": 8,
 }  # the platform profile's limits  # pipelines/platform.py memory limits
 
 
@@ -82,6 +87,13 @@ VERBOSE = False
 def timed(cmd: list[str], env: dict) -> tuple[float, int, dict]:
     """Wall seconds, peak RSS (MiB) of the command's process tree, and the per-phase times the
     step printed in its --json result (empty for other commands)."""
+    seconds, peak, output = measured(cmd, env)
+    return seconds, peak, output.get("phases", {})
+
+
+def measured(cmd: list[str], env: dict) -> tuple[float, int, dict]:
+    """Wall seconds, peak RSS (MiB) of the command's process tree, and the JSON object the
+    command printed on stdout (a step's --json result; empty when it printed none)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
@@ -107,10 +119,10 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int, dict]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed: {err.strip().splitlines()[-1:]}")
     try:
-        phases = json.loads(out).get("phases", {}) if "--json" in cmd else {}
+        output = json.loads(out)
     except ValueError:
-        phases = {}
-    return elapsed, peak // 1024, phases
+        output = {}
+    return elapsed, peak // 1024, output if isinstance(output, dict) else {}
 
 
 def _with_event_log(env: dict, folder: Path, wanted: bool) -> dict:
@@ -384,25 +396,30 @@ def _prepare_run(pg, s3, args) -> _Run:
         "bronze": [CLI, "bronze", "--date", start, "--lake", lake, "--json"],
         "silver": [CLI, "silver", "--date", start, "--lake", lake, "--json"],
         "validate": [CLI, "validate", "--date", start, "--lake", lake, "--json"],
+        # After the gate, so the three steps run exactly as before gold was measured.
+        "gold": [CLI, "gold", "--date", start, "--lake", lake, "--json"],
     }
     return _Run(args, pg, s3, env, lake, start, end, steps)
 
 
 def _measure_steps(run: _Run, results: dict) -> None:
-    """The reference copy and the three steps, then silver's and the gate's references: DuckDB
-    over the same bronze files, and the gate on Spark."""
+    """The reference copy and the four steps, then silver's, the gate's and gold's references:
+    DuckDB over the same bronze files, the gate on Spark, DuckDB over the same silver files."""
     event_log = Path(tempfile.mkdtemp(prefix="bench-spark-events-"))
     for name, cmd in run.steps.items():
         print(f"running {name} ...", file=sys.stderr, flush=True)
         # Silver keeps Spark's event log: its stages say where the time goes.
-        seconds, peak, phases = timed(cmd, _with_event_log(run.env, event_log, name == "silver"))
+        seconds, peak, output = measured(cmd, _with_event_log(run.env, event_log, name == "silver"))
         results[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
-        if phases:
-            results[name]["phases"] = phases
+        if output.get("phases"):
+            results[name]["phases"] = output["phases"]
+        if name == "gold":
+            results[name]["rows"] = output.get("rows")
     results["silver"]["spark_stages"] = spark_stages(event_log)
     shutil.rmtree(event_log)
     results["reference_duckdb_silver"] = _duckdb_silver(run)
     results["validate_spark"] = _gate_on_spark(run.steps, run.env)
+    results["reference_duckdb_gold"] = _duckdb_gold(run, results["gold"]["rows"])
 
 
 def _duckdb_silver(run: _Run) -> dict:
@@ -424,6 +441,40 @@ def _duckdb_silver(run: _Run) -> dict:
     return {"seconds": round(seconds, 2), "executions": executions}
 
 
+def _duckdb_gold(run: _Run, gold_rows: int | None) -> dict:
+    """The reference for gold: its own query (gold_features.FEATURES_SQL) run by DuckDB over
+    local copies of the silver files it reads (the day's and its look-back days'), in a fresh
+    process, once on one thread as the step runs it (`seconds`, the ratio's) and once on every
+    core (`seconds_all_cores`). Its rows must be the step's."""
+    print("running duckdb gold reference ...", file=sys.stderr, flush=True)
+    day = dt.date.fromisoformat(run.start)
+    days = [day - dt.timedelta(days=n) for n in range(defaults.GOLD_LOOKBACK_DAYS, -1, -1)]
+    fs = lakes.LakeFS(run.lake, StoreConfig.from_env(run.env))
+    out: dict = {}
+    client = run.s3.client()
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "silver"
+        for manifest in lakes.committed(fs, lakes.SILVER_EXECUTIONS, days).values():
+            for rel in manifest.files:
+                (local / rel).parent.mkdir(parents=True, exist_ok=True)
+                key = f"lake/{lakes.SILVER_EXECUTIONS}/{rel}"
+                client.download_file("bench", key, str(local / rel))
+        for threads in (1, os.cpu_count() or 1):
+            cmd = [sys.executable, "-m", "benchmarks.duckdb_gold", str(local)]
+            cmd += [str(Path(tmp) / f"gold-{threads}"), "--first", run.start, "--last", run.start]
+            cmd += ["--breach-pct", str(defaults.SLIPPAGE_BREACH_PCT), "--threads", str(threads)]
+            process_seconds, peak, found = measured(cmd, run.env)
+            if found.get("rows") != gold_rows:
+                raise SystemExit(f"gold wrote {gold_rows} rows, its DuckDB reference {found}")
+            if not out:
+                out = {"seconds": round(found["seconds"], 3), "rows": found["rows"]}
+                out |= {"process_seconds": round(process_seconds, 2), "peak_rss_mib": peak}
+                out["silver_files"] = sum(1 for _ in local.rglob("*.parquet"))
+            else:
+                out["seconds_all_cores"] = round(found["seconds"], 3)
+    return out
+
+
 def _measure_against_the_steps(run: _Run, results: dict) -> None:
     """The runs measured against the steps above: a quiet hour, a standalone cluster, deeper
     source tables and the end-of-day hourly run, in that order."""
@@ -432,6 +483,7 @@ def _measure_against_the_steps(run: _Run, results: dict) -> None:
     # Its reference is the full run of the same steps above (bronze + silver + validate).
     if not args.no_hourly:
         results["hourly_quiet"] = _quiet_hour(run)
+        results["gold_quiet"] = _gold_quiet(run)
     # (7) the same silver and gate with executors in other processes: a standalone cluster
     # on this machine, against the local-mode runs above (same day, same bronze).
     if args.standalone_workers:
@@ -458,6 +510,23 @@ def _quiet_hour(run: _Run) -> dict:
     out = {k: round(v, 2) for k, v in quiet.items()}
     out["seconds"] = round(sum(quiet.values()), 2)
     return out
+
+
+def _gold_quiet(run: _Run) -> dict:
+    """Gold without --date (every day whose silver inputs changed) after the quiet hour's
+    unchanged silver: what gold costs an hourly run with nothing new (it should build nothing).
+    Not in the quiet hour's `seconds`, which stays the three steps' sum."""
+    print("running quiet-hour gold (changed days) ...", file=sys.stderr, flush=True)
+    cmd = [CLI, "gold", "--lake", run.lake, "--json"]
+    seconds, peak, output = measured(cmd, run.env)
+    if not output.get("skipped"):
+        print(f"note: quiet-hour gold built {output.get('dates_committed')}", file=sys.stderr)
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": peak,
+        "skipped": output.get("skipped"),
+        "phases": output.get("phases", {}),
+    }
 
 
 def _standalone(run: _Run) -> dict:
@@ -501,6 +570,9 @@ def _ratios(results: dict, args) -> dict:
         "bronze_throughput_vs_copy": round(results["reference_copy"]["seconds"] / b, 3),
         "validate_vs_bronze_plus_silver": round(v / (b + s), 3),
         "silver_vs_duckdb": round(s / results["reference_duckdb_silver"]["seconds"], 2),
+        "gold_vs_duckdb": round(
+            results["gold"]["seconds"] / results["reference_duckdb_gold"]["seconds"], 2
+        ),
         "validate_spark_vs_bronze_plus_silver": round(
             results["validate_spark"]["seconds"] / (b + s), 3
         ),
@@ -520,19 +592,33 @@ def _ratios(results: dict, args) -> dict:
         )
     if "hourly_end_of_day" in results:
         ratios["hourly_end_of_day_seconds"] = results["hourly_end_of_day"]["seconds"]
+    if "gold_quiet" in results:
+        ratios["gold_quiet_seconds"] = results["gold_quiet"]["seconds"]
     return ratios
 
 
+TARGETS = {"gold_vs_duckdb": "<= 2"}  # printed beside the ratio
+
+
 def _print_table(results: dict, steps: dict, args) -> None:
-    print(f"\n{'step':<20}{'seconds':>10}{'peak MiB':>10}")
+    w = 24
+    print(f"\n{'step':<{w}}{'seconds':>10}{'peak MiB':>10}")
     for k in [*steps, *(f"bronze_from_{d}_days" for d in _history_depths(args))]:
         if k in results:
-            print(f"{k:<20}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
-    print(f"{'reference_duckdb':<20}{results['reference_duckdb_silver']['seconds']:>10.2f}")
-    if "hourly_quiet" in results:
-        print(f"{'hourly_quiet':<20}{results['hourly_quiet']['seconds']:>10.2f}")
+            print(f"{k:<{w}}{results[k]['seconds']:>10.2f}{results[k]['peak_rss_mib']:>10}")
+    print(f"{'reference_duckdb':<{w}}{results['reference_duckdb_silver']['seconds']:>10.2f}")
+    gold_ref = results["reference_duckdb_gold"]
+    print(
+        f"{'reference_duckdb_gold':<{w}}{gold_ref['seconds']:>10.2f}{gold_ref['peak_rss_mib']:>10}"
+    )
+    if "seconds_all_cores" in gold_ref:
+        print(f"{'  on all cores':<{w}}{gold_ref['seconds_all_cores']:>10.2f}")
+    for k in ("hourly_quiet", "gold_quiet"):
+        if k in results:
+            print(f"{k:<{w}}{results[k]['seconds']:>10.2f}")
     for k, val in results["ratios"].items():
-        print(f"{k:<34}{val:>8}")
+        target = f"  (target {TARGETS[k]})" if k in TARGETS else ""
+        print(f"{k:<34}{val:>8}{target}")
     print(f"(json: {args.json})")
 
 

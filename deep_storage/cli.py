@@ -223,7 +223,9 @@ def gold(date, until, lake, as_json) -> None:
     help="First day of the test split (default: the first day of the range's last fifth).",
 )
 @lake_option
-@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the outcome and the record as JSON on stdout."
+)
 def training_set(name, version, from_day, to_day, test_from, lake, as_json) -> None:
     """Release a version of gold/training_sets/NAME from the gold features of --from .. --to.
     A released version never changes: the same rows again change nothing, other rows are
@@ -232,7 +234,7 @@ def training_set(name, version, from_day, to_day, test_from, lake, as_json) -> N
         lake or "", name, version or "", from_day or "", to_day or "", test_from or "", names=FLAGS
     )
     if as_json:
-        click.echo(json.dumps(out.record, indent=2, default=str))
+        click.echo(json.dumps({"outcome": out.outcome, **out.record}, indent=2, default=str))
         return
     click.echo(out.markdown)
     rows = out.record.get("rows") or {}

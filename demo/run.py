@@ -109,69 +109,81 @@ def _released(run) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
 
-    from deep_storage.core import schemas
     from deep_storage.core.errors import DeepStorageError
-    from deep_storage_kfp.pipelines import local
-    from demo import synthetic
     from demo.local_services import PostgresServer
 
-    total = 6
     today = dt.datetime.now(dt.UTC).date()
     day = today - dt.timedelta(days=1)
     # A few days like it before it: a training set needs days to split into train and test, and
     # the gate's volume rule compares a day with the ones before it.
-    earlier = [day - dt.timedelta(days=i) for i in range(args.earlier_days, 0, -1)]
-    first = earlier[0] if earlier else day
+    days = [day - dt.timedelta(days=i) for i in range(args.earlier_days, -1, -1)]
     try:
-        started = _step(1, total, "starting a throwaway PostgreSQL on 127.0.0.1")
+        started = _step(1, TOTAL, "starting a throwaway PostgreSQL on 127.0.0.1")
         with PostgresServer() as pg:
             pg.create_app_database("trading", "django", _PASSWORD)
             _done(started)
-            started = _step(
-                2,
-                total,
-                f"seeding {args.events} stop_events for {day} "
-                f"({args.clients} clients, executions across midnight)",
-            )
-            with pg.connect("trading", "django", _PASSWORD) as conn:
-                conn.execute(schemas.SOURCE_DDL)
-                synthetic.copy_into(
-                    conn, synthetic.generate(day, args.events, seed=42, clients=args.clients)
-                )
-                for i, quiet in enumerate(earlier):
-                    rows = synthetic.generate(quiet, args.events, seed=i, clients=args.clients)
-                    synthetic.copy_into(conn, rows)
-            _done(started)
+            _seed(pg, days, args)
             _point_the_steps_at(pg)
             lake_dir = _empty_lake_dir(args.lake_dir)
-            started = _step(3, total, f"local lake at file://{lake_dir}")
+            started = _step(3, TOTAL, f"local lake at file://{lake_dir}")
             _done(started)
-            started = _step(
-                4,
-                total,
-                f"running the pipeline via kfp.local for {first}..{today}: "
-                "bronze -> silver -> quality gate (about a minute)",
-            )
-            run = local.run(first, today, f"file://{lake_dir}", REPO / ".cache" / "kfp-demo")
-            _done(started)
-            started = _step(
-                5,
-                total,
-                f"running the training pipeline via kfp.local on {first}..{day}: "
-                "gold features -> training set -> baseline model",
-            )
-            trained = local.run_training_local(
-                "", f"file://{lake_dir}", REPO / ".cache" / "kfp-demo",
-                from_day=first.isoformat(), to_day=day.isoformat(),
-            )  # fmt: skip
-            _done(started)
-            _step(6, total, "summary")
+            run, trained = _pipelines(days, today, lake_dir)
+            _step(6, TOTAL, "summary")
             print(summarize(lake_dir, run))
             print(training_summary(lake_dir, trained))
     except DeepStorageError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+TOTAL = 6  # the demo's numbered steps
+
+
+def _seed(pg, days: list[dt.date], args) -> None:
+    """The generated days into the throwaway source: the newest with seed 42, as before."""
+    from deep_storage.core import schemas
+    from demo import synthetic
+
+    started = _step(
+        2,
+        TOTAL,
+        f"seeding {args.events} stop_events a day for {days[0]}..{days[-1]} "
+        f"({args.clients} clients, executions across midnight)",
+    )
+    with pg.connect("trading", "django", _PASSWORD) as conn:
+        conn.execute(schemas.SOURCE_DDL)
+        for i, day in enumerate(days):
+            seed = 42 if day == days[-1] else i
+            rows = synthetic.generate(day, args.events, seed=seed, clients=args.clients)
+            synthetic.copy_into(conn, rows)
+    _done(started)
+
+
+def _pipelines(days: list[dt.date], today: dt.date, lake_dir: Path):
+    """The hourly pipeline over the days and today, then the training pipeline on the days."""
+    from deep_storage_kfp.pipelines import local
+
+    lake, root = f"file://{lake_dir}", REPO / ".cache" / "kfp-demo"
+    started = _step(
+        4,
+        TOTAL,
+        f"running the pipeline via kfp.local for {days[0]}..{today}: "
+        "bronze -> silver -> quality gate (about a minute)",
+    )
+    run = local.run(days[0], today, lake, root)
+    _done(started)
+    started = _step(
+        5,
+        TOTAL,
+        f"running the training pipeline via kfp.local on {days[0]}..{days[-1]}: "
+        "gold features -> training set -> baseline model",
+    )
+    trained = local.run_training_local(
+        "", lake, root, from_day=days[0].isoformat(), to_day=days[-1].isoformat()
+    )
+    _done(started)
+    return run, trained
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
