@@ -5,9 +5,9 @@ Pure: one DuckDB query (FEATURES_SQL) over an Arrow table of silver rows, no I/O
 reads silver from `first` - 7 days to `last` (the look-backs cross partitions) and writes the
 rows `features_arrow` returns, which are only the executions dated [first, last].
 
-Every look-back is a window over the executions' `as_of` in epoch microseconds: integer RANGE
-frames are exact at their edges (no interval arithmetic in a session time zone) and each
-window is one sort, where a self-join would pair every execution with a week of its client's.
+The look-backs (see "the look-backs" below for why each is exact): the symbol's 15 minutes are
+window frames, the client's 7 days one running sum over +1/-1 steps; each is one sort, where a
+self-join would pair every execution with a whole week of its client's.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from deep_storage.core import defaults
 from deep_storage.core.errors import InputError
 
 __all__ = [
@@ -24,14 +25,11 @@ __all__ = [
     "FEATURES_SQL",
     "INPUT_COLUMNS",
     "OPTIONAL_COLUMNS",
-    "SLIPPAGE_BREACH_PCT_DEFAULT",
     "SYMBOL_WINDOW_US",
     "arrow_schema",
     "features_arrow",
 ]
 
-# moved to core/defaults.py by the integrator
-SLIPPAGE_BREACH_PCT_DEFAULT = Decimal("1.0")
 
 CLIENT_WINDOW_US = 7 * 24 * 3600 * 1_000_000  # client look-back: 7 days
 SYMBOL_WINDOW_US = 15 * 60 * 1_000_000  # symbol look-back: 15 minutes
@@ -63,34 +61,33 @@ OPTIONAL_COLUMNS: dict[str, pa.DataType] = {
 }
 
 # --- the look-backs ----------------------------------------------------------------------------
-# t is as_of and known is label_known_at, both in epoch microseconds; t0 and t1 are the smallest
-# and largest t of the rows asked for ([first, last]). Rows with a NULL as_of fall in nobody's
-# window: their counts are 0 and their rate and price range NULL.
+# t is as_of and known is label_known_at, in epoch microseconds: integer frames and steps are
+# exact at their edges and do not depend on the session's time zone. t0 and t1 are the smallest
+# and largest t of the rows asked for ([first, last]). A row with a NULL as_of falls in nobody's
+# window; its own counts are 0, its rate and price range NULL.
 #
-# client_executions_7d and symbol_triggers_15m: count(*) over the frame [t - w, t] EXCLUDE GROUP,
-# which drops the row's peers (every row with the same t, itself included): [t - w, t), exactly
-# 7 days / 15 minutes earlier included. symbol_price_range_pct_15m: min and max over [t - w, t]
-# with the peers kept (closed at both ends); min and max skip NULL prices.
+# Per symbol (15 minutes): window frames over the rows from t0 - 15 min (earlier ones are in no
+# asked row's window). symbol_triggers_15m is count(*) over [t - 15m, t] EXCLUDE GROUP, which
+# drops the row's peers (every row with the same t, itself included): [t - 15m, t).
+# symbol_price_range_pct_15m takes min and max over [t - 15m, t], peers kept; they skip NULLs.
 #
-# client_success_rate_7d: row i counts a neighbour j (same client) iff t_i - 7d <= t_j < t_i and
-# known_j < t_i (a NULL known never counts). As a condition on t_i alone that is
+# Per client (7 days): one running sum over steps. Row i's neighbours j (t_i - 7d <= t_j < t_i)
+# are the sum of every j's steps +1 at t_j and -1 at t_j + 7d placed strictly before t_i.
+# j's outcome counts for i iff also known_j < t_i, i.e. iff
 #     max(t_j, known_j) < t_i <= t_j + 7d,
-# so j adds +1 at a_j = max(t_j, known_j) and -1 at b_j = t_j + 7d, and row i's count is the sum
-# of the steps placed strictly before t_i: one running sum per client over a stream of the
-# rows' as_of ("queries", kind 0) and the steps (kind 1), sorted so that a step at exactly t_i
-# comes after the query (strict "<"). The same with success as 1/0 gives the numerator. Exact:
-# - j = i and any j with t_j = t_i: a_j >= t_j = t_i, never strictly before: not counted;
-# - t_j = t_i - 7d exactly: b_j = t_i is not before t_i, so its -1 is not applied: counted;
-# - known_j < t_j (clock skew): a_j = t_j, counted like any neighbour whose label was known,
-#   and only while t_j is in the window (a_j = known_j would count a later j too);
-# - t_j in the window but known_j >= t_i (even by one second): a_j >= t_i: not counted yet;
-# - known_j >= b_j (the label came 7 days or more after j's as_of): the interval is empty, and
-#   such j are left out of the stream (their -1 alone would be applied without its +1).
-# This is a sort of the steps, where a self-join on client_id would pair every execution with
-# a week of its client's (and a busy client's with tens of thousands).
-#
-# Pruning, exact as well: a row with t < t0 - w is in no asked row's window (and both its steps
-# lie before every query: they cancel), and a step at or after t1 is before no query.
+# so its steps are +1 at a_j = max(t_j, known_j) and -1 at t_j + 7d (and success as 1/0 for the
+# numerator); when known_j >= t_j + 7d the interval is empty and j takes no outcome step (its
+# -1 alone would be applied). The asked rows are queries (kind 0) sorted with the steps (kind 1)
+# by (client, time, kind): a step at exactly t_i sorts after the query, "strictly before" holds.
+# Exact at every edge:
+# - j = i, and any j with t_j = t_i: every step of j is at t_i or later: not counted;
+# - t_j = t_i - 7d exactly: its -1 lands at t_i, not before it: counted;
+# - known_j < t_j (clock skew): a_j = t_j, so j counts exactly while it is in the window (a +1
+#   at known_j would also count a j later than i);
+# - j in the window but known_j >= t_i, if only by a second: a_j >= t_i: not counted yet.
+# A step before t0 precedes every query: those are summed per client (GROUP BY), and only the
+# steps in [t0, t1) are sorted (one at or after t1 precedes no query). A self-join on client_id
+# would pair every execution with its client's whole week, tens of thousands for a busy client.
 
 _W7 = CLIENT_WINDOW_US
 _W15 = SYMBOL_WINDOW_US
@@ -106,16 +103,43 @@ WITH base AS MATERIALIZED (
                 WHEN 'BLOCKED' THEN blocked_at END AS label_known_at,
     CASE WHEN status = 'EXECUTED' THEN true
          WHEN status IN ('FAILED', 'BLOCKED') THEN false END AS execution_success,
-    epoch_us(as_of) AS _t, epoch_us(label_known_at) AS _known,
+    epoch_us(as_of) AS _t,
+    epoch_us(label_known_at) AS _known,
+    greatest(_t, _known) AS _a,
+    CASE WHEN _known < _t + {_W7} THEN 1 ELSE 0 END AS _outcome,
+    _outcome * CAST(execution_success AS INTEGER) AS _success,
     date BETWEEN $first AND $last AS _wanted
   FROM executions
 ), asked AS (
   SELECT min(_t) AS _t0, max(_t) AS _t1 FROM base WHERE _wanted
+), steps AS (
+  SELECT client_id, _t AS _at, 1 AS _dc,
+         CASE WHEN _a = _t THEN _outcome ELSE 0 END AS _dn,
+         CASE WHEN _a = _t THEN _success ELSE 0 END AS _ds
+  FROM base WHERE _t IS NOT NULL
+  UNION ALL
+  SELECT client_id, _a, 0, 1, _success FROM base WHERE _outcome = 1 AND _a > _t
+  UNION ALL
+  SELECT client_id, _t + {_W7}, -1, -_outcome, -_success FROM base WHERE _t IS NOT NULL
+), before_t0 AS (
+  SELECT client_id, sum(_dc) AS _c0, sum(_dn) AS _n0, sum(_ds) AS _s0
+  FROM steps, asked WHERE _at < _t0
+  GROUP BY client_id
+), running AS (
+  SELECT _row, client_id, sum(_dc) OVER client_stream AS _c1,
+    sum(_dn) OVER client_stream AS _n1, sum(_ds) OVER client_stream AS _s1
+  FROM (SELECT client_id, _t AS _at, 0 AS _kind, _row, 0 AS _dc, 0 AS _dn, 0 AS _ds
+        FROM base WHERE _wanted
+        UNION ALL BY NAME
+        SELECT steps.*, 1 AS _kind FROM steps, asked WHERE _at >= _t0 AND _at < _t1)
+  WINDOW client_stream AS (PARTITION BY client_id ORDER BY _at, _kind ROWS UNBOUNDED PRECEDING)
+  QUALIFY _kind = 0
 ), client_looks AS (
-  SELECT _row, count(*) OVER (PARTITION BY client_id ORDER BY _t
-    RANGE BETWEEN {_W7} PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS _client_n
-  FROM base, asked WHERE _wanted OR _t >= _t0 - {_W7}
-  QUALIFY _wanted
+  SELECT _row,
+    coalesce(_c0, 0) + _c1 AS _client_n,
+    coalesce(_n0, 0) + _n1 AS _known_n,
+    coalesce(_s0, 0) + _s1 AS _success_n
+  FROM running LEFT JOIN before_t0 USING (client_id)
 ), symbol_looks AS (
   SELECT _row,
     count(*) OVER (PARTITION BY symbol ORDER BY _t
@@ -126,20 +150,6 @@ WITH base AS MATERIALIZED (
   WINDOW symbol_upto AS (PARTITION BY symbol ORDER BY _t
                          RANGE BETWEEN {_W15} PRECEDING AND CURRENT ROW)
   QUALIFY _wanted
-), steps AS (
-  SELECT client_id, greatest(_t, _known) AS _at, 1 AS _dn,
-         CAST(execution_success AS INTEGER) AS _ds
-  FROM base, asked WHERE _known < _t + {_W7} AND _t >= _t0 - {_W7}
-  UNION ALL
-  SELECT client_id, _t + {_W7}, -1, -CAST(execution_success AS INTEGER)
-  FROM base, asked WHERE _known < _t + {_W7} AND _t >= _t0 - {_W7}
-), running AS (
-  SELECT _row, sum(_dn) OVER client_stream AS _known_n, sum(_ds) OVER client_stream AS _success_n
-  FROM (SELECT client_id, _t AS _at, 0 AS _kind, _row, 0 AS _dn, 0 AS _ds FROM base WHERE _wanted
-        UNION ALL BY NAME
-        SELECT steps.*, 1 AS _kind FROM steps, asked WHERE _at < _t1)
-  WINDOW client_stream AS (PARTITION BY client_id ORDER BY _at, _kind ROWS UNBOUNDED PRECEDING)
-  QUALIFY _kind = 0
 )
 SELECT execution_id, execution_token, client_id, symbol, side, source, date, as_of,
   CAST(abs(trigger_price - stop_price) * 100 AS DOUBLE)
@@ -157,7 +167,7 @@ SELECT execution_id, execution_token, client_id, symbol, side, source, date, as_
   slippage_pct > $breach_pct AS slippage_breach,
   (epoch_us(executed_at) - epoch_us(triggered_at)) / 1e6 AS execution_time_sec,
   label_known_at
-FROM base JOIN client_looks USING (_row) JOIN symbol_looks USING (_row) JOIN running USING (_row)
+FROM base JOIN client_looks USING (_row) JOIN symbol_looks USING (_row)
 ORDER BY date, execution_id
 """
 
@@ -220,7 +230,7 @@ def features_arrow(
     first: dt.date,
     last: dt.date,
     *,
-    breach_pct: Decimal = SLIPPAGE_BREACH_PCT_DEFAULT,
+    breach_pct: Decimal = defaults.SLIPPAGE_BREACH_PCT,
     con=None,
 ) -> pa.Table:
     """The features rows (`arrow_schema()`) of the executions dated [first, last], sorted by
@@ -231,7 +241,8 @@ def features_arrow(
         first: the first day whose executions are returned.
         last: the last day (inclusive).
         breach_pct: slippage_pct above this (strictly) is a breach.
-        con: a DuckDB connection (a new one-thread UTC one when None); it is left open.
+        con: a DuckDB connection, left open (a new one-thread one when None); the rows do not
+            depend on its TimeZone.
     """
     import duckdb
 
@@ -242,12 +253,12 @@ def features_arrow(
     if own:
         con = duckdb.connect(config={"threads": 1})
         con.execute("SET TimeZone = 'UTC'")
+    con.register("executions", table)
     try:
-        con.register("executions", table)
         params = {"first": first, "last": last, "breach_pct": breach_pct}
         result = con.sql(FEATURES_SQL, params=params).to_arrow_table()
-        con.unregister("executions")
     finally:
+        con.unregister("executions")
         if own:
             con.close()
     target = arrow_schema()
