@@ -41,7 +41,7 @@ from deep_storage.core.errors import InputError, LakeStateError, QualityGateErro
 from deep_storage.lake import LakeFS, releases, writer_lock
 from deep_storage.lake.layout import GOLD_FEATURES
 from deep_storage.quality import gold_rules
-from deep_storage.tables import training_sets
+from deep_storage.tables import gold_features, training_sets
 from deep_storage.tables.training_sets import ReleasedVersionError
 from deep_storage.training import release_training_set, training_set
 
@@ -60,32 +60,7 @@ FEATURES = [
     "symbol_triggers_15m",
     "symbol_price_range_pct_15m",
 ]
-SCHEMA = pa.schema(
-    [
-        ("execution_id", pa.string()),
-        ("execution_token", pa.string()),
-        ("client_id", pa.int64()),
-        ("symbol", pa.string()),
-        ("side", pa.string()),
-        ("source", pa.string()),
-        ("date", pa.date32()),
-        ("as_of", TS),
-        ("stop_distance_pct", pa.float64()),
-        ("notional", pa.float64()),
-        ("hour_of_day", pa.int32()),
-        ("day_of_week", pa.int32()),
-        ("client_executions_7d", pa.int64()),
-        ("client_success_rate_7d", pa.float64()),
-        ("symbol_triggers_15m", pa.int64()),
-        ("symbol_price_range_pct_15m", pa.float64()),
-        ("status", pa.string()),
-        ("execution_success", pa.bool_()),
-        ("slippage_pct", pa.decimal128(10, 4)),
-        ("slippage_breach", pa.bool_()),
-        ("execution_time_sec", pa.float64()),
-        ("label_known_at", TS),
-    ]
-)
+SCHEMA = gold_features.arrow_schema()  # the features table the sets are built from
 
 
 def day(d: int, month: int = 6) -> dt.date:
