@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--last", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--breach-pct", type=Decimal, default=defaults.SLIPPAGE_BREACH_PCT)
-    parser.add_argument("--threads", type=int, default=1, help="DuckDB's threads (the step: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="DuckDB's threads")
     args = parser.parse_args(argv)
     seconds, rows = run(
         args.silver_dir,

@@ -12,11 +12,8 @@ No JVM is started.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import tempfile
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from deep_storage.lake import PARTITION_COLUMNS
@@ -63,29 +60,6 @@ _HELPERS = {
                  LEFT JOIN repeated USING (client_id, execution_token)
     """,
 }
-
-
-@contextlib.contextmanager
-def connected(memory: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB whose own work (the cross-row counts' hash tables, the flags) is held
-    to `memory` (Spark's notation, "2g", "4915m": the step's engine memory,
-    DEEP_STORAGE_DRIVER_MEMORY, which the platform profile sizes from the pod's limit), spilling
-    to a temporary folder past it; closed and the folder removed on leaving. The day's Arrow
-    table is outside that limit: GATE_DUCKDB_MAX_ROWS bounds it."""
-    import duckdb
-
-    units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
-    text = memory.strip().lower().removesuffix("b")
-    mib = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text) / 2**20
-    with tempfile.TemporaryDirectory(prefix="deep-storage-gate-") as spill:
-        con = duckdb.connect(
-            config={"temp_directory": spill, "memory_limit": f"{max(64, int(mib))}MiB"}
-        )
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            yield con
-        finally:
-            con.close()
 
 
 def read_day(

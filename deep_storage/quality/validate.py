@@ -27,7 +27,7 @@ from deep_storage import lake
 from deep_storage.core import config, defaults, schemas
 from deep_storage.core.config import SourceConfig, StoreConfig
 from deep_storage.core.errors import InputError
-from deep_storage.io import metrics, object_store, source_db, spark_session
+from deep_storage.io import duckdb_session, metrics, object_store, source_db, spark_session
 from deep_storage.lake import (
     BRONZE_EVENTS,
     QUALITY,
@@ -434,7 +434,7 @@ def _duckdb_report(fs, day, manifests, plan: Plan, run_id, phases) -> TableRepor
             columns, plan, day, schema, extras, fs, phases, types, expected, engine="pandas"
         )
     memory, arrow_schema = config.SparkSettings.from_env().driver_memory, to_arrow_schema(schema)
-    with duckdb_rules.connected(memory) as con:
+    with duckdb_session.connected(memory, prefix="deep-storage-gate-") as con:
         with phases(f"{plan.table}: read"):
             duckdb_rules.read_day(con, fs, lake_table, files, arrow_schema)
         with phases(f"{plan.table}: flag rows"):

@@ -28,7 +28,7 @@ from deep_storage.core import config, defaults
 from deep_storage.core.config import StoreConfig
 from deep_storage.core.dates import DayRange
 from deep_storage.core.errors import LakeStateError
-from deep_storage.io import metrics, object_store, parquet_files
+from deep_storage.io import duckdb_session, metrics, object_store, parquet_files
 from deep_storage.lake import GOLD_FEATURES, SILVER_EXECUTIONS, writer_lock
 from deep_storage.tables import gold_features
 
@@ -218,9 +218,10 @@ def _build(fs, writer, span: DayRange, versions, silver, result: GoldResult, pha
     """One span: read, compute, write, commit (one Delta transaction per span)."""
     with phases(f"read silver {span}"):
         rows, silver_version = read_silver(fs, span)
-    with phases(f"features {span}"):
+    memory = config.SparkSettings.from_env().driver_memory  # the step's engine memory
+    with phases(f"features {span}"), duckdb_session.connected(memory, "deep-storage-gold-") as con:
         features = gold_features.features_arrow(
-            rows, span.first, span.last, breach_pct=defaults.SLIPPAGE_BREACH_PCT
+            rows, span.first, span.last, breach_pct=defaults.SLIPPAGE_BREACH_PCT, con=con
         )
     tag = f"{result.run_id[:8]}-{uuid.uuid4().hex}"
     with phases(f"write {span}"):
