@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -290,21 +291,35 @@ def test_a_lake_without_features_is_refused(tmp_path):
 
 
 def test_the_hash_depends_on_the_rows_not_their_order():
+    import hashlib
+    import struct
+
     table = pa.table(
         {
             "execution_id": ["b", "a"],
             "date": pa.array([day(2), day(1)], pa.date32()),
             "x": [1.5, None],
+            "p": pa.array([Decimal("0.0070"), None], pa.decimal128(10, 4)),
             "split": ["test", "train"],
         }
     )
-    # The text hashed, by the definition in training_sets.rows_sha256 (rows sorted by id):
-    text = '["execution_id","date","x","split"]\n["a","2025-06-01",null,"train"]\n' \
-        '["b","2025-06-02",1.5,"test"]\n'  # fmt: skip
-    import hashlib
-
-    assert training_sets.rows_sha256(table) == hashlib.sha256(text.encode()).hexdigest()
+    # The bytes hashed, by the definition in training_sets.rows_sha256 (rows sorted by id, so
+    # "a" first): name, a 0 byte, validity per row, then the values, nulls as zero or "".
+    days = (dt.date(2025, 6, 1) - dt.date(1970, 1, 1)).days  # 20240
+    laid = b"".join(
+        [
+            b"execution_id\0", b"\1\1", struct.pack("<II", 1, 1), b"a", b"b",
+            b"date\0", b"\1\1", struct.pack("<qq", days, days + 1),
+            b"x\0", b"\0\1", struct.pack("<dd", 0.0, 1.5),
+            b"p\0", b"\0\1", struct.pack("<II", 0, 6), b"0.0070",
+            b"split\0", b"\1\1", struct.pack("<II", 5, 4), b"train", b"test",
+        ]
+    )  # fmt: skip
+    assert training_sets.rows_sha256(table) == hashlib.sha256(laid).hexdigest()
     assert training_sets.rows_sha256(table.take([1, 0])) == training_sets.rows_sha256(table)
+    # One value changed, by its last bit: another identity.
+    nudged = table.set_column(2, "x", pa.array([1.5000000000000002, None]))
+    assert training_sets.rows_sha256(nudged) != training_sets.rows_sha256(table)
 
 
 # --- the gold rules -------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,34 +280,66 @@ def positive_share(rows: pa.Table, label: str) -> float | None:
 
 
 def rows_sha256(rows: pa.Table) -> str:
-    """The identity of a version's rows: the SHA-256 of this UTF-8 text, line by line (each
-    line a compact JSON array ending in a newline):
-    - first, the column names in the table's order;
-    - then one line per row, the rows sorted by execution_id, then split (by their UTF-8
-      bytes), holding the row's values in column order: null, true/false, integers as
-      digits, floats as Python's shortest round-trip repr (NaN, Infinity as JSON's Python
-      spelling), decimals as their text with its scale ("1.2300"), dates as YYYY-MM-DD and
-      timestamps in UTC as YYYY-MM-DDTHH:MM:SS.ffffff+00:00.
-    It does not depend on the Parquet files, their order, nor the library's versions."""
+    """The identity of a version's rows: SHA-256 over the rows sorted by execution_id, then
+    split (by their UTF-8 bytes), column by column in the table's order. Per column, its name
+    (UTF-8, then a 0 byte), one byte per row (1 valid, 0 null), then its values with each null
+    as zero or "": integers, dates (days) and timestamps (UTC microseconds) as little-endian
+    int64, booleans as one byte, floats as their IEEE-754 little-endian bytes (-0.0 as 0.0,
+    every NaN as one), decimals as their text with its scale ("1.2300"), and strings, decimals'
+    text included, as a little-endian uint32 length and the UTF-8 bytes of each. Exact values,
+    no formatting of floats, so it depends neither on the Parquet files nor on a library's
+    version; and one pass of array operations (a 90-day set hashes in about a second)."""
+    import numpy as np
+    import pyarrow as pa
+
     ordered = rows.sort_by([("execution_id", "ascending"), ("split", "ascending")])
-    digest = hashlib.sha256(_line(ordered.column_names))
-    for batch in ordered.to_batches():
-        columns = [c.to_pylist() for c in batch.columns]
-        for values in zip(*columns, strict=True):
-            digest.update(_line(list(values)))
+    digest = hashlib.sha256()
+    for name, column in zip(ordered.column_names, ordered.columns, strict=True):
+        column = column.combine_chunks() if ordered.num_rows else pa.array([], column.type)
+        digest.update(name.encode() + b"\0")
+        digest.update(np.asarray(column.is_valid(), dtype=np.uint8).tobytes())
+        digest.update(_value_bytes(column))
     return digest.hexdigest()
 
 
-def _line(values: list) -> bytes:
-    return (json.dumps(values, default=_canonical, separators=(",", ":")) + "\n").encode()
+def _value_bytes(column: pa.Array) -> bytes:
+    """A column's values as rows_sha256 lays them out (nulls as zero or the empty string)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_decimal(kind):
+        column = pc.cast(column, pa.string())
+        kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        texts = column.fill_null("").to_pylist()
+        encoded = [t.encode() for t in texts]
+        lengths = np.fromiter((len(b) for b in encoded), dtype="<u4", count=len(encoded))
+        return lengths.tobytes() + b"".join(encoded)
+    if pa.types.is_floating(kind):
+        values = column.fill_null(0.0).to_numpy(zero_copy_only=False).astype("<f8") + 0.0
+        values[np.isnan(values)] = np.nan
+        return values.tobytes()
+    if pa.types.is_boolean(kind):
+        return column.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8).tobytes()
+    if pa.types.is_timestamp(kind):
+        column = pc.cast(column, pa.timestamp("us", tz="UTC"))
+    if pa.types.is_temporal(kind) or pa.types.is_integer(kind):
+        as_int = pc.cast(column.view(_storage(column.type)), pa.int64())
+        return as_int.fill_null(0).to_numpy(zero_copy_only=False).astype("<i8").tobytes()
+    raise TypeError(f"a training set's column holds {kind}: it has no identity defined")
 
 
-def _canonical(value: Any) -> str:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    if isinstance(value, dt.date | Decimal):
-        return str(value)
-    raise TypeError(f"a training set's row holds a {type(value).__name__}: {value!r}")
+def _storage(kind: pa.DataType) -> pa.DataType:
+    """The integer type a temporal type is stored as (itself for an integer)."""
+    import pyarrow as pa
+
+    if pa.types.is_date32(kind):
+        return pa.int32()
+    if pa.types.is_temporal(kind):
+        return pa.int64()
+    return kind
 
 
 def release(
