@@ -40,14 +40,14 @@ LAST = dt.date(2025, 6, 1)
 SET = "stop_outcome"
 
 _READ = """
-import datetime as dt, json, os, sys, time
+import datetime as dt, json, sys, time
 t = time.perf_counter()
 import pyarrow.compute as pc
-from deltalake import DeltaTable
-uri, first, last, label, *columns = sys.argv[1:]
-table = DeltaTable(uri, storage_options=json.loads(os.environ["BENCH_DELTA_OPTIONS"]))
+from deep_storage.lake import GOLD_FEATURES, LakeFS
+lake, first, last, label, *columns = sys.argv[1:]
+fs = LakeFS(lake)  # delta-rs names the files, pyarrow reads them: what the release reads with
 days = [("date", ">=", dt.date.fromisoformat(first)), ("date", "<=", dt.date.fromisoformat(last))]
-rows = table.to_pyarrow_table(columns=columns, filters=days)
+rows = fs.scan(GOLD_FEATURES, fs.delta(GOLD_FEATURES), columns=columns, filters=days)
 known = rows.filter(pc.is_valid(rows[label]))
 print(json.dumps({"seconds": time.perf_counter() - t, "rows": known.num_rows,
                   "rows_read": rows.num_rows}))
@@ -195,9 +195,8 @@ def _reference(fs: lakes.LakeFS, first: dt.date, env: dict) -> dict:
     keeping the label-known rows."""
     spec = training_sets.spec(SET)
     columns = list(dict.fromkeys([*spec.columns, *spec.filters]))
-    cmd = [sys.executable, "-c", _READ, fs.delta_uri(lakes.GOLD_FEATURES)]
+    cmd = [sys.executable, "-c", _READ, LAKE]
     cmd += [first.isoformat(), LAST.isoformat(), spec.label, *columns]
-    env = {**env, "BENCH_DELTA_OPTIONS": json.dumps(fs.delta_options())}
     seconds, peak, found = measured(cmd, env)
     return {
         "seconds": round(seconds, 2),

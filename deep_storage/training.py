@@ -123,9 +123,8 @@ def release_training_set(
         run_id: the run's id (default DEEP_STORAGE_RUN_ID, else a fresh one).
     """
     from deep_storage.io import object_store
-    from deep_storage.quality import gold_rules, gx_runner
+    from deep_storage.quality import gold_rules
 
-    gx_runner.preload()  # GX's import (~4 s) overlaps reading and hashing the rows
     spec = training_sets.spec(name)
     auto = not version.strip()
     if not auto:

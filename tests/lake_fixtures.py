@@ -148,14 +148,13 @@ def silver_snapshot(spark, lake: str) -> dict[str, list[tuple]]:
 def delta_rs_keys(lake: str, table: str) -> list[str]:
     """The ids a Delta reader that is not ours (delta-rs) sees in `table`: event_id for bronze,
     execution_id for silver, sorted."""
-    import pyarrow as pa
 
     fs = LakeFS(lake)
     found = fs.delta(table)
     if found is None:
         return []
     key = "event_id" if table == BRONZE_EVENTS else "execution_id"
-    return sorted(pa.table(found.to_pyarrow_table(columns=[key])).column(key).to_pylist())
+    return sorted(fs.scan(table, found, columns=[key]).column(key).to_pylist())
 
 
 def leftovers_after_vacuum(lake: str, table: str) -> list[str]:

@@ -55,7 +55,7 @@ def gold_rows(lake: str) -> dict[str, dict]:
 
     fs = LakeFS(lake)
     table = DeltaTable(fs.delta_uri(GOLD_FEATURES), storage_options=fs.delta_options())
-    return {r["execution_token"]: r for r in table.to_pyarrow_table().to_pylist()}
+    return {r["execution_token"]: r for r in fs.scan(GOLD_FEATURES, table).to_pylist()}
 
 
 def test_gold_holds_each_execution_with_features_from_before_its_as_of(silver_lake):

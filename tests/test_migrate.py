@@ -143,10 +143,11 @@ def test_a_v02_lake_becomes_delta_tables_holding_exactly_its_manifests_rows(lake
     # What another Delta reader sees: the listed rows, never the killed run's leftovers.
     assert delta_rs_keys(lake, BRONZE_EVENTS) == built["bronze_ids"]
     assert delta_rs_keys(lake, SILVER_EXECUTIONS) == ["s-1", "s-2", "s-3", "s-4"]
-    rows = (
-        LakeFS(lake)
-        .delta(SILVER_EXECUTIONS)
-        .to_pyarrow_table(columns=["execution_id", "client_id", "date"])
+    fs = LakeFS(lake)
+    rows = fs.scan(
+        SILVER_EXECUTIONS,
+        fs.delta(SILVER_EXECUTIONS),
+        columns=["execution_id", "client_id", "date"],
     )
     assert sorted(tuple(r.values()) for r in pa.table(rows).to_pylist()) == [
         ("s-1", 1, D1),
@@ -272,10 +273,11 @@ def test_the_steps_carry_on_on_a_migrated_lake(spark, lake):
     v02_lake(lake)
     migrate.run(lake)
     silver.run(DayRange(D1, D1), lake, spark=spark, lookback_days=1)
-    rows = (
-        LakeFS(lake)
-        .delta(SILVER_EXECUTIONS)
-        .to_pyarrow_table(columns=["execution_token", "date", "status"])
+    fs = LakeFS(lake)
+    rows = fs.scan(
+        SILVER_EXECUTIONS,
+        fs.delta(SILVER_EXECUTIONS),
+        columns=["execution_token", "date", "status"],
     )
     assert sorted(tuple(r.values()) for r in pa.table(rows).to_pylist()) == [
         ("old-4", D2, "PENDING"),  # the day silver did not run keeps its adopted row

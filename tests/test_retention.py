@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pyarrow as pa
 import pytest
 
 from deep_storage import lake as lakes
@@ -54,8 +53,9 @@ def build(spark, lake: str) -> None:
 
 def delta_days(lake: str, table: str, version: int | None = None) -> list[dt.date]:
     """The days a Delta reader that is not ours (delta-rs) sees in `table` (at `version`)."""
-    data = LakeFS(lake).delta(table, version=version)
-    dates = pa.table(data.to_pyarrow_table(columns=["date"])).column("date").to_pylist()
+    fs = LakeFS(lake)
+    dates = fs.scan(table, fs.delta(table, version=version), columns=["date"])
+    dates = dates.column("date").to_pylist()
     return sorted(set(dates))
 
 

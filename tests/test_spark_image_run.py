@@ -60,7 +60,9 @@ _GATE_SUMMARY = re.compile(r"^\d+ rows checked; .*$", re.M)
 # Budgets, from the figures measured on this 2-core machine with the Debian-built base (quoted in
 # spark_image/README.md): the size with 15 % headroom; the times with room for a busy CI machine.
 # Raise one only with the reason in the commit.
-SIZE_BUDGET_BYTES = 1_980_000_000  # measured 1.72 GB (1,717,979,192 bytes)
+# measured 2.00 GB (1,997,345,152 bytes) once scikit-learn joined the image for the training
+# pipeline's baseline (sklearn 51 MB, joblib 3 MB in site-packages); 1.72 GB before the lock grew
+SIZE_BUDGET_BYTES = 2_300_000_000
 VERSION_FIRST_LOG_BUDGET_S = 2.0  # `docker run ... deep-storage --version`: measured 0.35-0.41 s
 BRONZE_FIRST_LOG_BUDGET_S = 20.0  # `docker run ... deep-storage bronze`: measured 5.2-8.2 s
 

@@ -455,7 +455,7 @@ def test_delta_rs_reads_the_released_rows(lake):
     table = DeltaTable(fs.delta_uri("gold/training_sets/stop_outcome"))
     assert table.metadata().partition_columns == ["version", "split"]
     assert table.metadata().configuration["delta.logRetentionDuration"] == "interval 36500 days"
-    read = table.to_pyarrow_table()
+    read = fs.scan("gold/training_sets/stop_outcome", table)
     assert set(read["version"].to_pylist()) == {"1.0.0"}
     read = read.select(candidate.rows.column_names).cast(candidate.rows.schema)
     assert read.sort_by([("execution_id", "ascending")]).equals(candidate.rows)
@@ -552,7 +552,7 @@ def test_a_release_killed_before_its_commit_is_invisible(lake):
     assert fs.read_text(releases.record_uri(fs, "stop_outcome", "2.0.0")) is not None
     # Written, not committed: no reader sees them.
     assert releases.versions(fs, "stop_outcome") == ["1.0.0"]
-    everything = DeltaTable(str(root)).to_pyarrow_table()
+    everything = fs.scan("gold/training_sets/stop_outcome", DeltaTable(str(root)))
     assert set(everything["version"].to_pylist()) == {"1.0.0"}
     with pytest.raises(LakeStateError, match=r"released: 1\.0\.0"):
         training_set("stop_outcome", "2.0.0", lake=lake)
@@ -561,3 +561,36 @@ def test_a_release_killed_before_its_commit_is_invisible(lake):
     assert done.outcome == "released" and done.record["rows"] == {"train": 6, "test": 3}
     train, _ = training_set("stop_outcome", "2.0.0", lake=lake)
     assert len(train) == 6
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_the_command_releases_then_refuses_in_one_line_each(lake, tmp_path):
+    from tests.fixtures import run_cli
+
+    # No --version: the set's first release is 1.0.0; the same rows again change nothing.
+    args = ["training-set", "--from", str(D1), "--to", str(D2), "--lake", lake]
+    first = run_cli(*args, "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["outcome"] == "released"
+    again = run_cli(*args, "--json")
+    assert (json.loads(again.stdout)["outcome"], json.loads(again.stdout)["version"]) == (
+        "unchanged", "1.0.0"
+    )  # fmt: skip
+
+    def error(done) -> str:
+        (line,) = [x for x in done.stderr.splitlines() if x.startswith("deep-storage: error")]
+        return line
+
+    bad_name = run_cli("training-set", "--name", "churn", *args[1:])
+    assert bad_name.returncode == 2
+    assert "churn" in error(bad_name) and "stop_outcome" in error(bad_name)
+    bad_version = run_cli(*args, "--version", "1.0")
+    assert bad_version.returncode == 2 and "1.0" in error(bad_version)
+    one_side = run_cli("training-set", "--from", str(D1), "--lake", lake)
+    assert one_side.returncode == 2 and "--from and --to" in error(one_side)
+    # Other rows under a released version: refused, naming the fix; nothing changes.
+    other = run_cli(*args, "--version", "1.0.0", "--test-from", str(day(5)))
+    assert other.returncode == 5
+    assert "release a new version, e.g. --version 1.0.1" in error(other)

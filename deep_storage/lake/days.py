@@ -99,14 +99,13 @@ class Facts:
 
 
 def _read_facts(fs: LakeFS) -> Facts:
-    import pyarrow as pa
 
     table = fs.delta(DAYS)
     if table is None:
         return Facts({}, {})
     fs._days_table = table  # a writer's next `_days` write starts from this loaded state
     days: dict[tuple[str, str], Manifest] = {}
-    for row in pa.table(table.to_pyarrow_table()).to_pylist():
+    for row in fs.scan(DAYS, table).to_pylist():
         m = manifest_from_facts(
             {
                 **row,

@@ -93,10 +93,7 @@ def rows(
     if table is None:
         raise LakeStateError(f"lake {fs.lake} has no training set {name}")
     filters = [("version", "=", version)] + ([("split", "=", split)] if split else [])
-    try:
-        return table.to_pyarrow_table(filters=filters, columns=columns)
-    except Exception as exc:  # delta-rs raises its own errors for the store's failures
-        raise fs._fail(f"read training set {name} {version}", exc) from None
+    return fs.scan(table_of(name), table, columns=columns, filters=filters)
 
 
 def commit(

@@ -127,6 +127,26 @@ class LakeFS:
                 raise
             raise self._fail(f"open the Delta table {table}", exc) from None
 
+    def scan(self, table: str, loaded, *, columns=None, filters=None):
+        """The rows of a loaded DeltaTable (`loaded`: `delta(table)`'s, at the version it holds)
+        as one Arrow table: delta-rs names the files, pyarrow reads them through its own file
+        system (`arrow()`). Through delta-rs's file system instead, the process aborted at exit
+        now and then ("terminate called without an active exception": 4 of 25 runs reading
+        bronze, 0 of 25 this way), which a KFP task reports as failed after its work is done.
+        `filters`: DNF tuples, as `to_pyarrow_table` takes them."""
+        from pyarrow import fs as pafs
+        from pyarrow.parquet import filters_to_expression
+
+        afs, root = self.arrow()
+        where = filters_to_expression(filters) if filters else None
+        try:
+            dataset = loaded.to_pyarrow_dataset(
+                filesystem=pafs.SubTreeFileSystem(f"{root}/{table}", afs)
+            )
+            return dataset.to_table(columns=columns, filter=where)
+        except Exception as exc:  # delta-rs and pyarrow raise their own errors for the store's
+            raise self._fail(f"read {table}", exc) from None
+
     # --- paths -------------------------------------------------------------------------------
 
     def _rel(self, uri: str) -> str:

@@ -114,21 +114,20 @@ def plan(fs: lake.LakeFS, days: DayRange | None) -> tuple[list[DayRange], dict[d
 
 
 def read_silver(fs: lake.LakeFS, span: DayRange):
-    """Silver's rows of [span.first - 7, span.last] as one Arrow table (delta-rs prunes the
-    date partitions), and the silver version read."""
+    """Silver's rows of [span.first - 7, span.last] as one Arrow table (only those date
+    partitions' files are read), and the silver version read."""
     table = fs.delta(SILVER_EXECUTIONS)
     if table is None:
         raise LakeStateError(f"lake {fs.lake} has no silver table: run `deep-storage silver` first")
     wanted = list(DayRange(span.first - LOOKBACK, span.last).days())
     held = set(table.schema().to_arrow().names)
     columns = [*gold_features.INPUT_COLUMNS, *gold_features.OPTIONAL_COLUMNS]
-    try:
-        rows = table.to_pyarrow_table(
-            partitions=[("date", "in", [d.isoformat() for d in wanted])],
-            columns=[c for c in columns if c in held],
-        )
-    except Exception as exc:
-        raise fs._fail(f"read {SILVER_EXECUTIONS} {span}", exc) from None
+    rows = fs.scan(
+        SILVER_EXECUTIONS,
+        table,
+        columns=[c for c in columns if c in held],
+        filters=[("date", "in", wanted)],
+    )
     return rows, table.version()
 
 

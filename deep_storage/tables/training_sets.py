@@ -174,12 +174,9 @@ def build(
             f"{spec.name} needs: rebuild the gold features with the current code"
         )
     columns = list(dict.fromkeys([*spec.columns, *spec.filters]))
-    try:
-        features = table.to_pyarrow_table(
-            columns=columns, filters=[("date", ">=", d1), ("date", "<=", d2)]
-        )
-    except Exception as exc:  # delta-rs raises its own errors for the store's failures
-        raise fs._fail(f"read {GOLD_FEATURES} {d1}..{d2}", exc) from None
+    features = fs.scan(
+        GOLD_FEATURES, table, columns=columns, filters=[("date", ">=", d1), ("date", "<=", d2)]
+    )
     lineage = {
         "features_version": features_version,
         "silver_version": _silver_version(fs, features_version),
