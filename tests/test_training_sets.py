@@ -594,3 +594,22 @@ def test_the_command_releases_then_refuses_in_one_line_each(lake, tmp_path):
     other = run_cli(*args, "--version", "1.0.0", "--test-from", str(day(5)))
     assert other.returncode == 5
     assert "release a new version, e.g. --version 1.0.1" in error(other)
+
+
+def test_two_releases_of_one_version_at_once_commit_it_once(lake):
+    import subprocess
+
+    from tests.fixtures import CLI
+
+    args = [CLI, "training-set", "--version", "1.0.0", "--from", str(D1), "--to", str(D2)]
+    procs = [
+        subprocess.Popen([*args, "--lake", lake, "--json"], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = sorted(json.loads(p.communicate(timeout=300)[0])["outcome"] for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    # The lease orders them: one releases, the other finds the same rows released.
+    assert outcomes == ["released", "unchanged"]
+    assert [
+        h["version"] for h in LakeFS(lake).delta("gold/training_sets/stop_outcome").history()
+    ] == [0]
