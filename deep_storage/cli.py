@@ -186,9 +186,7 @@ def gold(date, until, lake, as_json) -> None:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     if result.skipped:
-        click.echo(
-            f"gold: silver unchanged since gold built its days (silver v{result.silver_version})"
-        )
+        click.echo("gold: no day's silver inputs changed since gold built it: nothing to build")
         return
     days = result.dates_committed
     click.echo(

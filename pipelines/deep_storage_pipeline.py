@@ -49,33 +49,19 @@ def build(
             create_time=created,
             max_days=max_days,
         )
-        _set_up_task(bronze, "bronze ingest", "bronze", secrets)
+        platform.set_up_task(bronze, "bronze ingest", "bronze", secrets)
         days = {"first_day": bronze.outputs["first_day"], "last_day": bronze.outputs["last_day"]}
         silver = silver_transform(lake_uri=lake_uri, **days, lookback_days=lookback_days)
-        _set_up_task(silver, "silver transform", "silver", secrets, **spark)
+        platform.set_up_task(silver, "silver transform", "silver", secrets, **spark)
         gate = quality_gate(lake_uri=lake_uri, **days, as_of=scheduled).after(silver)
-        _set_up_task(gate, "quality gate", "quality", secrets, **spark)
+        platform.set_up_task(gate, "quality gate", "quality", secrets, **spark)
         # As of the last day bronze ingested: a scheduled run's own day, and for a backfill of
         # past days its last one, so the run does not remove what it just ingested. After the
         # gate: a run whose gate failed removes nothing; the next one catches up.
         kept = retention(lake_uri=lake_uri, as_of=bronze.outputs["last_day"]).after(gate)
-        _set_up_task(kept, "retention", "retention", secrets)
+        platform.set_up_task(kept, "retention", "retention", secrets)
 
     return deep_storage
-
-
-def _set_up_task(
-    task: dsl.PipelineTask,
-    title: str,
-    step: str,
-    secrets: dict,
-    executors: int = 0,
-    s3_secret_name: str = "",
-) -> None:
-    """Names the task and gives it the platform profile; with `executors`, Spark's executor pods."""
-    platform.apply_platform_profile(task.set_display_name(title), step, **secrets)
-    if executors:
-        platform.use_executors(task, step, executors, s3_secret=s3_secret_name)
 
 
 deep_storage_pipeline = build(local=False)

@@ -154,6 +154,21 @@ EXECUTOR_STEPS = ("silver", "quality")  # bronze's default engine does not run o
 BACKFILL_TIMEOUT_S = 24 * 3600
 
 
+def set_up_task(
+    task: dsl.PipelineTask,
+    title: str,
+    step: str,
+    secrets: dict,
+    executors: int = 0,
+    s3_secret_name: str = "",
+) -> None:
+    """Names a pipeline's task and gives it the platform profile (`secrets`: the keyword
+    arguments of apply_platform_profile); with `executors`, Spark's executor pods."""
+    apply_platform_profile(task.set_display_name(title), step, **secrets)
+    if executors:
+        use_executors(task, step, executors, s3_secret=s3_secret_name)
+
+
 def executor_pod_template(step: str, profile: Profile = CLUSTER) -> dict:
     """The executor pods' template (spark.kubernetes.executor.podTemplateFile): the same node
     pool, toleration, pull secret and labels as the task pods, and the executor's size."""

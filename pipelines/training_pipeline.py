@@ -35,7 +35,7 @@ def build(local: bool = False):
         secrets = {"s3_secret": s3_secret, "profile": profile}
         # Gold catches up first: the days whose silver changed since it last ran.
         gold = gold_features(lake_uri=lake_uri)
-        _set_up_task(gold, "gold features", "gold", secrets)
+        platform.set_up_task(gold, "gold features", "gold", secrets)
         released = training_set(
             name=name,
             version=version,
@@ -44,17 +44,13 @@ def build(local: bool = False):
             test_from=test_from,
             lake_uri=lake_uri,
         ).after(gold)
-        _set_up_task(released, "training set", "gold", secrets)
+        platform.set_up_task(released, "training set", "gold", secrets)
         # The version the release resolved (an empty `version`: the next one, or the newest
         # when the rows did not move).
         model = train_baseline(name=name, version=released.outputs["version"], lake_uri=lake_uri)
-        _set_up_task(model, "baseline model", "baseline", secrets)
+        platform.set_up_task(model, "baseline model", "baseline", secrets)
 
     return deep_storage_training
-
-
-def _set_up_task(task: dsl.PipelineTask, title: str, step: str, secrets: dict) -> None:
-    platform.apply_platform_profile(task.set_display_name(title), step, **secrets)
 
 
 deep_storage_training_pipeline = build(local=False)

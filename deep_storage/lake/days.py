@@ -99,7 +99,6 @@ class Facts:
 
 
 def _read_facts(fs: LakeFS) -> Facts:
-
     table = fs.delta(DAYS)
     if table is None:
         return Facts({}, {})

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from deep_storage.core.errors import DeepStorageError, LakeStateError
 from deep_storage.lake.layout import TABLE_CONFIG, TRAINING_SET_PARTITIONS, TRAINING_SETS
 from deep_storage.lake.storage import DataFile, LakeFS
-from deep_storage.lake.writer import _failpoint
+from deep_storage.lake.writer import _failpoint, add_actions, add_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -109,7 +109,7 @@ def commit(
     files, schema = _land(fs, table_name, version, data)
     _failpoint(table_name, "written")
     properties = CommitProperties(custom_metadata={RELEASE_KEY: json.dumps(record, sort_keys=True)})
-    adds = _adds(files)
+    adds = add_actions(files, lambda folder: dict(p.split("=", 1) for p in folder.split("/")))
     table = fs.delta(table_name)
     try:
         if table is None:
@@ -152,22 +152,6 @@ def _land(fs: LakeFS, table: str, version: str, data: pa.Table) -> tuple[list[Da
     return files, pa.schema([*target, *parts])
 
 
-def _adds(files: list[DataFile]) -> list:
-    from deltalake.transaction import AddAction
-
-    return [
-        AddAction(
-            f.path,
-            f.size,
-            dict(p.split("=", 1) for p in f.path.split("/")[:-1]),
-            f.modified_ms,
-            True,
-            json.dumps({"numRecords": f.rows}),
-        )
-        for f in files
-    ]
-
-
 def _create(fs: LakeFS, table: str, schema, adds: list, properties, lease: Lease) -> None:
     """The set's first release creates its table."""
     from deltalake import Schema
@@ -189,14 +173,7 @@ def _create(fs: LakeFS, table: str, schema, adds: list, properties, lease: Lease
 def _append(table, schema, adds: list, properties, lease: Lease) -> None:
     """A later release adds its files; columns it brings that the table lacks (a feature the
     spec gained) are added to the table's schema first, so older versions read them as null."""
-    import pyarrow as pa
-    from deltalake import Schema
-
-    known = {f.name for f in table.schema().fields}
-    new = [f for f in schema if f.name not in known]
-    if new:
-        lease.check()
-        table.alter.add_columns(list(Schema.from_arrow(pa.schema(new)).fields))
+    add_columns(table, schema, lease)
     lease.check()
     table.create_write_transaction(
         adds,

@@ -219,19 +219,8 @@ class Writer:
             m.written_at = now.isoformat()
 
     def _adds(self, written: Written | None) -> list:
-        from deltalake.transaction import AddAction
-
-        return [
-            AddAction(
-                f.path,
-                f.size,
-                _partition_values(self.table, f.path.rsplit("/", 1)[0]),
-                f.modified_ms,
-                True,
-                json.dumps({"numRecords": f.rows}),
-            )
-            for f in (written.data_files if written else [])
-        ]
+        files = written.data_files if written else []
+        return add_actions(files, lambda path: _partition_values(self.table, path))
 
     def _create(self, written: Written | None, adds: list, properties) -> None:
         """The table's first commit: creates the Delta table with `adds`."""
@@ -358,18 +347,45 @@ class Writer:
 
     def _evolve(self, table, written: Written | None) -> None:
         """Schema evolution: columns the new files carry that the table lacks are added to the
-        table's schema (Delta's own ALTER TABLE ADD COLUMNS), so older days read them as null."""
-        import pyarrow as pa
-        from deltalake import Schema
-
+        table's schema (add_columns), so older days read them as null."""
         if written is None or written.schema is None:
             return
-        known = {f.name for f in table.schema().fields}
-        new = [f for f in written.schema if f.name not in known]
+        new = add_columns(table, written.schema, self.lease)
         if new:
-            self.lease.check()
-            table.alter.add_columns(list(Schema.from_arrow(pa.schema(new)).fields))
-            log.info("%s: schema evolved, new columns %s", self.table, [f.name for f in new])
+            log.info("%s: schema evolved, new columns %s", self.table, new)
+
+
+def add_actions(files: list[DataFile], partitions_of) -> list:
+    """Delta add actions for new files (`partitions_of`: a file's folder -> its partition
+    values), their row counts in the stats, as every commit of the lake records them."""
+    from deltalake.transaction import AddAction
+
+    return [
+        AddAction(
+            f.path,
+            f.size,
+            partitions_of(f.path.rsplit("/", 1)[0]),
+            f.modified_ms,
+            True,
+            json.dumps({"numRecords": f.rows}),
+        )
+        for f in files
+    ]
+
+
+def add_columns(table, schema, lease: Lease) -> list[str]:
+    """Schema evolution: the columns of `schema` (Arrow) that `table` lacks are added to it
+    (Delta's own ALTER TABLE ADD COLUMNS), so older files read them as null. Returns their
+    names."""
+    import pyarrow as pa
+    from deltalake import Schema
+
+    known = {f.name for f in table.schema().fields}
+    new = [f for f in schema if f.name not in known]
+    if new:
+        lease.check()
+        table.alter.add_columns(list(Schema.from_arrow(pa.schema(new)).fields))
+    return [f.name for f in new]
 
 
 def vacuum(

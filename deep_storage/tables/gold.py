@@ -93,42 +93,39 @@ def spans(days: list[dt.date]) -> list[DayRange]:
     return out
 
 
-def _silver_versions(fs: lake.LakeFS) -> dict[dt.date, int]:
-    return {
-        d: m.version for d, m in lake.committed(fs, SILVER_EXECUTIONS, with_files=False).items()
-    }
-
-
-def plan(fs: lake.LakeFS, days: DayRange | None) -> tuple[list[DayRange], dict[dt.date, int]]:
-    """(the spans to build, silver's day -> version). Asked days must be committed in silver."""
-    versions = _silver_versions(fs)
+def plan(
+    fs: lake.LakeFS, days: DayRange | None
+) -> tuple[list[DayRange], dict[dt.date, lake.Manifest]]:
+    """(the spans to build, silver's committed days). Asked days must be committed in silver."""
+    silver = lake.committed(fs, SILVER_EXECUTIONS, with_files=False)
     if days is None:
         gold = lake.committed(fs, GOLD_FEATURES, with_files=False)
-        return spans(stale_days(versions, gold)), versions
+        return spans(stale_days(_versions(silver), gold)), silver
     for day in days.days():
-        if day not in versions:
+        if day not in silver:
             raise LakeStateError(
                 f"silver day {day} is not committed: run `deep-storage silver --date {day}` first"
             )
-    return [days], versions
+    return [days], silver
 
 
-def read_silver(fs: lake.LakeFS, span: DayRange):
-    """Silver's rows of [span.first - 7, span.last] as one Arrow table (only those date
-    partitions' files are read), and the silver version read."""
-    table = fs.delta(SILVER_EXECUTIONS)
-    if table is None:
-        raise LakeStateError(f"lake {fs.lake} has no silver table: run `deep-storage silver` first")
+def _versions(silver: dict[dt.date, lake.Manifest]) -> dict[dt.date, int]:
+    """Silver's day -> the Delta version that committed it."""
+    return {d: m.version for d, m in silver.items()}
+
+
+def read_silver(fs: lake.LakeFS, table, span: DayRange):
+    """Silver's rows of [span.first - 7, span.last] from `table` (silver's loaded DeltaTable) as
+    one Arrow table: only those date partitions' files are read."""
     wanted = list(DayRange(span.first - LOOKBACK, span.last).days())
     held = set(table.schema().to_arrow().names)
     columns = [*gold_features.INPUT_COLUMNS, *gold_features.OPTIONAL_COLUMNS]
-    rows = fs.scan(
+    return fs.scan(
         SILVER_EXECUTIONS,
         table,
         columns=[c for c in columns if c in held],
         filters=[("date", "in", wanted)],
     )
-    return rows, table.version()
 
 
 def write_days(fs: lake.LakeFS, features, span: DayRange, tag: str) -> tuple[list[str], dict]:
@@ -150,7 +147,7 @@ def write_days(fs: lake.LakeFS, features, span: DayRange, tag: str) -> tuple[lis
     return files, counts
 
 
-def manifests(span, counts, versions, silver, silver_version: int) -> list[lake.Manifest]:
+def manifests(span, counts, silver, silver_version: int) -> list[lake.Manifest]:
     """Each built day's facts: rows, its silver inputs (and the silver table's version read),
     sealed when silver's day is."""
     out = []
@@ -167,7 +164,7 @@ def manifests(span, counts, versions, silver, silver_version: int) -> list[lake.
                 run_id="",
                 written_at="",
                 details={
-                    "silver_inputs": inputs_of(day, versions),
+                    "silver_inputs": inputs_of(day, _versions(silver)),
                     "silver_version": silver_version,
                     "breach_pct": str(defaults.SLIPPAGE_BREACH_PCT),
                 },
@@ -199,24 +196,27 @@ def _run(days, lake_uri, store_config, run_id) -> GoldResult:
     with writer_lock.hold(lake_uri, "gold", label, run_id, store_config) as lease:
         phases = metrics.Phases("gold")
         with phases("plan"):
-            todo, versions = plan(fs, days)
+            todo, silver = plan(fs, days)
         result = GoldResult(lake_uri, run_id, label, phases=phases)
         if not todo:
             log.info("gold: silver unchanged since gold built its days: nothing to build")
             result.skipped = True
             return result
-        silver = lake.committed(fs, SILVER_EXECUTIONS, with_files=False)
+        # One version of silver for every span (the lease keeps it from moving meanwhile).
+        table = fs.delta(SILVER_EXECUTIONS)
         writer = lake.Writer(fs, GOLD_FEATURES, lease, run_id, schema=gold_features.arrow_schema())
         for span in todo:
-            _build(fs, writer, span, versions, silver, result, phases)
+            _build(fs, writer, (table, silver), span, result, phases)
     log.info("gold %s: %d rows over %d days", label, result.rows, len(result.dates_committed))
     return result
 
 
-def _build(fs, writer, span: DayRange, versions, silver, result: GoldResult, phases) -> None:
-    """One span: read, compute, write, commit (one Delta transaction per span)."""
+def _build(fs, writer, source, span: DayRange, result: GoldResult, phases) -> None:
+    """One span: read, compute, write, commit (one Delta transaction per span). `source`:
+    (silver's loaded DeltaTable, its committed days)."""
+    table, silver = source
     with phases(f"read silver {span}"):
-        rows, silver_version = read_silver(fs, span)
+        rows = read_silver(fs, table, span)
     memory = config.SparkSettings.from_env().driver_memory  # the step's engine memory
     with phases(f"features {span}"), duckdb_session.connected(memory, "deep-storage-gold-") as con:
         features = gold_features.features_arrow(
@@ -228,8 +228,8 @@ def _build(fs, writer, span: DayRange, versions, silver, result: GoldResult, pha
     written = writer.landed_in(list(span.days()), files)
     written.expect(features.num_rows)
     with phases(f"commit {span}"):
-        commits = manifests(span, counts, versions, silver, silver_version)
+        commits = manifests(span, counts, silver, table.version())
         writer.commit(commits, written)
     result.rows += features.num_rows
     result.dates_committed += [m.date for m in commits]
-    result.silver_version = silver_version
+    result.silver_version = table.version()

@@ -400,7 +400,17 @@ def _unchanged(fs: LakeFS, candidate: Candidate, released: list[str]) -> str:
 
 def _released_sha256(fs: LakeFS, candidate: Candidate) -> str:
     """`rows_sha256` of the released version's committed rows (the rows are the truth, not the
-    record), over its own columns: those its record's spec names."""
+    record), over its own columns: those its record's spec names. Kept on `fs` once computed:
+    a released version never changes, and a run without --version asks twice (next_version,
+    then release)."""
+    known = fs.__dict__.setdefault("_released_sha256", {})
+    key = (candidate.spec.name, candidate.version, tuple(candidate.rows.column_names))
+    if key not in known:
+        known[key] = _committed_sha256(fs, candidate)
+    return known[key]
+
+
+def _committed_sha256(fs: LakeFS, candidate: Candidate) -> str:
     import pyarrow as pa
 
     name, version = candidate.spec.name, candidate.version
