@@ -20,8 +20,10 @@ install: $(BIN)/python jars  ## venv with the project and its dev tools, plus th
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 
-jars:  ## fetch spark_image/jars.lock's JARs into .cache/jars, verified by sha256
+jars:  ## fetch jars.lock's JARs and archives.lock's files (the metastore's schema scripts, Trino) into .cache, verified by sha256
 	$(PY) spark_image/fetch_jars.py
+	$(PY) spark_image/fetch_jars.py --manifest spark_image/archives.lock --dest .cache/archives
+	$(PY) spark_image/unpack_archives.py
 
 lint:  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -378,6 +378,43 @@ def retention(lake, as_of, dry_run, as_json) -> None:
 
 
 @cli.command()
+@click.option(
+    "--metastore",
+    metavar="thrift://HOST:PORT",
+    help="The Hive Metastore (default: env HIVE_METASTORE_URI; neither: nothing to do).",
+)
+@click.option(
+    "--database",
+    default=defaults.CATALOG_DATABASE,
+    show_default=True,
+    help="The metastore database the tables are named in.",
+)
+@lake_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def catalog(metastore, database, lake, as_json) -> None:
+    """Name the lake's tables in a Hive Metastore, for Spark SQL and Trino.
+
+    Each Delta table of the lake becomes an external table at its location
+    (deep_storage.bronze_events, deep_storage.silver_stop_executions, the gold tables the lake
+    holds). A name resolves to the table's latest version; new commits need no new run. Running
+    it again changes nothing; a name taken by a table elsewhere is refused (exit 10) and nothing
+    is dropped; an unreachable metastore exits 9.
+    """
+    result = steps.catalog(lake or "", metastore or "", database).result
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    if result.skipped:
+        click.echo(f"catalog: skipped: {result.skipped}")
+        return
+    if not result.tables:
+        click.echo(f"catalog: the lake has no tables yet; nothing registered in {result.metastore}")
+    for t in result.tables:
+        what = "registered" if t.outcome == "registered" else "already registered"
+        click.echo(f"{t.name}: {what} at {t.location}")
+
+
+@cli.command()
 @lake_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def migrate(lake, as_json) -> None:

@@ -295,6 +295,22 @@ def retention(
     return StepResult("", "", metrics, result)
 
 
+def catalog(lake_uri: str = "", metastore: str = "", database: str = "") -> StepResult:
+    """Register the lake's tables in the metastore (`metastore`, else HIVE_METASTORE_URI);
+    without one, skip: the result says why."""
+    from deep_storage import catalog as step
+
+    result = step.register(
+        lake_uri or None, metastore or None, database or defaults.CATALOG_DATABASE
+    )
+    metrics: dict[str, float] = {
+        "skipped": int(bool(result.skipped)),
+        "tables": len(result.tables),
+        "registered": sum(t.outcome == "registered" for t in result.tables),
+    }
+    return StepResult("", "", metrics, result)
+
+
 def _short(table: str) -> str:
     """bronze/events -> bronze, silver/stop_executions -> silver, _days -> days."""
     return table.split("/", 1)[0].lstrip("_")

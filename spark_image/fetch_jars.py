@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Fetch the JARs named in spark_image/jars.lock into a folder and verify each sha256.
+"""Fetch the artifacts named in a manifest into a folder and verify each sha256.
 
 Standard library only: it runs before the project's dependencies exist (CI bootstrap, image build).
 Artifacts come through Maven (`mvn dependency:copy`), the registry client this project's machines
-are set up with; a JAR whose checksum differs from the manifest is deleted and the run fails.
+are set up with; a file whose checksum differs from the manifest is deleted and the run fails.
+spark_image/jars.lock names the JARs (`group:artifact:version`); spark_image/archives.lock the
+other artifacts (`group:artifact:version:type[:classifier]`, e.g. a tar.gz).
 
-    python3 spark_image/fetch_jars.py [--dest DIR] [--check]
+    python3 spark_image/fetch_jars.py [--manifest FILE] [--dest DIR] [--check]
 """
 
 from __future__ import annotations
@@ -31,14 +33,18 @@ class Jar:
     artifact: str
     version: str
     sha256: str
+    type: str = "jar"
+    classifier: str = ""
 
     @property
     def coordinates(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}"
+        tail = f":{self.type}:{self.classifier}" if self.classifier else f":{self.type}"
+        return f"{self.group}:{self.artifact}:{self.version}" + ("" if tail == ":jar" else tail)
 
     @property
     def filename(self) -> str:
-        return f"{self.artifact}-{self.version}.jar"
+        classifier = f"-{self.classifier}" if self.classifier else ""
+        return f"{self.artifact}-{self.version}{classifier}.{self.type}"
 
 
 def read_manifest(path: Path = MANIFEST) -> list[Jar]:
@@ -49,14 +55,17 @@ def read_manifest(path: Path = MANIFEST) -> list[Jar]:
             continue
         try:
             coords, sha = line.split()
-            group, artifact, version = coords.split(":")
+            group, artifact, version, *rest = coords.split(":")
+            if len(rest) > 2:
+                raise ValueError
         except ValueError:
             raise SystemExit(  # noqa: B904 - a one-line message, no traceback wanted
-                f"{path}:{lineno}: expected 'group:artifact:version sha256', got {raw!r}"
+                f"{path}:{lineno}: expected 'group:artifact:version[:type[:classifier]] sha256', "
+                f"got {raw!r}"
             )
         if len(sha) != 64:
             raise SystemExit(f"{path}:{lineno}: sha256 must be 64 hex digits, got {sha!r}")
-        jars.append(Jar(group, artifact, version, sha.lower()))
+        jars.append(Jar(group, artifact, version, sha.lower(), *rest))
     return jars
 
 
@@ -88,7 +97,8 @@ def fetch(jar: Jar, dest: Path) -> None:
             "-q",
             "-B",
             DEPENDENCY_PLUGIN,
-            f"-Dartifact={jar.coordinates}:jar",
+            f"-Dartifact={jar.group}:{jar.artifact}:{jar.version}:{jar.type}"
+            + (f":{jar.classifier}" if jar.classifier else ""),
             f"-DoutputDirectory={tmp}",
             "-Dtransitive=false",
         ]
@@ -105,7 +115,7 @@ def fetch(jar: Jar, dest: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="folder for the JARs")
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="folder for the files")
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
     parser.add_argument("--check", action="store_true", help="verify only, fetch nothing")
     args = parser.parse_args(argv)
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"ok {jar.filename}", file=sys.stderr)
     if failures:
-        print("JAR check failed: " + "; ".join(failures) + " (run `make jars`)", file=sys.stderr)
+        print(f"{args.manifest.name} check failed: " + "; ".join(failures) + " (run `make jars`)", file=sys.stderr)
         return 1
     return 0
 

@@ -205,6 +205,26 @@ def resolve_lake(lake: str | None, env: Mapping[str, str] | None = None) -> str:
     )
 
 
+def metastore_uri(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """The Hive Metastore the lake's tables are named in: explicit, else HIVE_METASTORE_URI, else
+    None (no catalog). Checked to be thrift://HOST:PORT."""
+    env = os.environ if env is None else env
+    uri = (explicit or _env(env, "HIVE_METASTORE_URI") or "").strip()
+    if not uri:
+        return None
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "thrift" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise InputError(
+            f"metastore {uri!r} is not a Thrift URI: expected thrift://HOST:PORT "
+            "(e.g. thrift://deep-storage-metastore:9083)"
+        )
+    return f"thrift://{parts.hostname}:{port}"
+
+
 def lake_bucket(lake: str) -> str | None:
     parts = urlsplit(lake)
     return parts.netloc if parts.scheme == "s3a" else None
@@ -234,6 +254,9 @@ class SparkSettings:
     extra_conf: tuple[tuple[str, str], ...] = ()
     driver_host: str | None = None
     driver_pod: str | None = None  # on Kubernetes: the task pod, owner of the executor pods
+    # The Hive Metastore (HIVE_METASTORE_URI): with one, the session's catalog is Hive's there,
+    # so SQL names the lake's tables (deep_storage.silver_stop_executions).
+    metastore_uri: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSettings:
@@ -259,6 +282,7 @@ class SparkSettings:
             extra_conf=tuple(sorted((str(k), _conf_value(v)) for k, v in extra.items())),
             driver_host=_env(env, "DEEP_STORAGE_DRIVER_HOST"),
             driver_pod=_env(env, "DEEP_STORAGE_DRIVER_POD"),
+            metastore_uri=metastore_uri(env=env),
             master=_env(env, "DEEP_STORAGE_SPARK_MASTER", "local[*]"),
             driver_memory=_env(env, "DEEP_STORAGE_DRIVER_MEMORY", "2g"),
             shuffle_partitions=partitions,

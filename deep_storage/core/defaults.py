@@ -33,3 +33,5 @@ TRAINING_SET_NAME = "stop_outcome"  # the training pipeline's default set
 # A run without --from/--to takes this many days, ending the day before gold's newest (which is
 # usually today, still filling): a weekly run on Monday trains on the four weeks to Sunday.
 TRAINING_WINDOW_DAYS = 28
+# The metastore database the lake's tables are registered in (deep-storage catalog --database).
+CATALOG_DATABASE = "deep_storage"

@@ -53,3 +53,15 @@ class PlatformError(DeepStorageError):
     """The Kubeflow Pipelines API could not be reached, refused the token or rejected a request."""
 
     exit_code = 7
+
+
+class MetastoreError(DeepStorageError):
+    """The Hive Metastore could not be reached or refused a request; the lake is untouched."""
+
+    exit_code = 9
+
+
+class CatalogConflictError(DeepStorageError):
+    """A table name in the metastore is already taken by a table at another location."""
+
+    exit_code = 10
