@@ -1,6 +1,7 @@
 """The lake's tables by name: each Delta table of a lake registered in a Hive Metastore, as an
-external table at its location, so Spark SQL and Trino name it (`deep_storage.silver_stop_executions`)
-instead of a path. What `deep-storage catalog` and the pipelines' last step run.
+external table at its location, so Spark SQL and Trino name it
+(`deep_storage.silver_stop_executions`) instead of a path. What `deep-storage catalog` and the
+pipelines' last step run.
 
 A table's name is its folder with `/` as `_`:
 

@@ -76,7 +76,9 @@ class HiveMetastore:
         """metastore.sh's environment: the database's keys as the secret gives them."""
         hive_home = CACHE / "hive"
         if not (hive_home / "scripts").is_dir():
-            raise RuntimeError("the metastore's schema scripts are not in .cache/hive: run `make jars`")
+            raise RuntimeError(
+                "the metastore's schema scripts are not in .cache/hive: run `make jars`"
+            )
         return {
             **os.environ,
             "METASTORE_DB_HOST": "127.0.0.1",
@@ -126,7 +128,9 @@ class HiveMetastore:
         done = self.init_schema()
         if done.returncode != 0:
             self.stop()
-            raise RuntimeError(f"metastore schema init failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"metastore schema init failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
         self._log = (self.root / "metastore.log").open("w")
         self.proc = subprocess.Popen(
             ["bash", str(METASTORE_SH), "serve"],
@@ -215,7 +219,8 @@ class TrinoServer:
         etc = self.root / "etc"
         (etc / "catalog").mkdir(parents=True)
         (etc / "node.properties").write_text(
-            f"node.environment=deep_storage_local\nnode.id=local\nnode.data-dir={self.root / 'data'}\n"
+            "node.environment=deep_storage_local\nnode.id=local\n"
+            f"node.data-dir={self.root / 'data'}\n"
         )
         (etc / "jvm.config").write_text(
             f"-server\n-Xmx{self.heap}\n-XX:+UseG1GC\n-XX:+ExitOnOutOfMemoryError\n"
@@ -247,7 +252,12 @@ class TrinoServer:
         begun = time.monotonic()
         self._log = (self.root / "trino.log").open("w")
         self.proc = subprocess.Popen(
-            [str(home / "bin" / "launcher"), "run", f"--etc-dir={etc}", f"--data-dir={self.root / 'data'}"],
+            [
+                str(home / "bin" / "launcher"),
+                "run",
+                f"--etc-dir={etc}",
+                f"--data-dir={self.root / 'data'}",
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

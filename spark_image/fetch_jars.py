@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"ok {jar.filename}", file=sys.stderr)
     if failures:
-        print(f"{args.manifest.name} check failed: " + "; ".join(failures) + " (run `make jars`)", file=sys.stderr)
+        print(
+            f"{args.manifest.name} check failed: " + "; ".join(failures) + " (run `make jars`)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

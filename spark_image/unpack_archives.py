@@ -39,7 +39,9 @@ def hive_scripts(archive: Path, dest: Path) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     out.mkdir(parents=True)
     with tarfile.open(archive) as tar:
-        members = {Path(m.name).name: m for m in tar.getmembers() if f"/{POSTGRES_SCRIPTS}/" in m.name}
+        members = {
+            Path(m.name).name: m for m in tar.getmembers() if f"/{POSTGRES_SCRIPTS}/" in m.name
+        }
         order = tar.extractfile(members["upgrade.order.postgres"]).read().decode().split()
         kept = []
         for step in order:

@@ -94,6 +94,25 @@ def spark(store_config):
     spark.stop()
 
 
+@pytest.fixture(scope="session")
+def metastore(pg):
+    """A real Hive Metastore (Thrift) on its own database of the test PostgreSQL, its schema
+    made by the schema tool (demo/catalog_services.py)."""
+    from demo.catalog_services import HiveMetastore
+
+    with HiveMetastore(pg) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def trino(metastore, s3):
+    """A real Trino 476 coordinator (Java 25) with a catalog `delta` on the metastore and S3."""
+    from demo.catalog_services import TrinoServer
+
+    with TrinoServer(metastore, s3) as server:
+        yield server
+
+
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"  # Debian's package of the real Pushgateway
 
 

@@ -217,7 +217,12 @@ def metastore_uri(explicit: str | None = None, env: Mapping[str, str] | None = N
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme != "thrift" or not parts.hostname or port is None or parts.path not in ("", "/"):
+    if (
+        parts.scheme != "thrift"
+        or not parts.hostname
+        or port is None
+        or parts.path not in ("", "/")
+    ):
         raise InputError(
             f"metastore {uri!r} is not a Thrift URI: expected thrift://HOST:PORT "
             "(e.g. thrift://deep-storage-metastore:9083)"
