@@ -1,4 +1,4 @@
-"""The deep-storage pipeline: bronze -> silver -> quality gate -> retention.
+"""The deep-storage pipeline: bronze -> silver -> quality gate -> retention -> catalog.
 One factory, two variants. The cluster variant reads the run's date from KFP's schedule-time
 placeholder (falling back to the creation time for one-off runs; an explicit run_date wins).
 kfp.local cannot resolve those placeholders, so the local variant takes the date explicitly and
@@ -7,13 +7,20 @@ runs without retries; everything else is the same graph and the same components.
 
 from kfp import dsl
 
-from deep_storage_kfp.components import bronze_ingest, quality_gate, retention, silver_transform
+from deep_storage_kfp.components import (
+    bronze_ingest,
+    catalog_tables,
+    quality_gate,
+    retention,
+    silver_transform,
+)
 from deep_storage_kfp.pipelines import platform
 
 PIPELINE_NAME = "deep-storage"
 DESCRIPTION = (
     "stop_events (PostgreSQL) -> bronze/events -> silver/stop_executions -> quality gate -> "
-    "retention, on S3-compatible object storage"
+    "retention -> the tables named in the Hive Metastore (when one is configured), on "
+    "S3-compatible object storage"
 )
 
 
@@ -60,6 +67,11 @@ def build(
         # gate: a run whose gate failed removes nothing; the next one catches up.
         kept = retention(lake_uri=lake_uri, as_of=bronze.outputs["last_day"]).after(gate)
         platform.set_up_task(kept, "retention", "retention", secrets)
+        # Last: the tables by name for Spark SQL and Trino. Names point at locations, not
+        # versions, so this only adds a table the lake did not have; with no metastore
+        # configured (HIVE_METASTORE_URI) it says it skipped.
+        named = catalog_tables(lake_uri=lake_uri).after(kept)
+        platform.set_up_task(named, "catalog", "catalog", secrets)
 
     return deep_storage
 

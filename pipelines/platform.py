@@ -49,7 +49,10 @@ SIZES = {
 # their own so their pods say what they are (app.kubernetes.io/component).
 SIZES["gold"] = SIZES["silver"]  # gold_features and training_set
 SIZES["baseline"] = SIZES["silver"]  # train_baseline
+# Registering names: one Spark session on the Hive catalog, a few metastore calls.
+SIZES["catalog"] = SIZES["retention"]
 SETTINGS_CONFIG_MAP = "deep-storage-settings"
+SETTINGS_KEYS = ("PUSHGATEWAY_URL", "HIVE_METASTORE_URI")
 # A gate that fails has judged the lake: a retry judges it again and fails again, 2 × backoff later.
 NOT_RETRIED = ("quality",)
 SECRETS_BY_STEP = {
@@ -59,6 +62,7 @@ SECRETS_BY_STEP = {
     "retention": ("s3",),
     "gold": ("s3",),
     "baseline": ("s3",),
+    "catalog": ("s3",),
 }
 
 
@@ -123,11 +127,12 @@ def apply_platform_profile(
     kubernetes.add_pod_label(task, "app.kubernetes.io/component", step)
     kubernetes.add_pod_label(task, "app.kubernetes.io/version", IMAGE_TAG)
     kubernetes.set_timeout(task, size.timeout_s)
-    # Where the steps push their metrics: PUSHGATEWAY_URL from an optional ConfigMap, so a
-    # cluster without a Pushgateway runs the same spec (deep_storage/io/metrics.py then pushes
-    # nothing).
+    # The cluster's optional settings, from an optional ConfigMap, so a cluster without them runs
+    # the same spec: where the steps push their metrics (PUSHGATEWAY_URL; without it
+    # deep_storage/io/metrics.py pushes nothing) and the Hive Metastore the tables are named in
+    # (HIVE_METASTORE_URI; without it the catalog step skips).
     kubernetes.use_config_map_as_env(
-        task, SETTINGS_CONFIG_MAP, {"PUSHGATEWAY_URL": "PUSHGATEWAY_URL"}, optional=True
+        task, SETTINGS_CONFIG_MAP, {k: k for k in SETTINGS_KEYS}, optional=True
     )
     secrets = {"db": (db_secret, DB_SECRET_KEYS), "s3": (s3_secret, S3_SECRET_KEYS)}
     for which in SECRETS_BY_STEP[step]:

@@ -18,6 +18,7 @@ STEP_OF = {
     "quality_gate": "quality",
     "retention": "retention",
     "gold_features": "gold",
+    "catalog_tables": "catalog",
     "training_set": "gold",
     "train_baseline": "baseline",
 }

@@ -8,13 +8,19 @@ library decides a training set's default window.
 
 from kfp import dsl
 
-from deep_storage_kfp.components import gold_features, train_baseline, training_set
+from deep_storage_kfp.components import (
+    catalog_tables,
+    gold_features,
+    train_baseline,
+    training_set,
+)
 from deep_storage_kfp.pipelines import platform
 
 PIPELINE_NAME = "deep-storage-training"
 DESCRIPTION = (
     "silver/stop_executions -> gold/stop_execution_features -> a released training set "
-    "(gold/training_sets) -> a baseline model (logistic regression) with its ROC curve"
+    "(gold/training_sets) -> a baseline model (logistic regression) with its ROC curve; the "
+    "gold tables named in the Hive Metastore when one is configured"
 )
 
 
@@ -49,6 +55,9 @@ def build(local: bool = False):
         # when the rows did not move).
         model = train_baseline(name=name, version=released.outputs["version"], lake_uri=lake_uri)
         platform.set_up_task(model, "baseline model", "baseline", secrets)
+        # The gold tables by name (the features, the set's table), beside the baseline.
+        named = catalog_tables(lake_uri=lake_uri).after(released)
+        platform.set_up_task(named, "catalog", "catalog", secrets)
 
     return deep_storage_training
 

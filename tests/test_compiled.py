@@ -20,6 +20,7 @@ STEPS = {
     "silver-transform": "silver",
     "quality-gate": "quality",
     "retention": "retention",
+    "catalog-tables": "catalog",
 }
 
 
@@ -69,6 +70,24 @@ def test_retention_runs_after_the_gate_as_of_the_last_day_bronze_ingested(spec):
     assert "dry_run" not in task["inputs"]["parameters"]  # the component's default: False
 
 
+def test_the_tables_are_named_last_and_the_metastore_comes_from_the_optional_settings(spec):
+    pipeline, executors = spec
+    tasks = pipeline["root"]["dag"]["tasks"]
+    assert tasks["catalog-tables"]["dependentTasks"] == ["retention"]
+    assert not [t for t in tasks.values() if "catalog-tables" in t.get("dependentTasks", [])]
+    assert tasks["catalog-tables"]["inputs"]["parameters"] == {
+        "lake_uri": {"componentInputParameter": "lake_uri"}
+    }
+    for task in STEPS:
+        (settings,) = executors[f"exec-{task}"]["configMapAsEnv"]
+        assert settings["configMapName"] == "deep-storage-settings"
+        assert settings["optional"] is True
+        assert {(k["configMapKey"], k["envVar"]) for k in settings["keyToEnv"]} == {
+            ("PUSHGATEWAY_URL", "PUSHGATEWAY_URL"),
+            ("HIVE_METASTORE_URI", "HIVE_METASTORE_URI"),
+        }
+
+
 def test_secrets_are_referenced_by_name_and_key_never_by_value(spec):
     _, executors = spec
     db_keys = ["DJANGO_DB_HOST", "DJANGO_DB_NAME", "DJANGO_DB_USER", "DJANGO_DB_PASSWORD"]
@@ -84,6 +103,7 @@ def test_secrets_are_referenced_by_name_and_key_never_by_value(spec):
         "silver-transform": {"s3_secret": s3_keys},
         "quality-gate": {"db_secret": db_keys, "s3_secret": s3_keys},
         "retention": {"s3_secret": s3_keys},
+        "catalog-tables": {"s3_secret": s3_keys},
     }
     for task, secrets in wanted.items():
         got = {
@@ -122,6 +142,7 @@ def test_every_task_is_placed_sized_retried_and_uncached(spec):
         "silver": ("2", "8Gi", "4915m"),
         "quality": ("2", "8Gi", "4915m"),
         "retention": ("1", "2Gi", "1228m"),
+        "catalog": ("1", "2Gi", "1228m"),
     }
     for task, step in STEPS.items():
         assert tasks[task]["cachingOptions"] == {}, f"{task}: caching must be off"
@@ -158,6 +179,7 @@ def test_each_component_has_its_own_compiled_spec():
     names = sorted(p.stem for p in (compiling.COMPILED / "components").glob("*.yaml"))
     assert names == [
         "bronze_ingest",
+        "catalog_tables",
         "gold_features",
         "quality_gate",
         "retention",
@@ -219,7 +241,12 @@ def test_component_readmes_are_current():
 # --- the training pipeline: compiled/training_pipeline.yaml ---------------------------------------
 
 TRAINING_FILE = compiling.COMPILED / compiling.TRAINING_FILE
-TRAINING_STEPS = {"gold-features": "gold", "training-set": "gold", "train-baseline": "baseline"}
+TRAINING_STEPS = {
+    "gold-features": "gold",
+    "training-set": "gold",
+    "train-baseline": "baseline",
+    "catalog-tables": "catalog",
+}
 S3_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT", "AWS_REGION", "S3_BUCKET"]
 
 
@@ -258,6 +285,7 @@ def test_gold_then_the_training_set_then_the_baseline(training):
     assert "dependentTasks" not in tasks["gold-features"]
     assert tasks["training-set"]["dependentTasks"] == ["gold-features"]
     assert tasks["train-baseline"]["dependentTasks"] == ["training-set"]
+    assert tasks["catalog-tables"]["dependentTasks"] == ["training-set"]  # beside the baseline
     given = {
         task: {
             k: v["componentInputParameter"]
@@ -272,6 +300,7 @@ def test_gold_then_the_training_set_then_the_baseline(training):
             k: k for k in ("name", "version", "from_day", "to_day", "test_from", "lake_uri")
         },
         "train-baseline": {"name": "name", "lake_uri": "lake_uri"},
+        "catalog-tables": {"lake_uri": "lake_uri"},
     }
     # The baseline trains on the version the release resolved, not on the parameter.
     version = tasks["train-baseline"]["inputs"]["parameters"]["version"]["taskOutputParameter"]
@@ -301,7 +330,9 @@ def test_the_training_tasks_get_the_platform_profile_and_the_s3_secret_by_name(t
             (k, k) for k in S3_KEYS
         ]
         container = pipeline["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
-        assert container["resources"]["resourceMemoryLimit"] == "8Gi"  # silver's size
+        # gold and the baseline sized like silver; the catalog like retention
+        limit = "2Gi" if step == "catalog" else "8Gi"
+        assert container["resources"]["resourceMemoryLimit"] == limit
         assert not {e["name"] for e in container.get("env", [])} & set(S3_KEYS)
         assert container["image"] == f"ghcr.io/ldamasio/rbs-spark:{__version__}"
         assert "pip install" not in " ".join(container["command"]), "nothing installs at run time"
