@@ -3,15 +3,20 @@ deploy/` would render them, validated strictly against Kubernetes' own schemas
 (kubernetes-validate, pinned version), and held to what the pipeline needs: the policies select the
 pods the compiled pipeline labels, default deny, DNS, PostgreSQL in robson on 5432, external S3 as
 an ipBlock on 443, KFP's services; the account pulls from ghcr and has only KFP's and Argo's rights.
+The Hive Metastore (metastore.yaml) runs the image's metastore.sh with the keys it requires from its
+own secret, locked down, behind policies of its own; the settings, the pipeline's egress and the
+example Trino catalog name the same Service and port.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import kubernetes_validate
 import pytest
@@ -22,10 +27,18 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 COMPILED = REPO / "compiled" / "deep_storage_pipeline.yaml"
+METASTORE_SH = REPO / "spark_image" / "metastore.sh"
+HIVE_SITE = REPO / "spark_image" / "hive-conf" / "hive-site.xml"
+DOCKERFILE = REPO / "spark_image" / "Dockerfile"
+TRINO_CATALOG = DEPLOY / "trino" / "deep_storage.properties"
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests must load on
 NAMESPACE = "analytics-jobs"
 ACCOUNT = "deep-storage-pipeline"
 BACKFILL = "deep-storage-backfill"
+METASTORE = "deep-storage-metastore"  # the Deployment and its Service
+SCHEMA_JOB = "deep-storage-metastore-schema"
+METASTORE_SECRET = "deep-storage-metastore-db"
+SETTINGS = "deep-storage-settings"
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
@@ -90,12 +103,31 @@ def _selects(selector: dict, labels: dict[str, str]) -> bool:
     return True
 
 
-def _egress_rules() -> list[tuple[str, dict]]:
+def _pod_labels(pods: str) -> dict[str, str]:
+    """The labels of one kind of pod: "pipeline" (the first task of compiled/: the same policies
+    select every task, as the first test below checks), "metastore" (the server) or "schema"
+    (its Job)."""
+    if pods == "pipeline":
+        return next(iter(_compiled_executors().values()))["podMetadata"]["labels"]
+    kind, name = {"metastore": ("Deployment", METASTORE), "schema": ("Job", SCHEMA_JOB)}[pods]
+    return _one(kind, name)["spec"]["template"]["metadata"]["labels"]
+
+
+def _policies_for(pods: str) -> list[dict]:
+    labels = _pod_labels(pods)
+    return [p for p in _of_kind("NetworkPolicy") if _selects(p["spec"]["podSelector"], labels)]
+
+
+def _egress_rules(pods: str = "pipeline") -> list[tuple[str, dict]]:
     return [
         (p["metadata"]["name"], rule)
-        for p in _of_kind("NetworkPolicy")
+        for p in _policies_for(pods)
         for rule in p["spec"].get("egress") or []
     ]
+
+
+def _ingress_rules(pods: str) -> list[dict]:
+    return [rule for p in _policies_for(pods) for rule in p["spec"].get("ingress") or []]
 
 
 def _ports(rule: dict) -> set[tuple[str, int]]:
@@ -110,8 +142,29 @@ def _namespace_of(peer: dict) -> str | None:
     )
 
 
-def _rules_with_port(port: int) -> list[dict]:
-    return [rule for _, rule in _egress_rules() if any(p == port for _, p in _ports(rule))]
+def _rules_with_port(port: int, pods: str = "pipeline") -> list[dict]:
+    return [rule for _, rule in _egress_rules(pods) if any(p == port for _, p in _ports(rule))]
+
+
+def _metastore_pod_specs() -> dict[str, dict]:
+    return {
+        "Deployment": _one("Deployment", METASTORE)["spec"]["template"]["spec"],
+        "Job": _one("Job", SCHEMA_JOB)["spec"]["template"]["spec"],
+    }
+
+
+def _metastore_uri() -> str:
+    return _one("ConfigMap", SETTINGS)["data"]["HIVE_METASTORE_URI"]
+
+
+def _container_port(port: int | str) -> int:
+    """A Service's targetPort (a number or a port's name) as the metastore container's port."""
+    (container,) = _metastore_pod_specs()["Deployment"]["containers"]
+    if isinstance(port, int):
+        assert port in {p["containerPort"] for p in container["ports"]}, port
+        return port
+    (number,) = [p["containerPort"] for p in container["ports"] if p["name"] == port]
+    return number
 
 
 # --- rendering and schema --------------------------------------------------------------------
@@ -146,33 +199,46 @@ def test_everything_lands_in_analytics_jobs():
         "RoleBinding",
         "NetworkPolicy",
         "ConfigMap",
+        "Deployment",
+        "Service",
+        "Job",
     }
 
 
 # --- the pods the policies select ------------------------------------------------------------
 
 
-def test_every_policy_selects_each_pipeline_task_and_nothing_unlabelled():
+def test_every_policy_selects_each_pipeline_task_or_only_the_metastores_pods():
+    """A policy is the pipeline's (it selects every task) or the metastore's (its server or schema
+    Job), never both: the metastore does not carry the pipeline's label."""
     executors = _compiled_executors()
     assert set(executors) == {
         "exec-bronze-ingest",
         "exec-silver-transform",
         "exec-quality-gate",
         "exec-retention",
+        "exec-catalog-tables",
     }
+    metastore = (_pod_labels("metastore"), _pod_labels("schema"))
     for policy in _of_kind("NetworkPolicy"):
-        selector = policy["spec"]["podSelector"]
-        for name, executor in executors.items():
-            labels = executor["podMetadata"]["labels"]
-            assert _selects(selector, labels), f"{policy['metadata']['name']} misses {name}"
-        assert not _selects(selector, {}), f"{policy['metadata']['name']} selects every pod"
+        name, selector = policy["metadata"]["name"], policy["spec"]["podSelector"]
+        tasks = {
+            task: _selects(selector, e["podMetadata"]["labels"]) for task, e in executors.items()
+        }
+        if any(tasks.values()):
+            assert all(tasks.values()), f"{name} misses {[t for t, ok in tasks.items() if not ok]}"
+            assert not any(_selects(selector, m) for m in metastore), f"{name} selects both"
+        else:
+            assert any(_selects(selector, m) for m in metastore), f"{name} selects no known pod"
+        assert not _selects(selector, {}), f"{name} selects every pod"
         assert not _selects(selector, {"app.kubernetes.io/name": "something-else"})
 
 
-def test_default_deny_for_ingress_and_egress():
+@pytest.mark.parametrize("pods", ["pipeline", "metastore", "schema"])
+def test_default_deny_for_ingress_and_egress(pods):
     deny = [
         p
-        for p in _of_kind("NetworkPolicy")
+        for p in _policies_for(pods)
         if set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
         and not p["spec"].get("ingress")
         and not p["spec"].get("egress")
@@ -185,7 +251,7 @@ def test_only_spark_connects_in_between_the_projects_own_pods():
     to the fixed driver and block-manager ports; nothing else connects in."""
     ours = {"matchLabels": {"app.kubernetes.io/name": "deep-storage"}}
     spark_ports = {("TCP", 7078), ("TCP", 7079)}
-    for policy in _of_kind("NetworkPolicy"):
+    for policy in _policies_for("pipeline"):
         ingress = policy["spec"].get("ingress") or []
         if policy["metadata"]["name"] != "deep-storage-allow-spark":
             assert not ingress, policy["metadata"]["name"]
@@ -197,16 +263,18 @@ def test_only_spark_connects_in_between_the_projects_own_pods():
         assert {p for rule in egress for p in _ports(rule)} == spark_ports
 
 
-def test_every_egress_rule_names_its_destination_and_ports():
+@pytest.mark.parametrize("pods", ["pipeline", "metastore", "schema"])
+def test_every_egress_rule_names_its_destination_and_ports(pods):
     # An egress rule without `to` allows every destination (how the first version "fixed" S3).
-    for name, rule in _egress_rules():
+    for name, rule in _egress_rules(pods):
         assert rule.get("to"), f"{name}: an egress rule without `to` opens every destination"
         assert rule.get("ports"), f"{name}: an egress rule without ports opens every port"
         assert all("protocol" in p for p in rule["ports"]), f"{name}: say TCP or UDP"
 
 
-def test_dns_is_allowed_to_kube_dns_over_udp_and_tcp():
-    rules = _rules_with_port(53)
+@pytest.mark.parametrize("pods", ["pipeline", "metastore", "schema"])
+def test_dns_is_allowed_to_kube_dns_over_udp_and_tcp(pods):
+    rules = _rules_with_port(53, pods)
     assert len(rules) == 1
     (rule,) = rules
     assert _ports(rule) == {("UDP", 53), ("TCP", 53)}
@@ -215,8 +283,10 @@ def test_dns_is_allowed_to_kube_dns_over_udp_and_tcp():
     assert peer["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
 
 
-def test_database_egress_is_5432_to_the_paradedb_pod_in_robson_only():
-    rules = _rules_with_port(5432)
+@pytest.mark.parametrize("pods", ["pipeline", "metastore", "schema"])
+def test_database_egress_is_5432_to_the_paradedb_pod_in_robson_only(pods):
+    """The source for the pipeline; the metastore's own database, on the same server."""
+    rules = _rules_with_port(5432, pods)
     assert len(rules) == 1, "5432 must be opened once, to the database only"
     (rule,) = rules
     assert _ports(rule) == {("TCP", 5432)}
@@ -264,9 +334,17 @@ def test_api_server_is_reachable_for_kfp_and_argo():
     assert all(set(peer) == {"ipBlock"} for peer in rule["to"])
 
 
-def test_no_other_port_is_opened():
-    opened = {port for _, rule in _egress_rules() for _, port in _ports(rule)}
-    assert opened == {53, 5432, 443, 8887, 8888, 8080, 9000, 8333, 6443, 7078, 7079, 9091}
+@pytest.mark.parametrize(
+    ("pods", "ports"),
+    [
+        ("pipeline", {53, 5432, 443, 8887, 8888, 8080, 9000, 8333, 6443, 7078, 7079, 9091, 9083}),
+        ("metastore", {53, 5432}),  # no S3: the tables are external, the metastore never reads them
+        ("schema", {53, 5432}),
+    ],
+)
+def test_no_other_port_is_opened(pods, ports):
+    opened = {port for _, rule in _egress_rules(pods) for _, port in _ports(rule)}
+    assert opened == ports
 
 
 def test_the_pushgateway_is_reachable_at_the_address_and_port_the_steps_push_to():
@@ -283,6 +361,241 @@ def test_the_pushgateway_is_reachable_at_the_address_and_port_the_steps_push_to(
     assert _namespace_of(peer) == namespace
     assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
     assert "ipBlock" not in peer
+
+
+# --- the catalog: the Hive Metastore ---------------------------------------------------------
+
+
+def _required_by_metastore_sh() -> set[str]:
+    """The variables metastore.sh refuses to start without (its `: "${NAME:?...}"` lines)."""
+    return set(re.findall(r'^: "\$\{(METASTORE_DB_[A-Z_]+):\?', METASTORE_SH.read_text(), re.M))
+
+
+def _defaulted_by_metastore_sh() -> set[str]:
+    """The variables metastore.sh gives a default (`export NAME=${NAME:-...}`)."""
+    text = METASTORE_SH.read_text()
+    return set(re.findall(r"^export ([A-Z_]+)=\$\{\1:-", text, re.M))
+
+
+def test_the_metastore_server_schema_job_and_service_exist():
+    server = _one("Deployment", METASTORE)
+    assert server["spec"]["replicas"] == 1
+    job = _one("Job", SCHEMA_JOB)
+    assert job["spec"]["backoffLimit"] <= 3
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    service = _one("Service", METASTORE)
+    # The Service reaches the server's pods, and not the schema Job's.
+    selector = {"matchLabels": service["spec"]["selector"]}
+    assert selector == server["spec"]["selector"]
+    assert _selects(selector, _pod_labels("metastore"))
+    assert not _selects(selector, _pod_labels("schema"))
+    assert _pod_labels("metastore")["app.kubernetes.io/part-of"] == "deep-storage"
+
+
+def test_the_metastore_runs_the_images_metastore_script_in_the_components_image():
+    from deep_storage_kfp.components._image import IMAGE
+
+    script = METASTORE_SH.read_text()
+    for kind, command in (("Deployment", "serve"), ("Job", "init-schema")):
+        (container,) = _metastore_pod_specs()[kind]["containers"]
+        assert container["image"] == IMAGE, f"{kind}: the image must follow the package version"
+        assert container["args"] == ["bash", f"/opt/deep-storage/{METASTORE_SH.name}", command]
+        assert re.search(rf"^{command}\)$", script, re.M), f"metastore.sh has no `{command}`"
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_the_metastore_reads_every_key_metastore_sh_requires_from_its_secret(kind):
+    required = _required_by_metastore_sh()
+    assert "METASTORE_DB_PASSWORD" in required, "metastore.sh's `: ${NAME:?` lines were not found"
+    (container,) = _metastore_pod_specs()[kind]["containers"]
+    assert "envFrom" not in container, "name each key: a missing one then stops the pod, named"
+    from_secret = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    for name in required:
+        ref = from_secret.get(name)
+        assert ref, f"{kind}: {name} (required by metastore.sh) is not read from a secret"
+        assert (ref["name"], ref["key"]) == (METASTORE_SECRET, name)
+        assert not ref.get("optional"), f"{kind}: {name} is required, not optional"
+    # Only the metastore's own secret, key for key; an extra key only if metastore.sh defaults it.
+    for name, ref in from_secret.items():
+        assert (ref["name"], ref["key"]) == (METASTORE_SECRET, name)
+        assert name in required or name in _defaulted_by_metastore_sh(), name
+    # Every ${env.NAME} hive-site.xml reads is given to the pod or defaulted by metastore.sh.
+    given = {e["name"] for e in container["env"]} | _defaulted_by_metastore_sh()
+    values = [v.text or "" for v in ElementTree.parse(HIVE_SITE).iter("value")]
+    read = {name for v in values for name in re.findall(r"\$\{env\.([A-Z_]+)\}", v)}
+    assert read and read <= given, read - given
+
+
+def test_the_server_and_its_schema_job_use_the_same_database():
+    def secret_env(kind: str) -> list[dict]:
+        (container,) = _metastore_pod_specs()[kind]["containers"]
+        return [e for e in container["env"] if "valueFrom" in e]
+
+    assert secret_env("Deployment") == secret_env("Job")
+
+
+def test_no_manifest_holds_a_literal_password_or_key():
+    secretish = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|TOKEN", re.I)
+
+    def literal_envs(node):
+        if isinstance(node, dict):
+            if "name" in node and "value" in node and secretish.search(str(node["name"])):
+                yield node["name"]
+            for value in node.values():
+                yield from literal_envs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from literal_envs(value)
+
+    for doc in MANIFESTS:
+        assert not list(literal_envs(doc)), f"{_key(doc)} holds a literal secret"
+        assert doc["kind"] != "Secret", f"{_key(doc)}: secrets are created by hand"
+    for key in _one("ConfigMap", SETTINGS)["data"]:
+        assert not secretish.search(key), key
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_the_metastore_pods_run_as_the_images_user_read_only_without_a_token(kind):
+    from deep_storage_kfp.pipelines.platform import CLUSTER
+
+    uid, gid = re.search(r"^USER (\d+):(\d+)$", DOCKERFILE.read_text(), re.M).groups()
+    spec = _metastore_pod_specs()[kind]
+    assert spec["automountServiceAccountToken"] is False, "it never calls the Kubernetes API"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsGroup"]) == (
+        int(uid),
+        int(gid),
+    )
+    assert [s["name"] for s in spec["imagePullSecrets"]] == [CLUSTER.pull_secret]
+    # The pipeline's node pool and toleration (pipelines/platform.py).
+    assert spec["nodeSelector"] == {CLUSTER.node_pool_key: CLUSTER.node_pool}
+    assert spec["tolerations"] == [
+        {
+            "key": CLUSTER.taint_key,
+            "operator": "Equal",
+            "value": CLUSTER.taint_value,
+            "effect": "NoSchedule",
+        }
+    ]
+    (container,) = spec["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    # The one writable folder: /tmp (the JVM's temporary files, the warehouse's placeholders).
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    writable = [m for m in container["volumeMounts"] if not m.get("readOnly")]
+    assert [m["mountPath"] for m in writable] == ["/tmp"]
+    assert "emptyDir" in volumes[writable[0]["name"]]
+    for mount in container["volumeMounts"]:
+        assert mount in writable or "configMap" in volumes[mount["name"]], mount
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+
+
+def test_the_servers_probes_check_its_thrift_port():
+    (container,) = _metastore_pod_specs()["Deployment"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = int(env.get("HIVE_METASTORE_PORT") or 9083)  # metastore.sh's default
+    assert _container_port(port) == port
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        target = container[probe]["tcpSocket"]["port"]
+        assert _container_port(target) == port, probe
+
+
+def test_the_server_logs_to_its_output_not_to_a_file():
+    """Hive's default logging writes to /tmp/<user>/hive.log, which `kubectl logs` never shows;
+    the server is pointed at the ConfigMap's console-only configuration instead."""
+    spec = _metastore_pod_specs()["Deployment"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    (path,) = re.findall(r"-Dlog4j\.configurationFile=(\S+)", env["JAVA_TOOL_OPTIONS"])
+    folder, file = path.rsplit("/", 1)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    logging = _one("ConfigMap", volume["configMap"]["name"])["data"][file]
+    appenders = set(re.findall(r"^appender\.\w+\.type = (\w+)$", logging, re.M))
+    assert appenders == {"Console"}
+    assert re.search(r"^appender\.console\.target = SYSTEM_ERR$", logging, re.M)
+
+
+def test_every_task_reads_every_setting_from_the_optional_config_map():
+    """A key of deep-storage-settings no task reads is dead (HIVE_METASTORE_URI reaches the
+    catalog step this way); the ConfigMap is optional, so a cluster without it runs too."""
+    keys = set(_one("ConfigMap", SETTINGS)["data"])
+    assert {"PUSHGATEWAY_URL", "HIVE_METASTORE_URI"} <= keys
+    for name, executor in _compiled_executors().items():
+        (settings,) = [c for c in executor["configMapAsEnv"] if c["configMapName"] == SETTINGS]
+        assert settings["optional"] is True, name
+        assert {(k["configMapKey"], k["envVar"]) for k in settings["keyToEnv"]} == {
+            (k, k) for k in keys
+        }, name
+
+
+def test_the_settings_uri_names_the_metastore_service_and_the_pipeline_may_reach_its_pods():
+    from urllib.parse import urlsplit
+
+    from deep_storage.core import config
+
+    uri = _metastore_uri()
+    assert config.metastore_uri(uri) == uri, "the catalog step must accept it"
+    url = urlsplit(uri)
+    service_name, namespace, *domain = url.hostname.split(".")
+    assert domain == ["svc", "cluster", "local"]
+    service = _one("Service", service_name)
+    assert service["metadata"]["namespace"] == namespace
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == url.port]
+    pod_port = _container_port(port["targetPort"])
+    # The pipeline's egress, on the pod's port: once, to the Service's pods in this namespace.
+    rules = _rules_with_port(pod_port)
+    assert len(rules) == 1, f"port {pod_port} must be opened once, to the metastore only"
+    (rule,) = rules
+    assert _ports(rule) == {("TCP", pod_port)}
+    (peer,) = rule["to"]
+    assert peer == {"podSelector": {"matchLabels": service["spec"]["selector"]}}
+
+
+def test_only_the_pipelines_pods_connect_in_to_the_metastore_and_nothing_to_its_job():
+    (rule,) = _ingress_rules("metastore")
+    ours = {
+        "matchLabels": {"app.kubernetes.io/name": _pod_labels("pipeline")["app.kubernetes.io/name"]}
+    }
+    assert rule["from"] == [{"podSelector": ours}]
+    port = _one("Service", METASTORE)["spec"]["ports"][0]["targetPort"]
+    assert _ports(rule) == {("TCP", _container_port(port))}
+    assert not _ingress_rules("schema")
+
+
+def _properties(text: str) -> dict[str, str]:
+    """A Java properties file as Trino reads it (only the `key=value` and `#` lines it uses)."""
+    lines = [line.strip() for line in text.splitlines()]
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    assert all(len(pair) == 2 for pair in pairs), pairs
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_the_trino_example_reads_the_metastore_service_and_takes_keys_from_the_environment():
+    from deep_storage.core.config import STORE_ENV
+    from demo.catalog_services import delta_catalog_properties
+
+    props = _properties(TRINO_CATALOG.read_text())
+    assert props["hive.metastore.uri"] == _metastore_uri()
+    assert props["s3.aws-access-key"] == "${ENV:AWS_ACCESS_KEY_ID}"
+    assert props["s3.aws-secret-key"] == "${ENV:AWS_SECRET_ACCESS_KEY}"
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(STORE_ENV)
+    assert props["s3.endpoint"].startswith("https://")
+    # The properties the local Trino runs with (demo/catalog_services.py) but endpoint, region.
+    assert props == _properties(
+        delta_catalog_properties(_metastore_uri(), props["s3.endpoint"], props["s3.region"])
+    )
+    # An example for an existing Trino, not a resource of the kustomization.
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    assert not any("trino" in r for r in kustomization["resources"])
 
 
 # --- the account and its rights --------------------------------------------------------------
