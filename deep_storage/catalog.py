@@ -188,8 +188,9 @@ def _location(spark, name: str) -> str | None:
 
 
 def _same(location: str) -> str:
-    """A location as compared: s3:// and s3a:// name the same bucket; no trailing /."""
-    return re.sub(r"^s3a?://", "s3://", location.rstrip("/"))
+    """A location as compared: s3:// and s3a:// name the same bucket, file:///p and file:/p
+    (Hadoop's spelling, which the metastore keeps) the same folder; no trailing /."""
+    return re.sub(r"^file:/+", "file:/", re.sub(r"^s3a?://", "s3://", location.rstrip("/")))
 
 
 def _raise_unreachable(exc: Exception, uri: str) -> None:

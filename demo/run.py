@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline on this machine, on embedded defaults.
 
-A throwaway PostgreSQL (Debian's binaries) seeded with a realistic generated trading day,
-a local Parquet lake, the pipeline through kfp.local, and a short summary of what landed.
+A throwaway PostgreSQL (Debian's binaries) seeded with realistic generated trading days, a Hive
+Metastore on it, a local Delta lake, both pipelines through kfp.local (their last steps name the
+tables in the metastore), a short summary of what landed, and one query by name.
 
     python -m demo.run [--events N] [--lake-dir DIR]
 """
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
 
     from deep_storage.core.errors import DeepStorageError
+    from demo.catalog_services import HiveMetastore
     from demo.local_services import PostgresServer
 
     today = dt.datetime.now(dt.UTC).date()
@@ -118,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     # the gate's volume rule compares a day with the ones before it.
     days = [day - dt.timedelta(days=i) for i in range(args.earlier_days, -1, -1)]
     try:
-        started = _step(1, TOTAL, "starting a throwaway PostgreSQL on 127.0.0.1")
-        with PostgresServer() as pg:
+        started = _step(
+            1, TOTAL, "starting a throwaway PostgreSQL on 127.0.0.1 and a Hive Metastore on it"
+        )
+        with PostgresServer() as pg, HiveMetastore(pg) as metastore:
             pg.create_app_database("trading", "django", _PASSWORD)
+            os.environ["HIVE_METASTORE_URI"] = metastore.uri  # the pipelines' catalog steps
             _done(started)
             _seed(pg, days, args)
             _point_the_steps_at(pg)
@@ -131,13 +136,36 @@ def main(argv: list[str] | None = None) -> int:
             _step(6, TOTAL, "summary")
             print(summarize(lake_dir, run))
             print(training_summary(lake_dir, trained))
+            _query_by_name()
     except DeepStorageError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
 
 
-TOTAL = 6  # the demo's numbered steps
+TOTAL = 7  # the demo's numbered steps
+
+
+def _query_by_name() -> None:
+    """One query by name through the metastore the pipelines registered the tables in, in the
+    steps' own session (HIVE_METASTORE_URI is set)."""
+    from deep_storage.io import spark_session
+
+    started = _step(7, TOTAL, "the tables by name (Spark SQL through the Hive Metastore)")
+    spark = spark_session.build("demo")
+    print(
+        "      "
+        + ", ".join(r.tableName for r in spark.sql("SHOW TABLES IN deep_storage").collect())
+    )
+    query = (
+        "SELECT date, count(*) AS executions, sum(fill_price) AS filled "
+        "FROM deep_storage.silver_stop_executions GROUP BY date ORDER BY date"
+    )
+    print(f"      {query}")
+    for row in spark.sql(query).collect():
+        print(f"      {row.date}  {row.executions:>7}  {row.filled}")
+    spark.stop()
+    _done(started)
 
 
 def _seed(pg, days: list[dt.date], args) -> None:

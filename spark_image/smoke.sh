@@ -73,6 +73,15 @@ assert jars == [], f"the session factory would pass spark.jars={jars}"
 ' || fail "deep_storage.io.spark_session does not use the JARs baked into \$SPARK_HOME/jars"
 ok "session factory uses the baked JARs"
 
+# The metastore's script, settings and schema scripts (up to Hive 2.3.9's schema, 2.3.0).
+bash -n /opt/deep-storage/metastore.sh || fail "metastore.sh is not valid bash"
+[ -f /opt/deep-storage/hive-conf/hive-site.xml ] || fail "no hive-site.xml for the metastore"
+scripts=$HIVE_HOME/scripts/metastore/upgrade/postgres
+[ -f "$scripts/hive-schema-1.2.0.postgres.sql" ] || fail "no metastore schema scripts in $scripts"
+[ "$(tail -n 1 "$scripts/upgrade.order.postgres")" = 2.2.0-to-2.3.0 ] ||
+    fail "the schema upgrades in $scripts do not stop at 2.3.0"
+ok "metastore script, settings and schema scripts (to 2.3.0)"
+
 if [ "${SMOKE_SPARK:-1}" != 0 ]; then
     EXPECTED_PYSPARK=$expected_pyspark DEEP_STORAGE_DRIVER_MEMORY=512m DEEP_STORAGE_SPARK_MASTER='local[1]' \
         python -c '
@@ -89,6 +98,8 @@ for name in (
     "io.delta.sql.DeltaSparkSessionExtension",
     "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "io.delta.storage.S3SingleDriverLogStore",
+    "org.apache.hadoop.hive.metastore.HiveMetaStore",
+    "org.apache.hive.beeline.HiveSchemaTool",
 ):
     jvm.java.lang.Class.forName(name)
 assert spark.version == os.environ["EXPECTED_PYSPARK"], spark.version

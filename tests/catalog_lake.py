@@ -105,3 +105,19 @@ def spark_sql(queries: dict[str, str], metastore_uri: str) -> dict[str, list]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def registered(metastore, database: str) -> dict[str, str]:
+    """table -> location, as the metastore's own PostgreSQL tables hold them (the `path` a
+    Spark data-source table keeps in its storage parameters). `metastore`: a
+    demo.catalog_services.HiveMetastore (its database and role)."""
+    with metastore.pg.connect(metastore.dbname, metastore.user, metastore.password) as conn:
+        rows = conn.execute(
+            """SELECT t."TBL_NAME", p."PARAM_VALUE"
+               FROM "TBLS" t JOIN "DBS" d ON d."DB_ID" = t."DB_ID"
+               JOIN "SDS" s ON s."SD_ID" = t."SD_ID"
+               JOIN "SERDE_PARAMS" p ON p."SERDE_ID" = s."SERDE_ID" AND p."PARAM_KEY" = 'path'
+               WHERE d."NAME" = %s""",
+            (database,),
+        ).fetchall()
+    return dict(rows)

@@ -12,7 +12,7 @@ from deep_storage import steps
 from deep_storage.lake import LakeFS
 from demo.local_services import free_port
 from tests import catalog_lake
-from tests.catalog_lake import LATE, PER_DAY, run_catalog, spark_sql
+from tests.catalog_lake import LATE, PER_DAY, registered, run_catalog, spark_sql
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +24,6 @@ def built_lake(pg, spark, service_env):
     lake = f"s3a://lake/catalog-{uuid.uuid4().hex[:10]}"
     catalog_lake.build(pg, spark, lake)
     return lake
-
-
-def registered(metastore, database: str) -> dict[str, str]:
-    """table -> location, as the metastore's own PostgreSQL tables hold them (the `path` a
-    Spark data-source table keeps in its storage parameters)."""
-    with metastore.pg.connect(metastore.dbname, metastore.user, metastore.password) as conn:
-        rows = conn.execute(
-            """SELECT t."TBL_NAME", p."PARAM_VALUE"
-               FROM "TBLS" t JOIN "DBS" d ON d."DB_ID" = t."DB_ID"
-               JOIN "SDS" s ON s."SD_ID" = t."SD_ID"
-               JOIN "SERDE_PARAMS" p ON p."SERDE_ID" = s."SERDE_ID" AND p."PARAM_KEY" = 'path'
-               WHERE d."NAME" = %s""",
-            (database,),
-        ).fetchall()
-    return dict(rows)
 
 
 def objects(lake: str) -> list[str]:

@@ -5,12 +5,18 @@ environment the way the lake's secret sets them, and checked against the committ
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from deep_storage import lake as lakes
+from tests.catalog_lake import run_catalog
 from tests.events import event
 from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day
 
@@ -98,24 +104,70 @@ def test_duckdb_over_the_arrow_dataset_counts_the_committed_rows(readme_lake):
     }
 
 
-def test_spark_sql_reads_the_table_and_a_version_of_it_and_writes_nothing(spark, readme_lake):
-    fs = lakes.LakeFS(readme_lake)
-    before = fs.delta(lakes.SILVER_EXECUTIONS).version()
-    spark.sql("DROP TABLE IF EXISTS stop_executions")  # the session is shared by the test run
-    try:
-        ns = run("delta-rs", "spark-sql")
-        per_day = {r.date: r.executions for r in ns["per_day"].collect()}
-        assert per_day == {
-            D1: committed_rows(readme_lake, lakes.SILVER_EXECUTIONS, D1),
-            D2: committed_rows(readme_lake, lakes.SILVER_EXECUTIONS, D2),
-        }
-        write_silver_day(spark, readme_lake, D2, NEWER_D2)
-        assert ns["then"].first().executions == 5, "VERSION AS OF reads the pinned version"
-        after = spark.sql("SELECT count(*) AS n FROM stop_executions").first().n
-        assert after == committed_rows(readme_lake, lakes.SILVER_EXECUTIONS) == 4
-    finally:
-        spark.sql("DROP TABLE IF EXISTS stop_executions")
-    assert fs.delta(lakes.SILVER_EXECUTIONS).version() == before + 1, "only the test committed"
+@pytest.fixture(scope="module")
+def named_lake(spark, service_env, metastore):
+    """The same two days, in a lake the catalog named in the metastore database `deep_storage`
+    (the README's name: no other test registers there)."""
+    lake = f"s3a://lake/readme-{uuid.uuid4().hex[:10]}"
+    write_silver_day(spark, lake, D1, [executed("a", 1001), silver_row(execution_id="b")])
+    write_silver_day(
+        spark,
+        lake,
+        D2,
+        [executed("c", 1001), executed("d", 1002), silver_row(execution_id="e", client_id=1001)],
+    )
+    done = run_catalog("--lake", lake, "--metastore", metastore.uri)
+    assert done.returncode == 0, done.stderr
+    return lake
+
+
+@pytest.fixture(scope="module")
+def pinned(spark, named_lake):
+    """(the version a notebook pinned, the lake) after one more commit on top of it."""
+    version = lakes.LakeFS(named_lake).delta(lakes.SILVER_EXECUTIONS).version()
+    write_silver_day(spark, named_lake, D2, NEWER_D2)
+    return version, named_lake
+
+
+def test_spark_sql_reads_by_name_the_latest_version_and_a_pinned_one(metastore, pinned):
+    """The block in a fresh process (Spark's catalog is fixed when a session starts), as a new
+    notebook with HIVE_METASTORE_URI set would run it."""
+    version, lake = pinned
+    script = "\n".join(
+        [
+            f"version = {version}",
+            block("spark-sql"),
+            "import json",
+            "print(json.dumps({'per_day': {str(r.date): r.executions for r in per_day.collect()},"
+            " 'then': then.first().executions}))",
+        ]
+    )
+    env = {**os.environ, "HIVE_METASTORE_URI": metastore.uri, "DEEP_STORAGE_LAKE": lake}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["per_day"] == {
+        str(D1): committed_rows(lake, lakes.SILVER_EXECUTIONS, D1),
+        str(D2): committed_rows(lake, lakes.SILVER_EXECUTIONS, D2),
+    }
+    assert out["per_day"] == {str(D1): 2, str(D2): 2}, "the newest commit, not a registered copy"
+    assert out["then"] == 5, "VERSION AS OF reads the pinned version"
+
+
+def test_trino_reads_by_name_the_latest_version_and_a_pinned_one(trino, pinned, monkeypatch):
+    version, lake = pinned
+    monkeypatch.setenv("TRINO_HOST", "127.0.0.1")
+    monkeypatch.setenv("TRINO_PORT", str(trino.port))
+    ns = run("trino", namespace={"version": version, "os": os})
+    fill = Decimal("64005.50000000")
+    assert ns["per_day_trino"] == [[D1, 2, fill], [D2, 2, 2 * fill]]
+    assert [n for _, n, _ in ns["per_day_trino"]] == [
+        committed_rows(lake, lakes.SILVER_EXECUTIONS, D1),
+        committed_rows(lake, lakes.SILVER_EXECUTIONS, D2),
+    ]
+    assert ns["then_trino"] == 5
 
 
 def test_deep_storage_read_pins_a_version_that_a_newer_commit_does_not_change(spark, readme_lake):

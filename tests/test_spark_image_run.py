@@ -38,8 +38,12 @@ import pytest
 
 from deep_storage_kfp.components._image import IMAGE_NAME
 from demo import synthetic
+from demo.catalog_services import HiveMetastore
+from demo.local_services import free_port
+from tests.catalog_lake import registered
 from tests.events import event, insert
 from tests.fixtures import run_cli
+from tests.lake_fixtures import write_bronze_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -343,3 +347,59 @@ def test_a_day_in_the_image_leaves_the_lake_the_host_leaves(
     got, want = lake_rows(spark, in_image, D), lake_rows(spark, on_host, D)
     assert len(got["bronze"]) == rows and got["silver"]
     assert got == want
+
+
+def test_the_image_serves_the_metastore_that_its_catalog_step_names_the_lake_in(
+    image, container_network, service_env, pg, spark, lake, monkeypatch
+):
+    """deploy/metastore.yaml's two commands (the schema Job's and the server's) and the
+    pipeline's catalog step, each in the image as the cluster runs them."""
+    store = HiveMetastore(pg, dbname="image_metastore", user="image_hms", password="image-pw!$")
+    store.create_database()
+    port = free_port()
+    settings = {
+        "METASTORE_DB_HOST": "127.0.0.1",
+        "METASTORE_DB_PORT": str(pg.port),
+        "METASTORE_DB_NAME": store.dbname,
+        "METASTORE_DB_USER": store.user,
+        "METASTORE_DB_PASSWORD": store.password,
+        "HIVE_METASTORE_PORT": str(port),
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    schema = run_in_image(
+        image, container_network, "bash", "/opt/deep-storage/metastore.sh", "init-schema",
+        env_names=sorted(settings),
+    )  # fmt: skip
+    assert schema.returncode == 0, schema.output[-4000:]
+    assert "metastore schema created at 2.3.0" in schema.output
+    server = _docker(
+        "run", "--detach", "--rm", "--network", container_network, "--user", "185:0",
+        "--read-only", "--tmpfs=/tmp:rw,exec,nosuid,size=512m,mode=1777",
+        *(f"--env={k}" for k in sorted(settings)),
+        image, "bash", "/opt/deep-storage/metastore.sh", "serve",
+    ).stdout.strip()  # fmt: skip
+    try:
+        _wait_for_port(server, port)
+        write_bronze_day(spark, lake, D, [event("2025-06-01 10:00:00")], sealed=True)
+        named = run_in_image(
+            image, container_network, "deep-storage", "catalog", "--lake", lake,
+            "--metastore", f"thrift://127.0.0.1:{port}", env_names=sorted(service_env),
+        )  # fmt: skip
+        assert named.returncode == 0, named.output[-4000:]
+        assert f"deep_storage.bronze_events: registered at {lake}/bronze/events" in named.output
+        assert registered(store, "deep_storage") == {"bronze_events": f"{lake}/bronze/events"}
+        assert store.password not in named.output + schema.output
+    finally:
+        _docker("rm", "--force", server, check=False)
+
+
+def _wait_for_port(container: str, port: int, timeout_s: float = 90) -> None:
+    """Until the metastore in `container` accepts a connection on `port` (bash's /dev/tcp)."""
+    deadline = time.monotonic() + timeout_s
+    probe = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
+    while _docker("exec", container, "bash", "-c", probe, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            logs = _docker("logs", container, check=False)
+            raise AssertionError(f"the metastore did not open {port}:\n{logs.stderr[-3000:]}")
+        time.sleep(1)
