@@ -18,8 +18,11 @@ and samples the resident memory of each step's whole process tree (Python + JVM)
 against the runs above: silver against DuckDB's same projection of the same bronze files; a
 quiet hour (the steps again, nothing new; then gold without --date, `gold_quiet`); bronze of
 the same day from a source table that holds 60 and 365 days; and the hourly run at the end of
-the day (an hour's more events, the steps again, seconds). The JSON keeps every figure and its
-reference; `ratios` holds the ratios.
+the day (an hour's more events, the steps again, seconds). Before those, once silver and gold
+are built (benchmarks/trino_read.py; --no-trino skips it): a Hive Metastore and Trino on the
+bench's PostgreSQL and S3, the lake's tables registered by `deep-storage catalog`, and Trino's
+read of silver's day and week against DuckDB over delta-rs on the same pinned version (no
+target: measured). The JSON keeps every figure and its reference; `ratios` holds the ratios.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -290,11 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     global VERBOSE
     VERBOSE = args.verbose
 
+    # A CI job cancelled with SIGTERM unwinds the servers' context managers, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     results = _header(args)
     with PostgresServer() as pg, SeaweedS3Server() as s3:
         loaded = _load_day(pg, s3, args)
         run = _prepare_run(pg, s3, args)
         _measure_steps(run, results)
+        if not args.no_trino:
+            results["trino_read"] = _trino_read(run)
         _measure_against_the_steps(run, results)
     results["loaded"] = loaded
     results["ratios"] = _ratios(results, args)
@@ -349,6 +357,11 @@ def _parser() -> argparse.ArgumentParser:
         default=-1,
         help="events added to the day before the end-of-day hourly run (default events / 24; "
         "0: skip it)",
+    )
+    parser.add_argument(
+        "--no-trino",
+        action="store_true",
+        help="skip Trino's read of silver over the catalog (it needs `make jars` and a Java 22+)",
     )
     parser.add_argument("--verbose", action="store_true", help="show each step's progress log")
     return parser
@@ -475,6 +488,15 @@ def _duckdb_gold(run: _Run, gold_rows: int | None) -> dict:
         }
 
 
+def _trino_read(run: _Run) -> dict:
+    """(9) Trino over the catalog: silver's day and week read by Trino 476 through the Hive
+    Metastore against DuckDB over delta-rs, on the same version (benchmarks/trino_read.py).
+    After gold, before the runs below change silver; its servers are stopped when it returns."""
+    from benchmarks import trino_read
+
+    return trino_read.measure(run)
+
+
 def _measure_against_the_steps(run: _Run, results: dict) -> None:
     """The runs measured against the steps above: a quiet hour, a standalone cluster, deeper
     source tables and the end-of-day hourly run, in that order."""
@@ -594,10 +616,33 @@ def _ratios(results: dict, args) -> dict:
         ratios["hourly_end_of_day_seconds"] = results["hourly_end_of_day"]["seconds"]
     if "gold_quiet" in results:
         ratios["gold_quiet_seconds"] = results["gold_quiet"]["seconds"]
+    if "trino_read" in results:
+        ratios.update(_trino_ratios(results["trino_read"]))
     return ratios
 
 
-TARGETS = {"gold_vs_duckdb": "<= 2"}  # printed beside the ratio
+def _trino_ratios(trino: dict) -> dict:
+    """Trino's query (the client's wall, its first and second run) against DuckDB's whole
+    command over delta-rs, per span."""
+    ratios = {}
+    for span in ("day", "week"):
+        reference = trino[span]["duckdb"]["seconds"]
+        for run, suffix in (("trino_first", ""), ("trino_second", "_second_run")):
+            ratios[f"trino_{span}{suffix}_vs_duckdb"] = round(
+                trino[span][run]["seconds"] / reference, 2
+            )
+    return ratios
+
+
+# Printed beside the ratio.
+TARGETS = {
+    "gold_vs_duckdb": "target <= 2",
+    **{
+        f"trino_{span}{suffix}_vs_duckdb": "no target: measured"
+        for span in ("day", "week")
+        for suffix in ("", "_second_run")
+    },
+}
 
 
 def _print_table(results: dict, steps: dict, args) -> None:
@@ -614,10 +659,42 @@ def _print_table(results: dict, steps: dict, args) -> None:
     for k in ("hourly_quiet", "gold_quiet"):
         if k in results:
             print(f"{k:<{w}}{results[k]['seconds']:>10.2f}")
+    if "trino_read" in results:
+        _print_trino(results["trino_read"], w)
     for k, val in results["ratios"].items():
-        target = f"  (target {TARGETS[k]})" if k in TARGETS else ""
+        target = f"  ({TARGETS[k]})" if k in TARGETS else ""
         print(f"{k:<34}{val:>8}{target}")
     print(f"(json: {args.json})")
+
+
+def _print_trino(trino: dict, w: int) -> None:
+    """Trino's lines: the servers' start, the registration, then per span DuckDB's command and
+    Trino's two runs, with the server's account: analysis and planning, when the first split
+    started and how long the splits ran."""
+    print(f"{'metastore_start':<{w}}{trino['metastore_started_in_s']:>10.2f}")
+    catalog = trino["catalog"]
+    print(f"{'catalog_register':<{w}}{catalog['seconds']:>10.2f}{catalog['peak_rss_mib']:>10}")
+    print(
+        f"{'trino_start':<{w}}{trino['trino_started_in_s']:>10.2f}{'':>10}  then "
+        f"{trino['trino_schedulable_after_s']:.2f} until its catalog has a node"
+    )
+    for span in ("day", "week"):
+        found = trino[span]
+        what = f"{found['days']} day(s), {found['rows']} rows, silver v{trino['silver_version']}"
+        ref = found["duckdb"]
+        print(f"{f'duckdb_{span}':<{w}}{ref['seconds']:>10.2f}{ref['peak_rss_mib']:>10}  {what}")
+        for run in ("trino_first", "trino_second"):
+            s = found[run]["server"]
+            scan = s.get("scan_until_s", 0) - s.get("scan_from_s", 0)
+            print(
+                f"{f'{run}_{span}':<{w}}{found[run]['seconds']:>10.2f}{'':>10}  analysis "
+                f"{s.get('analysis_s', 0):.2f}, planning {s.get('planning_s', 0):.2f}, first "
+                f"split at {s.get('scan_from_s', 0):.2f}, splits {scan:.2f} ({s['splits']})"
+            )
+    print(
+        f"{'trino_part_total':<{w}}{trino['seconds']:>10.2f}  (servers stopped in "
+        f"{trino['servers_stopped_in_s']:.2f})"
+    )
 
 
 if __name__ == "__main__":
