@@ -52,7 +52,11 @@ SIZES["baseline"] = SIZES["silver"]  # train_baseline
 # Registering names: one Spark session on the Hive catalog, a few metastore calls.
 SIZES["catalog"] = SIZES["retention"]
 SETTINGS_CONFIG_MAP = "deep-storage-settings"
-SETTINGS_KEYS = ("PUSHGATEWAY_URL", "HIVE_METASTORE_URI")
+# The ConfigMap's keys each step reads. Only the catalog step gets the metastore: with
+# HIVE_METASTORE_URI set, a step's Spark session is on the metastore, and a metastore that is down
+# must never fail bronze, silver or the gate.
+SETTINGS_KEYS = ("PUSHGATEWAY_URL",)
+SETTINGS_KEYS_BY_STEP = {"catalog": (*SETTINGS_KEYS, "HIVE_METASTORE_URI")}
 # A gate that fails has judged the lake: a retry judges it again and fails again, 2 × backoff later.
 NOT_RETRIED = ("quality",)
 SECRETS_BY_STEP = {
@@ -129,11 +133,10 @@ def apply_platform_profile(
     kubernetes.set_timeout(task, size.timeout_s)
     # The cluster's optional settings, from an optional ConfigMap, so a cluster without them runs
     # the same spec: where the steps push their metrics (PUSHGATEWAY_URL; without it
-    # deep_storage/io/metrics.py pushes nothing) and the Hive Metastore the tables are named in
-    # (HIVE_METASTORE_URI; without it the catalog step skips).
-    kubernetes.use_config_map_as_env(
-        task, SETTINGS_CONFIG_MAP, {k: k for k in SETTINGS_KEYS}, optional=True
-    )
+    # deep_storage/io/metrics.py pushes nothing) and, for the catalog step, the Hive Metastore the
+    # tables are named in (HIVE_METASTORE_URI; without it the step skips).
+    keys = SETTINGS_KEYS_BY_STEP.get(step, SETTINGS_KEYS)
+    kubernetes.use_config_map_as_env(task, SETTINGS_CONFIG_MAP, {k: k for k in keys}, optional=True)
     secrets = {"db": (db_secret, DB_SECRET_KEYS), "s3": (s3_secret, S3_SECRET_KEYS)}
     for which in SECRETS_BY_STEP[step]:
         name, keys = secrets[which]
