@@ -55,6 +55,17 @@ def executed(execution_id: str, client_id: int) -> dict:
     )
 
 
+def write_silver_days(spark, lake: str) -> None:
+    """Silver's two days: D1 "a" executed and "b" pending; D2 "c", "d" executed, "e" pending."""
+    write_silver_day(spark, lake, D1, [executed("a", 1001), silver_row(execution_id="b")])
+    write_silver_day(
+        spark,
+        lake,
+        D2,
+        [executed("c", 1001), executed("d", 1002), silver_row(execution_id="e", client_id=1001)],
+    )
+
+
 @pytest.fixture()
 def readme_lake(spark, lake, monkeypatch):
     """Two days of bronze and silver, committed through the lake's commit path; the lake named
@@ -63,13 +74,7 @@ def readme_lake(spark, lake, monkeypatch):
         spark, lake, D1, [event("2025-06-01 10:00:00"), event("2025-06-01 11:00:00")], sealed=True
     )
     write_bronze_day(spark, lake, D2, [event("2025-06-02 09:00:00")], sealed=True)
-    write_silver_day(spark, lake, D1, [executed("a", 1001), silver_row(execution_id="b")])
-    write_silver_day(
-        spark,
-        lake,
-        D2,
-        [executed("c", 1001), executed("d", 1002), silver_row(execution_id="e", client_id=1001)],
-    )
+    write_silver_days(spark, lake)
     monkeypatch.setenv("DEEP_STORAGE_LAKE", lake)
     return lake
 
@@ -109,13 +114,7 @@ def named_lake(spark, service_env, metastore):
     """The same two days, in a lake the catalog named in the metastore database `deep_storage`
     (the README's name: no other test registers there)."""
     lake = f"s3a://lake/readme-{uuid.uuid4().hex[:10]}"
-    write_silver_day(spark, lake, D1, [executed("a", 1001), silver_row(execution_id="b")])
-    write_silver_day(
-        spark,
-        lake,
-        D2,
-        [executed("c", 1001), executed("d", 1002), silver_row(execution_id="e", client_id=1001)],
-    )
+    write_silver_days(spark, lake)
     done = run_catalog("--lake", lake, "--metastore", metastore.uri)
     assert done.returncode == 0, done.stderr
     return lake
