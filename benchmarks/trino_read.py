@@ -1,24 +1,33 @@
 """Trino over the catalog against DuckDB over delta-rs: one silver day and a week, part of
 `make bench` (benchmarks/run.py calls `measure` once silver and gold are built).
 
-On the bench's own PostgreSQL and S3: pin silver's current version v (delta-rs), then
-  reference  DuckDB over delta-rs at v: LakeFS.scan (delta-rs names the files, pyarrow reads
-             them) of the span's date partitions, then QUERY over the Arrow table; one fresh
-             process per span, timed as a whole command (interpreter start and imports included)
+On the bench's own PostgreSQL and S3:
+  week       the bench's lake holds one day, so the week gets a lake of its own (WEEK_LAKE): the
+             6 days before the bench's day (--history-fraction of --events each) loaded into a
+             database of their own on the bench's PostgreSQL, bronze of them, bronze of the
+             bench's day from the bench's own table, one silver of the 7 days (build_week); the
+             bench's lake and the figures measured on it are left as they were
+  pin        silver's current version in each lake (delta-rs): v (the day), w (the week)
+  reference  DuckDB over delta-rs at that version: LakeFS.scan (delta-rs names the files,
+             pyarrow reads them) of the span's date partitions, then QUERY over the Arrow table;
+             one fresh process per span, timed as a whole command (interpreter start and imports
+             included); the week must hold 7 days (its last day's executions are recorded
+             beside the day's: a few may have merged into an earlier day, see _references)
   servers    a Hive Metastore on a database of its own in the bench's PostgreSQL, `deep-storage
-             catalog` registering the lake's tables (a subprocess: it starts Spark), then Trino
-             476 with its Delta Lake catalog on that metastore and the bench's S3, waited for
-             until a query on the catalog is scheduled (PROBE: bronze's log, no Parquet file)
-  trino      the same QUERY on delta.deep_storage.silver_stop_executions FOR VERSION AS OF v,
-             twice per span (first: silver's first read on the server, which has answered only
-             the probe; second: the same query again), timed from the client (execute +
-             fetchall), with the server's own account of the query
-             (GET /v1/query/{id}): queued, analysis (the name through the metastore, the Delta log
-             at v), planning, starting the tasks, the window in which the scan's splits ran, the
-             operators' summed wall and CPU, bytes and rows read.
-The spans are the bench's day and the week ending on it (the days silver holds of it). Both
-engines must return the same rows (counts and decimal sums exactly, the average within 1e-9),
-else the bench fails. No target: the figures are measured and reported.
+             catalog` registering each lake's tables (a subprocess each: it starts Spark; the
+             bench's lake in `deep_storage`, the week's in WEEK_DATABASE), then Trino 476 with
+             its Delta Lake catalog on that metastore and the bench's S3 (ready once `SELECT 1`
+             answers), then waited for until a query on the catalog is scheduled (PROBE:
+             bronze's log, no Parquet file)
+  trino      the same QUERY on delta.<database>.silver_stop_executions FOR VERSION AS OF v (w),
+             twice per span (first: the span's first read on the server, which has answered
+             only the probe and, for the week, the day's two runs; second: the same query
+             again), timed from the client (execute + fetchall), with the server's own account
+             of the query (GET /v1/query/{id}): queued, analysis (the name through the
+             metastore, the Delta log at the version), planning, starting the tasks, the window
+             in which the scan's splits ran, the operators' summed wall and CPU, bytes read.
+Both engines must return the same rows (counts and decimal sums exactly, the average within
+1e-9), else the bench fails. No target: the figures are measured and reported.
 """
 
 from __future__ import annotations
@@ -30,15 +39,25 @@ import re
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from decimal import Decimal
 
-from benchmarks.run import CLI, measured
+from benchmarks.run import CLI, PASSWORD, measured
 from deep_storage import lake as lakes
+from deep_storage.core import defaults, schemas
 from deep_storage.core.config import StoreConfig
+from demo import synthetic
 
-TABLE = "delta.deep_storage.silver_stop_executions"  # as `deep-storage catalog` names it
-# The week: the bench's day and the 6 before it.
+# As `deep-storage catalog` names silver in a metastore database.
+TABLE = "delta.{database}.silver_stop_executions"
+# The week: the bench's day and the 6 before it, in a lake of its own (WEEK_LAKE, named in the
+# metastore database WEEK_DATABASE) so that the bench's lake, and every other figure of the
+# bench, stay as they were: its 6 earlier days come from a database of their own
+# (WEEK_SOURCE_DB) on the bench's PostgreSQL, the bench's day from the bench's own table.
 WEEK_DAYS = 7
+WEEK_LAKE = "s3a://bench/week"
+WEEK_DATABASE = "bench_week"
+WEEK_SOURCE_DB = "trading_week"
 COLUMNS = ("date", "fill_price", "slippage_pct")
 # What a SQL user asks of a span of silver: executions, fills, money and slippage per day. The
 # same text on both engines; only the table reference differs.
@@ -83,61 +102,155 @@ def query(table: str, first: dt.date, last: dt.date) -> str:
     return QUERY.format(table=table, first=first.isoformat(), last=last.isoformat())
 
 
+@dataclass(frozen=True)
+class Span:
+    """What one span reads: a lake's silver at a pinned version, named in a metastore
+    database, from `first` to `last`."""
+
+    lake: str
+    database: str
+    version: int
+    first: dt.date
+    last: dt.date
+
+    @property
+    def table(self) -> str:
+        return f"{TABLE.format(database=self.database)} FOR VERSION AS OF {self.version}"
+
+
 def measure(run) -> dict:
-    """Trino's read of the bench's day and week against DuckDB's over delta-rs, on silver's
-    version as it stands now; every server started here is stopped on the way out."""
+    """Trino's read of the bench's day and week against DuckDB's over delta-rs, each on its
+    silver's version as it stands once the week is built; every server started here is stopped
+    on the way out."""
     from demo.catalog_services import HiveMetastore, TrinoServer
 
     began = time.perf_counter()
     day = dt.date.fromisoformat(run.start)
-    spans = {"day": (day, day), "week": (day - dt.timedelta(days=WEEK_DAYS - 1), day)}
-    fs = lakes.LakeFS(run.lake, StoreConfig.from_env(run.env))
-    version = fs.delta(lakes.SILVER_EXECUTIONS, without_files=True).version()
-    out: dict = {"silver_version": version, "query": QUERY}
-    found = {}
-    for name, (first, last) in spans.items():
-        print(f"running duckdb {name} reference ...", file=sys.stderr, flush=True)
-        out[name] = {"first": first.isoformat(), "last": last.isoformat()}
-        out[name]["duckdb"], found[name] = _duckdb(run, version, first, last)
+    first = day - dt.timedelta(days=WEEK_DAYS - 1)
+    out: dict = {"query": QUERY, "week_lake": build_week(run, first, day)}
+    spans = {
+        "day": Span(run.lake, defaults.CATALOG_DATABASE, _version(run, run.lake), day, day),
+        "week": Span(WEEK_LAKE, WEEK_DATABASE, _version(run, WEEK_LAKE), first, day),
+    }
+    out["silver_version"] = spans["day"].version
+    found = _references(run, spans, out)
     print("starting the metastore ...", file=sys.stderr, flush=True)
     with HiveMetastore(run.pg) as metastore:
         out["metastore_started_in_s"] = round(metastore.started_in_s, 2)
-        out["catalog"] = _register(run, metastore.uri)
+        out["catalog"] = _register(run, run.lake, defaults.CATALOG_DATABASE, metastore.uri)
+        out["week_lake"]["catalog"] = _register(run, WEEK_LAKE, WEEK_DATABASE, metastore.uri)
         print("starting trino ...", file=sys.stderr, flush=True)
         with TrinoServer(metastore, run.s3) as trino:
             out["trino_started_in_s"] = round(trino.started_in_s, 2)
             out["trino_schedulable_after_s"] = _wait_for_a_node(trino)
-            table = f"{TABLE} FOR VERSION AS OF {version}"
-            for name, (first, last) in spans.items():
+            for name, span in spans.items():
                 print(f"running trino {name} ...", file=sys.stderr, flush=True)
-                sql = query(table, first, last)
+                sql = query(span.table, span.first, span.last)
                 for run_name in ("trino_first", "trino_second"):
                     out[name][run_name], rows = _trino(trino, sql)
-                    _agree(rows, found[name], f"{name} ({run_name})", version)
+                    _agree(rows, found[name], f"{name} ({run_name})", span.version)
             stopping = time.perf_counter()
     out["servers_stopped_in_s"] = round(time.perf_counter() - stopping, 2)
     out["seconds"] = round(time.perf_counter() - began, 2)
-    for name in spans:
-        out[name]["days"] = len(found[name])
-        out[name]["rows"] = sum(row[1] for row in found[name])
     return out
 
 
-def _duckdb(run, version: int, first: dt.date, last: dt.date) -> tuple[dict, list]:
+def _version(run, lake: str) -> int:
+    fs = lakes.LakeFS(lake, StoreConfig.from_env(run.env))
+    return fs.delta(lakes.SILVER_EXECUTIONS, without_files=True).version()
+
+
+def _references(run, spans: dict[str, Span], out: dict) -> dict[str, list]:
+    """DuckDB over delta-rs per span (out[span]: the span, its command's figures, the days and
+    rows it found). The week must hold 7 days; its last day is the bench's day from the same
+    source rows, yet it may hold a few executions fewer: an execution without a token is keyed
+    by (client, operation), and one of an earlier day with the same key absorbs it (its row
+    lives in its first event's day). out["week"]["last_day_vs_day"] says how many."""
+    found = {}
+    for name, span in spans.items():
+        print(f"running duckdb {name} reference ...", file=sys.stderr, flush=True)
+        out[name] = {"lake": span.lake, "silver_version": span.version}
+        out[name] |= {"first": span.first.isoformat(), "last": span.last.isoformat()}
+        out[name]["duckdb"], found[name] = _duckdb(run, span)
+        out[name]["days"] = len(found[name])
+        out[name]["rows"] = sum(row[1] for row in found[name])
+    if len(found["week"]) != WEEK_DAYS or found["week"][-1][0] != found["day"][0][0]:
+        raise SystemExit(f"the week lake does not hold the {WEEK_DAYS} days: {found['week']}")
+    last, day = found["week"][-1][1], found["day"][0][1]
+    out["week"]["last_day_vs_day"] = {"executions": last, "bench_day_executions": day}
+    return found
+
+
+def build_week(run, first: dt.date, day: dt.date) -> dict:
+    """The week's lake: the 6 days before the bench's day (--history-fraction of --events
+    each, the history measurement's seeds) loaded into a database of their own, bronze of them
+    from there and bronze of the bench's day from the bench's table, then one silver of the
+    7 days; each step a `deep-storage` process as a user runs it."""
+    per_day = max(1, int(run.args.events * run.args.history_fraction))
+    began = time.perf_counter()
+    print(f"loading {WEEK_DAYS - 1} days of {per_day} events for the week ...", file=sys.stderr)
+    _load_week_source(run, day, per_day)
+    out: dict = {"lake": WEEK_LAKE, "database": WEEK_DATABASE, "source_db": WEEK_SOURCE_DB}
+    out |= {
+        "events_per_earlier_day": per_day,
+        "load_seconds": round(time.perf_counter() - began, 2),
+    }
+    before = (day - dt.timedelta(days=1)).isoformat()
+    week_env = {**run.env, "DJANGO_DB_NAME": WEEK_SOURCE_DB}
+    lake = ["--lake", WEEK_LAKE, "--json"]
+    steps = {
+        "bronze_earlier_days": (
+            [CLI, "bronze", "--date", first.isoformat(), "--until", before, *lake],
+            week_env,
+        ),
+        "bronze_day": ([CLI, "bronze", "--date", day.isoformat(), *lake], run.env),
+        "silver": (
+            [CLI, "silver", "--date", first.isoformat(), "--until", day.isoformat(), *lake],
+            run.env,
+        ),
+    }
+    for name, (cmd, env) in steps.items():
+        print(f"running week {name} ...", file=sys.stderr, flush=True)
+        seconds, peak, _ = measured(cmd, env)
+        out[name] = {"seconds": round(seconds, 2), "peak_rss_mib": peak}
+    out["seconds"] = round(time.perf_counter() - began, 2)
+    return out
+
+
+def _load_week_source(run, day: dt.date, per_day: int) -> None:
+    """The week's earlier days in database WEEK_SOURCE_DB (the bench's app role owns it): the
+    same days, sizes and seeds as the history measurement loads into the bench's table."""
+    with run.pg.connect() as conn:
+        conn.execute(f"CREATE DATABASE {WEEK_SOURCE_DB} OWNER django")
+    with run.pg.connect(WEEK_SOURCE_DB, "django", PASSWORD) as conn:
+        conn.execute(schemas.SOURCE_DDL)
+        for i in range(1, WEEK_DAYS):
+            rows = synthetic.generate(
+                day - dt.timedelta(days=i),
+                per_day,
+                seed=100 + i,
+                clients=run.args.clients,
+                spill_minutes=0,
+            )
+            synthetic.copy_into(conn, rows)
+        conn.execute("VACUUM ANALYZE stop_events")
+
+
+def _duckdb(run, span: Span) -> tuple[dict, list]:
     """The reference for one span, in a fresh process timed as a whole command."""
-    sql = query("silver", first, last)
-    cmd = [sys.executable, "-c", _DUCKDB, run.lake, str(version), first.isoformat()]
-    cmd += [last.isoformat(), sql, *COLUMNS]
+    sql = query("silver", span.first, span.last)
+    cmd = [sys.executable, "-c", _DUCKDB, span.lake, str(span.version), span.first.isoformat()]
+    cmd += [span.last.isoformat(), sql, *COLUMNS]
     seconds, peak, found = measured(cmd, run.env)
     rows = found.pop("rows")
     return {"seconds": round(seconds, 2), "peak_rss_mib": peak, **found}, rows
 
 
-def _register(run, metastore_uri: str) -> dict:
+def _register(run, lake: str, database: str, metastore_uri: str) -> dict:
     """`deep-storage catalog` as a user runs it: its own process (and Spark session)."""
-    print("running catalog ...", file=sys.stderr, flush=True)
-    cmd = [CLI, "catalog", "--lake", run.lake, "--metastore", metastore_uri, "--json"]
-    seconds, peak, found = measured(cmd, run.env)
+    print(f"running catalog ({database}) ...", file=sys.stderr, flush=True)
+    cmd = [CLI, "catalog", "--lake", lake, "--metastore", metastore_uri, "--database", database]
+    seconds, peak, found = measured([*cmd, "--json"], run.env)
     return {
         "seconds": round(seconds, 2),
         "peak_rss_mib": peak,
@@ -341,17 +454,23 @@ def _normal(row) -> tuple:
     )
 
 
-def _agree(trino_rows: list, duckdb_rows: list, what: str, version: int) -> None:
-    """Fail the bench unless both engines returned the same rows."""
-    ours, theirs = [_normal(r) for r in trino_rows], [_normal(r) for r in duckdb_rows]
+def same_rows(ours: list, theirs: list) -> bool:
+    """Whether two engines' (or spans') rows agree: dates, counts and decimal sums exactly,
+    the average within 1e-9 (summed in another order, a double may differ in its last bits)."""
+    ours, theirs = [_normal(r) for r in ours], [_normal(r) for r in theirs]
 
     def same(a: tuple, b: tuple) -> bool:
         if a[:4] != b[:4] or (a[4] is None) != (b[4] is None):
             return False
         return a[4] is None or math.isclose(a[4], b[4], rel_tol=1e-9)
 
-    if len(ours) != len(theirs) or not all(map(same, ours, theirs)):
+    return len(ours) == len(theirs) and all(map(same, ours, theirs))
+
+
+def _agree(trino_rows: list, duckdb_rows: list, what: str, version: int) -> None:
+    """Fail the bench unless both engines returned the same rows."""
+    if not same_rows(trino_rows, duckdb_rows):
         raise SystemExit(
             f"Trino and DuckDB disagree on silver's {what} at v{version}: "
-            f"trino {ours}, duckdb {theirs}"
+            f"trino {trino_rows}, duckdb {duckdb_rows}"
         )
