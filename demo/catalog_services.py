@@ -300,6 +300,24 @@ class TrinoServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def execute(self, sql: str, schema: str = "deep_storage") -> tuple[list[list], dict]:
+        """(rows, the query's stats) of `sql`. A query refused with NO_NODES_AVAILABLE is sent
+        again, for up to 60 s: for a while after it answers `SELECT 1`, the coordinator may
+        not yet list itself as a node of catalog `delta` (seen in CI: the first scan of a table
+        refused, a later one run), which is Trino starting, not an answer."""
+        from trino.exceptions import TrinoQueryError
+
+        deadline = time.monotonic() + 60
+        while True:
+            cursor = self.connect(schema).cursor()
+            try:
+                cursor.execute(sql)
+                return cursor.fetchall(), cursor.stats
+            except TrinoQueryError as exc:
+                if exc.error_name != "NO_NODES_AVAILABLE" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
+
     def connect(self, schema: str = "deep_storage"):
         """A DB-API connection (PyPI's `trino` client) to catalog `delta`."""
         import trino

@@ -32,9 +32,7 @@ def named_lake(pg, spark, service_env, metastore):
 
 
 def query(trino, sql: str) -> tuple[list[list], dict]:
-    cursor = trino.connect("trino_t").cursor()
-    cursor.execute(sql)
-    return cursor.fetchall(), cursor.stats
+    return trino.execute(sql, schema="trino_t")
 
 
 def delta_rs_per_day(lake: str, version: int) -> dict:
