@@ -263,49 +263,28 @@ def _register(run, lake: str, database: str, metastore_uri: str) -> dict:
 PROBE = "SELECT count(*) FROM delta.deep_storage.bronze_events WHERE date = DATE '1900-01-01'"
 
 
-def _wait_for_a_node(server, timeout_s: float = 60) -> float:
-    """Seconds until the server schedules a query on the Delta catalog. /v1/info stops saying
-    "starting", and system.runtime.nodes lists the coordinator as active, seconds before the
-    catalog has a node: a scan sent in between fails with NO_NODES_AVAILABLE."""
+def _wait_for_a_node(server) -> float:
+    """Seconds until the server schedules a query on the Delta catalog: TrinoServer.execute
+    sends a query refused with NO_NODES_AVAILABLE again (up to 60 s). /v1/info stops saying
+    "starting", and SELECT 1 answers, seconds before the catalog has a node."""
     start = time.perf_counter()
-    while True:
-        try:
-            _execute(server, PROBE, attempts=1)
-            return round(time.perf_counter() - start, 2)
-        except _NoNodes:
-            if time.perf_counter() - start > timeout_s:
-                raise SystemExit(
-                    f"Trino at {server.url} had no node for its catalog `delta` after {timeout_s} s"
-                ) from None
-            time.sleep(0.5)
+    server.execute(PROBE)
+    return round(time.perf_counter() - start, 2)
 
 
-class _NoNodes(Exception):
-    """Trino's NO_NODES_AVAILABLE: the query was refused before it ran."""
-
-
-def _execute(server, sql: str, attempts: int = 10) -> tuple[float, list, dict, str, int]:
-    """The client's wall seconds (execute + fetchall), the rows, cursor.stats, the query id and
-    the retries: a query refused with NO_NODES_AVAILABLE (the node map is refreshed every few
-    seconds) is sent again, up to `attempts` times in all."""
-    from trino.exceptions import TrinoQueryError
-
-    for attempt in range(attempts):
-        conn = server.connect()
-        try:
-            cursor = conn.cursor()
-            start = time.perf_counter()
-            cursor.execute(sql)
-            rows = cursor.fetchall()
-            seconds = time.perf_counter() - start
-            return seconds, rows, dict(cursor.stats), cursor.query_id, attempt
-        except TrinoQueryError as exc:
-            if exc.error_name != "NO_NODES_AVAILABLE":
-                raise
-        finally:
-            conn.close()
-        time.sleep(0.5)
-    raise _NoNodes(f"{attempts} attempt(s) refused with NO_NODES_AVAILABLE")
+def _execute(server, sql: str) -> tuple[float, list, dict, str]:
+    """The client's wall seconds (execute + fetchall), the rows, cursor.stats and the query id.
+    One attempt: the probe above made sure the catalog has a node."""
+    conn = server.connect()
+    try:
+        cursor = conn.cursor()
+        start = time.perf_counter()
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+        seconds = time.perf_counter() - start
+        return seconds, rows, dict(cursor.stats), cursor.query_id
+    finally:
+        conn.close()
 
 
 # The client's own summary of a finished query (cursor.stats), as kept in the results.
@@ -329,12 +308,11 @@ _CLIENT_STATS = (
 def _trino(server, sql: str) -> tuple[dict, list]:
     """One run of `sql`: the client's wall seconds (execute + fetchall), its stats and the
     server's account of where the time went; and the rows."""
-    seconds, rows, stats, query_id, retries = _execute(server, sql)
+    seconds, rows, stats, query_id = _execute(server, sql)
     info = _query_info(server.url, query_id)
     return {
         "seconds": round(seconds, 3),
         "query_id": query_id,
-        "refused_before": retries,  # NO_NODES_AVAILABLE answers before this run (expected 0)
         "client_stats": {k: stats[k] for k in _CLIENT_STATS if k in stats},
         "server": where_the_time_goes(info),
     }, rows
