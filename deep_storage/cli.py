@@ -158,6 +158,7 @@ def silver(date, until, lake, lookback_days, as_json) -> None:
     click.echo(
         f"silver {result.days}: {result.executions} executions ({statuses}); "
         f"{result.partitions_written} partitions written"
+        + (f" (on {result.engine})" if result.engine else "")
     )
     if result.missing_lookback_days:
         click.echo(

@@ -1,4 +1,5 @@
-"""Silver on the real services: midnight-spanning executions, tenants apart, idempotent re-runs."""
+"""Silver on the real services: midnight-spanning executions, tenants apart, idempotent re-runs;
+each on both engines (DuckDB in the step's process, Spark), and both engines leave the same lake."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ D = dt.date(2025, 6, 1)
 D1 = dt.date(2025, 6, 2)
 
 
+@pytest.fixture(params=["duckdb", "spark"])
+def engine(request, monkeypatch):
+    """The same crafted events through either engine: the same rows, the same partitions."""
+    monkeypatch.setenv("DEEP_STORAGE_SILVER_ENGINE", request.param)
+    return request.param
+
+
 def ingest(spark, lake, first, last=None):
     bronze.run(DayRange(first, last or first), lake, spark=spark)
 
@@ -34,7 +42,7 @@ def snapshot(spark, lake):
     return silver_snapshot(spark, lake)
 
 
-def test_execution_across_midnight_is_one_row_in_its_first_day(db, spark, lake):
+def test_execution_across_midnight_is_one_row_in_its_first_day(db, spark, lake, engine):
     token = "101:64000.12345678:1748822399500"
     insert(
         db,
@@ -71,7 +79,9 @@ def test_execution_across_midnight_is_one_row_in_its_first_day(db, spark, lake):
     assert snapshot(spark, lake) == before
 
 
-def test_a_late_execution_starting_on_an_older_committed_day_keeps_that_days_rows(db, spark, lake):
+def test_a_late_execution_starting_on_an_older_committed_day_keeps_that_days_rows(
+    db, spark, lake, engine
+):
     """A writer commits late: after silver built day D, an execution of the same client that
     starts at the end of D and ends on D+1 lands in bronze D. The run for D+1 puts its row in
     D's partition next to the rows already there, it does not replace them."""
@@ -102,7 +112,7 @@ def test_a_late_execution_starting_on_an_older_committed_day_keeps_that_days_row
     assert (rows[late].date, rows[late].status) == (D, "EXECUTED")
 
 
-def test_two_clients_reusing_operation_ids_stay_apart(db, spark, lake):
+def test_two_clients_reusing_operation_ids_stay_apart(db, spark, lake, engine):
     insert(
         db,
         [
@@ -152,7 +162,9 @@ def test_two_clients_reusing_operation_ids_stay_apart(db, spark, lake):
     }
 
 
-def test_rerun_changes_nothing_and_untouched_partitions_keep_their_files(db, spark, lake, s3):
+def test_rerun_changes_nothing_and_untouched_partitions_keep_their_files(
+    db, spark, lake, s3, engine
+):
     insert(
         db,
         [
@@ -217,3 +229,47 @@ def test_cli_names_unsealed_days_and_missing_lookback(db, spark, lake):
     assert "1 executions (PENDING 1)" in done.stdout
     assert f"unsealed bronze days (silver will change when they do): {today}" in done.stderr
     assert "look-back bronze days never ingested" in done.stderr
+
+
+def test_both_engines_leave_the_same_silver_from_a_realistic_log(db, spark, lake, monkeypatch):
+    """Three days of 25 clients whose services stamp their own clocks, executions spilling past
+    midnight, then a late writer's events for the first day: DuckDB in this process (in many
+    small buckets, so many tasks) and Spark leave the same partitions with the same rows."""
+    from demo import synthetic
+
+    days = [D + dt.timedelta(days=i) for i in range(3)]
+    synthetic.seed_days(db, days, events_per_day=1500, seed=35, clients=25)
+    monkeypatch.setattr(silver, "BUCKET_ROWS", 700)  # ~7 tasks for 4,500 events
+    lakes_by_engine = {"duckdb": f"{lake}/duckdb", "spark": f"{lake}/spark"}
+    for engine, at in lakes_by_engine.items():
+        ingest(spark, at, days[0], days[-1] + dt.timedelta(days=1))
+        done = silver.run(DayRange(days[0], days[-1]), at, spark=spark, engine=engine)
+        assert done.engine == engine
+    # Every execution of the log is one row: (client, token) or, without a token, (client, op).
+    (expected,) = db.execute(
+        "SELECT count(DISTINCT (client_id, coalesce(execution_token, 'op:' || operation_id)))"
+        " FROM stop_events"
+    ).fetchone()
+    first = {e: silver_snapshot(spark, at) for e, at in lakes_by_engine.items()}
+    assert sum(len(rows) for rows in first["duckdb"].values()) == expected
+    assert first["duckdb"] == first["spark"]
+
+    # A late writer: an execution that started at the end of the first day lands after it.
+    part = next(k for k in first["duckdb"] if k.endswith("/date=2025-06-01"))
+    client = int(part.split("/")[0].removeprefix("client_id="))
+    token = "9901:100.00000000:1748822399000"
+    insert(
+        db,
+        [
+            event("2025-06-01 23:59:58", "STOP_TRIGGERED", client_id=client, execution_token=token),
+            event("2025-06-02 00:00:03", "EXECUTED", client_id=client, execution_token=token),
+        ],
+    )
+    for engine, at in lakes_by_engine.items():
+        ingest(spark, at, D, D1)
+        silver.run(DayRange(D1, D1), at, spark=spark, engine=engine)
+    again = {e: silver_snapshot(spark, at) for e, at in lakes_by_engine.items()}
+    assert again["duckdb"] == again["spark"]
+    assert sum(map(len, again["duckdb"].values())) == expected + 1
+    # The late execution joined its client's partition of the first day, next to its rows.
+    assert len(again["duckdb"][part]) == len(first["duckdb"][part]) + 1

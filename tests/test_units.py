@@ -190,6 +190,27 @@ def test_the_gate_engine_is_chosen_by_the_days_rows_unless_set(monkeypatch):
         engine_for(10)
 
 
+def test_silver_runs_in_process_up_to_its_threshold_on_a_local_master_else_on_spark(monkeypatch):
+    from deep_storage.core import defaults
+    from deep_storage.tables.silver import _threads, engine_for
+
+    monkeypatch.delenv("DEEP_STORAGE_SILVER_ENGINE", raising=False)
+    most = defaults.SILVER_DUCKDB_MAX_ROWS
+    assert engine_for(0, master="local[2]") == engine_for(most, master="local[2]") == "duckdb"
+    assert engine_for(most + 1, master="local[2]") == "spark"
+    # Executors (a backfill's --executors, a standalone cluster): what exceeds one pod.
+    assert engine_for(10, master="k8s://https://kubernetes.default.svc") == "spark"
+    assert engine_for(10, master="spark://127.0.0.1:7077") == "spark"
+    monkeypatch.setenv("DEEP_STORAGE_SILVER_ENGINE", "Spark")
+    assert engine_for(10, master="local[2]") == "spark"
+    monkeypatch.setenv("DEEP_STORAGE_SILVER_ENGINE", "duckdb")
+    assert engine_for(most + 1, master="k8s://x") == "duckdb"
+    monkeypatch.setenv("DEEP_STORAGE_SILVER_ENGINE", "polars")
+    with pytest.raises(InputError, match="DEEP_STORAGE_SILVER_ENGINE 'polars' is unknown"):
+        engine_for(10, master="local[2]")
+    assert _threads("local[3]") == 3
+
+
 def test_spark_waits_for_a_background_import_before_it_forks_its_jvm():
     """A fork while another thread imports deadlocks (pyspark's JVM launch has a preexec_fn):
     the session factory waits for every "preload-" thread before it launches the JVM."""

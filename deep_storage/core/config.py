@@ -162,19 +162,28 @@ def read_path(explicit: str | None = None, env: Mapping[str, str] | None = None)
     return explicit or _env(env, "DEEP_STORAGE_READ_PATH", "arrow")
 
 
-GATE_ENGINES = ("auto", "duckdb", "spark")
+ENGINES = ("auto", "duckdb", "spark")
+GATE_ENGINES = ENGINES  # the gate's choices (DEEP_STORAGE_GATE_ENGINE)
 
 
 def gate_engine(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """What judges the gate's rows: explicit, else DEEP_STORAGE_GATE_ENGINE, else auto (DuckDB
     for a day of up to GATE_DUCKDB_MAX_ROWS rows, Spark above)."""
+    return _engine("DEEP_STORAGE_GATE_ENGINE", defaults.GATE_ENGINE, explicit, env)
+
+
+def silver_engine(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """What projects silver: explicit, else DEEP_STORAGE_SILVER_ENGINE, else auto (DuckDB in the
+    step's process for up to SILVER_DUCKDB_MAX_ROWS bronze rows read on a local master, Spark
+    above that or on a cluster's master)."""
+    return _engine("DEEP_STORAGE_SILVER_ENGINE", defaults.SILVER_ENGINE, explicit, env)
+
+
+def _engine(name: str, default: str, explicit: str | None, env: Mapping[str, str] | None) -> str:
     env = os.environ if env is None else env
-    engine = (explicit or _env(env, "DEEP_STORAGE_GATE_ENGINE", defaults.GATE_ENGINE)).lower()
-    if engine not in GATE_ENGINES:
-        raise InputError(
-            f"DEEP_STORAGE_GATE_ENGINE {engine!r} is unknown: expected one of "
-            f"{', '.join(GATE_ENGINES)}"
-        )
+    engine = (explicit or _env(env, name, default)).lower()
+    if engine not in ENGINES:
+        raise InputError(f"{name} {engine!r} is unknown: expected one of {', '.join(ENGINES)}")
     return engine
 
 

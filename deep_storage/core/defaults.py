@@ -15,6 +15,10 @@ GATE_ENGINE = "auto"  # what judges the gate's rows: duckdb, spark, or auto (by 
 # auto: DuckDB in the gate's process up to this many rows a day. The day is held in memory as
 # Arrow: 4.4 GiB peak at 5M events (README, Benchmarks), within the gate pod's 8 GiB limit.
 GATE_DUCKDB_MAX_ROWS = 6_000_000
+SILVER_ENGINE = "auto"  # what projects silver: duckdb, spark, or auto (by the bronze rows read)
+# auto: DuckDB in silver's process up to this many bronze rows read (the run's days and their
+# look-back), on a local master; Spark above that, or with executors (a cluster's master).
+SILVER_DUCKDB_MAX_ROWS = 12_000_000
 BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days
 SILVER_RETENTION_DAYS = 365  # the same for silver
 VACUUM_RETENTION_HOURS = 168  # superseded files stay readable (time travel) so long: 7 days

@@ -2,11 +2,16 @@
 
 One run is four small steps, under the lake's writer lease:
   plan     which bronze days to read and which committed silver days may hold stale rows;
-  project  one Spark job over one read of those bronze days: the events hash-partitioned by
-  + write  client_id, and in each task the projection of projection.py, the merge with the
-           committed rows of untouched executions that share a partition with re-projected ones,
-           and one new file per changed (client_id, date) partition (silver_task.py);
+  project  one read of those bronze days, the events split by client_id, and in each task the
+  + write  projection of projection.py, the merge with the committed rows of untouched
+           executions that share a partition with re-projected ones, and one new file per
+           changed (client_id, date) partition (silver_task.py);
   commit   one Delta transaction replacing every partition the run changed (lake.Writer).
+
+Two engines run the same tasks (`engine_for`): this process, with DuckDB on a thread per task,
+for a run that fits one pod (no JVM: on an hourly run, the start of Spark and its shuffle cost
+more than the projection); Spark, whose tasks are its Python workers fed by one shuffle, for a
+run above SILVER_DUCKDB_MAX_ROWS or with executors. The same tasks give the same rows.
 
 Which days are read, for a run over [D, D2] with look-back L:
   [D-L, D-1]   look-back: the early events of executions still open on D;
@@ -24,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -60,6 +66,7 @@ class SilverResult:
     missing_lookback_days: list[str] = field(default_factory=list)
     resumed: str | None = None  # the days of a silver run that died holding the lease
     skipped: bool = False  # bronze had not changed since the run that built these days
+    engine: str = ""  # what projected the run: duckdb (in this process) or spark
     freshness_lag_s: float | None = None  # bronze's newest event minus silver's
     commit_latency_s: float | None = None  # now minus silver's newest event
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
@@ -120,6 +127,25 @@ class Projection:
     statuses: dict[tuple[int, dt.date], dict[str, int]] = field(default_factory=dict)
 
 
+def _task_plan(fs: lake.LakeFS, p: Plan, run_id: str) -> silver_task.TaskPlan:
+    """What every task of the run gets: the run's window, the lake and the committed
+    partitions of the read window's other days."""
+    run_days = set(p.days.days())
+    other_days = frozenset(d for d in p.silver if d not in run_days)
+    start, _ = window(p.days.first)
+    _, end = window(p.days.last)
+    return silver_task.TaskPlan(
+        lake=fs.lake,
+        store=fs.store,
+        table=SILVER_EXECUTIONS,
+        tag=f"{run_id[:8]}-{uuid.uuid4().hex}",
+        start=start,
+        end=end,
+        other_days=other_days,
+        committed=_committed_partitions(fs, sorted(other_days)),
+    )
+
+
 def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str) -> Projection:
     """One Spark job: the run's bronze events, hash-partitioned by client_id, and in each task
     the projection, the merge with the committed rows it replaces and one new file per
@@ -132,20 +158,7 @@ def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str
         if files
         else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
     )
-    run_days = set(p.days.days())
-    other_days = frozenset(d for d in p.silver if d not in run_days)
-    start, _ = window(p.days.first)
-    _, end = window(p.days.last)
-    plan = silver_task.TaskPlan(
-        lake=fs.lake,
-        store=fs.store,
-        table=SILVER_EXECUTIONS,
-        tag=f"{run_id[:8]}-{uuid.uuid4().hex}",
-        start=start,
-        end=end,
-        other_days=other_days,
-        committed=_committed_partitions(fs, sorted(other_days)),
-    )
+    plan = _task_plan(fs, p, run_id)
     keyed = events.select(*projection.EVENT_COLUMNS).repartition("client_id")
     schema = to_arrow_schema(keyed.schema)
 
@@ -154,7 +167,57 @@ def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str
 
     report_type = from_arrow_schema(silver_task.report_schema())
     report = keyed.mapInArrow(task, report_type).collect()
+    return _projection(p, [r.asDict() for r in report])
+
+
+def project_in_process(fs: lake.LakeFS, p: Plan, run_id: str, threads: int) -> Projection:
+    """The same tasks as `project_and_write`'s, in this process and without a JVM: the bronze
+    days read once into Arrow, split by client_id into buckets of at most BUCKET_ROWS events
+    (an execution never spans clients, so each is whole in its bucket), and each bucket one
+    task on one of `threads` threads (DuckDB and pyarrow release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    plan = _task_plan(fs, p, run_id)
+    events = _bronze_events(fs, p)
+    buckets = max(threads, -(-events.num_rows // BUCKET_ROWS))
+    bucket_of = np.asarray(pc.fill_null(events["client_id"], 0)) % buckets
+
+    def task(index: int) -> list[dict]:
+        part = events.filter(pa.array(bucket_of == index))
+        out = silver_task.run(part.to_batches(), plan, events.schema, COLUMNS, f"{index:05d}-0")
+        return pa.Table.from_batches(list(out), silver_task.report_schema()).to_pylist()
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="silver-task") as pool:
+        report = [row for rows in pool.map(task, range(buckets)) for row in rows]
     return _projection(p, report)
+
+
+# Events per in-process task: DuckDB's aggregation and the task's Arrow copies stay small beside
+# the window's events, which the process holds once.
+BUCKET_ROWS = 500_000
+
+
+def _bronze_events(fs: lake.LakeFS, p: Plan):
+    """The projection's columns of every committed bronze file the plan reads, as one Arrow
+    table typed as Spark's read would type it (every column nullable)."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM starts
+
+    full = to_arrow_schema(schemas.BRONZE_EVENTS_SCHEMA)
+    schema = pa.schema([full.field(c).with_nullable(True) for c in projection.EVENT_COLUMNS])
+    afs, root = fs.arrow()
+    paths = [f"{root}/{BRONZE_EVENTS}/{rel}" for m in p.bronze.values() for rel in m.files]
+    if not paths:
+        return schema.empty_table()
+    try:
+        return pads.dataset(paths, schema=schema, format="parquet", filesystem=afs).to_table()
+    except OSError as exc:  # the store's failures: one line naming the lake, no secret
+        raise fs._fail(f"read the committed files of {BRONZE_EVENTS}", exc) from None
 
 
 def _committed_partitions(fs: lake.LakeFS, days: list[dt.date]) -> dict:
@@ -166,23 +229,24 @@ def _committed_partitions(fs: lake.LakeFS, days: list[dt.date]) -> dict:
     return found
 
 
-def _projection(p: Plan, report) -> Projection:
-    """The tasks' report as the facts the commit and the manifests need."""
+def _projection(p: Plan, report: list[dict]) -> Projection:
+    """The tasks' report (a dict per row of report_schema) as the facts the commit and the
+    manifests need."""
     files, counts, statuses, newest, by_status = [], {}, {}, {}, {}
     emptied = set()
     for r in report:
-        key = (r.client_id, r.date)
-        if r.file is None:
+        key = (r["client_id"], r["date"])
+        if r["file"] is None:
             emptied.add(key)
             continue
-        files.append(r.file)
-        counts[key] = r.rows
-        statuses[key] = json.loads(r.statuses)
+        files.append(r["file"])
+        counts[key] = r["rows"]
+        statuses[key] = json.loads(r["statuses"])
         for status, n in statuses[key].items():
             by_status[status] = by_status.get(status, 0) + n
-        if r.newest_us is not None:
-            at = from_unix_micros(r.newest_us)
-            newest[r.date] = max(at, newest.get(r.date, at))
+        if r["newest_us"] is not None:
+            at = from_unix_micros(r["newest_us"])
+            newest[r["date"]] = max(at, newest.get(r["date"], at))
     # Every committed partition of a run day is rebuilt whole from the projection.
     run_days = set(p.days.days())
     rebuilt = {key for d, m in p.silver.items() if d in run_days for key in _partition_keys(m)}
@@ -260,10 +324,12 @@ def run(
     store_config: StoreConfig | None = None,
     lookback_days: int = defaults.LOOKBACK_DAYS,
     run_id: str | None = None,
+    engine: str | None = None,
 ) -> SilverResult:
-    """Project executions for `days` and commit the silver partitions they change."""
+    """Project executions for `days` and commit the silver partitions they change. `engine`:
+    duckdb, spark or auto (engine_for); None reads DEEP_STORAGE_SILVER_ENGINE."""
     with metrics.step("silver") as m:
-        result = _run(days, lake_uri, spark, store_config, lookback_days, run_id)
+        result = _run(days, lake_uri, spark, store_config, lookback_days, run_id, engine)
         m.set("rows", result.executions)
         m.set("days_written", len(result.dates_committed))
         m.set("days_unsealed", len(result.unsealed_days))
@@ -272,7 +338,27 @@ def run(
         return result
 
 
-def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverResult:
+def engine_for(rows: int, setting: str | None = None, master: str | None = None) -> str:
+    """The engine that projects a run reading `rows` bronze rows: DEEP_STORAGE_SILVER_ENGINE
+    (duckdb or spark), or when it is auto (the default) DuckDB in this process up to
+    SILVER_DUCKDB_MAX_ROWS on a local master, Spark above that or on a cluster's master
+    (executors: what exceeds one pod)."""
+    setting = config.silver_engine(setting)
+    if setting != "auto":
+        return setting
+    master = master or config.SparkSettings.from_env().master
+    local = master.startswith("local")
+    return "duckdb" if local and rows <= defaults.SILVER_DUCKDB_MAX_ROWS else "spark"
+
+
+def _threads(master: str) -> int:
+    """The cores a local[N] master names (the platform profile sets it from the pod's CPU
+    limit); every core this process may run on for local[*]."""
+    inside = master.partition("[")[2].rstrip("]")
+    return int(inside) if inside.isdigit() else len(os.sched_getaffinity(0))
+
+
+def _run(days, lake_uri, spark, store_config, lookback_days, run_id, engine) -> SilverResult:
     run_id = config.run_id(run_id)
     store_config = object_store.checked(lake_uri, store_config)
     fs = lake.LakeFS(lake_uri, store_config)
@@ -296,10 +382,10 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
             log.info("silver %s: bronze unchanged since the last run: nothing to re-project", days)
             result.skipped = True
             return result
-        with phases("start spark"):
-            spark = spark_session.for_lake("silver", lake_uri, spark, store_config)
-        with phases("read, project and write"):
-            proj = project_and_write(spark, fs, p, run_id)
+        rows = sum(m.rows for m in p.bronze.values())
+        result.engine = engine_for(rows, engine)
+        log.info("silver %s: %d bronze rows projected on %s", days, rows, result.engine)
+        proj = _project(fs, p, run_id, spark, result.engine, phases)
         commits = _commit(fs, lease, run_id, p, proj, phases)
         silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
         bronze_newest = lake.newest_event(fs, BRONZE_EVENTS)
@@ -312,6 +398,17 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id) -> SilverRe
         result.partitions_removed,
     )
     return result
+
+
+def _project(fs: lake.LakeFS, p: Plan, run_id: str, spark, engine: str, phases) -> Projection:
+    if engine == "duckdb":
+        with phases("read, project and write"):
+            master = config.SparkSettings.from_env().master
+            return project_in_process(fs, p, run_id, _threads(master))
+    with phases("start spark"):
+        spark = spark_session.for_lake("silver", fs.lake, spark, fs.store)
+    with phases("read, project and write"):
+        return project_and_write(spark, fs, p, run_id)
 
 
 def _resume(lease, days: DayRange) -> tuple[DayRange, str | None]:

@@ -1,5 +1,7 @@
-"""What one Spark task of a silver run does, in its Python worker, for the clients whose events
-hash to it (an execution never spans clients, so every execution is whole in one task):
+"""What one task of a silver run does for the clients whose events hash to it (an execution never
+spans clients, so every execution is whole in one task). A task is a Spark task in its Python
+worker, or, on silver's in-process engine, one bucket of clients on a thread of the step's own
+process (silver.project_in_process):
 
   project  projection.project_arrow over the task's events (DuckDB, one thread per task);
   keep     the executions overlapping the run's days: the ones re-projected;
@@ -47,8 +49,15 @@ class TaskPlan:
     committed: dict[tuple[int, dt.date], list[str]]  # other days' partitions -> files (relative)
 
 
-def run(batches: Iterator[pa.RecordBatch], plan: TaskPlan, schema: pa.Schema, columns: list[str]):
-    """The task: `batches` of bronze events (`schema`) in, `report_schema()` batches out."""
+def run(
+    batches: Iterator[pa.RecordBatch],
+    plan: TaskPlan,
+    schema: pa.Schema,
+    columns: list[str],
+    task: str | None = None,
+):
+    """The task: `batches` of bronze events (`schema`) in, `report_schema()` batches out.
+    `task` names the task in its files' names: the running Spark task's when None."""
     import pyarrow as pa
 
     from deep_storage.tables import projection
@@ -62,7 +71,7 @@ def run(batches: Iterator[pa.RecordBatch], plan: TaskPlan, schema: pa.Schema, co
     candidates = _candidates(projected, plan)
     afs, root = LakeFS(plan.lake, plan.store).arrow()
     rows, emptied = _merged(projected.select(columns), candidates, plan, afs, root)
-    yield from _written(rows, emptied, plan, afs, root)
+    yield from _written(rows, emptied, plan, afs, root, task)
 
 
 def _overlapping(executions: pa.Table, plan: TaskPlan) -> pa.Table:
@@ -133,7 +142,7 @@ def _merged(new: pa.Table, candidates, plan: TaskPlan, afs, root: str):
     return pa.concat_tables(parts), emptied
 
 
-def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str):
+def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str, task: str | None):
     """Write one file per (client_id, date) of `rows`, sorted by (triggered_at, execution_id),
     and report each; then report the emptied partitions."""
     import numpy as np
@@ -148,7 +157,7 @@ def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str):
     clients = rows["client_id"].to_numpy()
     days = rows["date"].cast(pa.int32()).to_numpy()
     cuts = np.flatnonzero((clients[1:] != clients[:-1]) | (days[1:] != days[:-1])) + 1
-    task = parquet_files.task_name()
+    task = task or parquet_files.task_name()
     report = []
     for index, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, rows.num_rows], strict=True)):
         if hi <= lo:
