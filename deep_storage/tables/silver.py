@@ -170,11 +170,14 @@ def project_and_write(spark: SparkSession, fs: lake.LakeFS, p: Plan, run_id: str
     return _projection(p, [r.asDict() for r in report])
 
 
-def project_in_process(fs: lake.LakeFS, p: Plan, run_id: str, threads: int) -> Projection:
+def project_in_process(
+    fs: lake.LakeFS, p: Plan, run_id: str, threads: int, events=None
+) -> Projection:
     """The same tasks as `project_and_write`'s, in this process and without a JVM: the bronze
     days read once into Arrow, split by client_id into buckets of at most BUCKET_ROWS events
     (an execution never spans clients, so each is whole in its bucket), and each bucket one
-    task on one of `threads` threads (DuckDB and pyarrow release the GIL)."""
+    task on one of `threads` threads (DuckDB and pyarrow release the GIL). `events`: those
+    days' events already read (`bronze_events`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -182,7 +185,7 @@ def project_in_process(fs: lake.LakeFS, p: Plan, run_id: str, threads: int) -> P
     import pyarrow.compute as pc
 
     plan = _task_plan(fs, p, run_id)
-    events = _bronze_events(fs, p)
+    events = bronze_events(fs, p) if events is None else events
     buckets = max(threads, -(-events.num_rows // BUCKET_ROWS))
     bucket_of = np.asarray(pc.fill_null(events["client_id"], 0)) % buckets
 
@@ -201,7 +204,7 @@ def project_in_process(fs: lake.LakeFS, p: Plan, run_id: str, threads: int) -> P
 BUCKET_ROWS = 500_000
 
 
-def _bronze_events(fs: lake.LakeFS, p: Plan):
+def bronze_events(fs: lake.LakeFS, p: Plan):
     """The projection's columns of every committed bronze file the plan reads, as one Arrow
     table typed as Spark's read would type it (every column nullable)."""
     import pyarrow as pa
@@ -402,9 +405,11 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id, engine) -> 
 
 def _project(fs: lake.LakeFS, p: Plan, run_id: str, spark, engine: str, phases) -> Projection:
     if engine == "duckdb":
-        with phases("read, project and write"):
+        with phases("read"):
+            events = bronze_events(fs, p)
+        with phases("project and write"):
             master = config.SparkSettings.from_env().master
-            return project_in_process(fs, p, run_id, _threads(master))
+            return project_in_process(fs, p, run_id, _threads(master), events)
     with phases("start spark"):
         spark = spark_session.for_lake("silver", fs.lake, spark, fs.store)
     with phases("read, project and write"):

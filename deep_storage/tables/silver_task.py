@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from deep_storage.core.config import StoreConfig
 
 PARTITION_COLUMNS = ("client_id", "date")
+WRITERS = 8  # files a task writes at once
 NEWEST_COLUMNS = ("triggered_at", "submitted_at", "executed_at", "failed_at", "blocked_at")
 
 
@@ -158,16 +160,21 @@ def _written(rows: pa.Table, emptied, plan: TaskPlan, afs, root: str, task: str 
     days = rows["date"].cast(pa.int32()).to_numpy()
     cuts = np.flatnonzero((clients[1:] != clients[:-1]) | (days[1:] != days[:-1])) + 1
     task = task or parquet_files.task_name()
-    report = []
-    for index, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, rows.num_rows], strict=True)):
-        if hi <= lo:
-            continue
+    pairs = zip([0, *cuts], [*cuts, rows.num_rows], strict=True)
+    bounds = [(lo, hi) for lo, hi in pairs if hi > lo]
+
+    def write(index: int) -> tuple:
+        lo, hi = bounds[index]
         part = rows.slice(lo, hi - lo)
         client, day = part["client_id"][0].as_py(), part["date"][0].as_py()
         relpath = f"client_id={client}/date={day.isoformat()}/"
         relpath += parquet_files.new_name(task, index, plan.tag)
         parquet_files.write_file(afs, root, f"{plan.table}/{relpath}", part, target)
-        report.append((relpath, client, day, part.num_rows, *_facts(part)))
+        return (relpath, client, day, part.num_rows, *_facts(part))
+
+    # Most of a file's time is the store's round trip, not this CPU: several in flight at once.
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="silver-write") as pool:
+        report = list(pool.map(write, range(len(bounds))))
     report += [(None, client, day, 0, "{}", None) for client, day in emptied]
     if report:
         schema = report_schema()
