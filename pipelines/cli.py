@@ -78,17 +78,34 @@ def compile_cmd(check: bool) -> None:
     show_default=True,
     help="Where kfp.local keeps each task's outputs.",
 )
-def run_local(date, until, lake, lookback_days, pipeline_root) -> None:
-    """Run the whole pipeline here through kfp.local (SubprocessRunner, no Docker)."""
+@click.option(
+    "--image",
+    default="",
+    metavar="IMAGE",
+    help="Run each task in this image as the cluster does (KFP's executor, user 185, read-only "
+    "root) through Docker, e.g. the tag `make spark-image-build` builds (default: this venv).",
+)
+@click.option(
+    "--network",
+    default="host",
+    show_default=True,
+    help="With --image: the tasks' Docker network (host: they reach this machine's services).",
+)
+def run_local(date, until, lake, lookback_days, pipeline_root, image, network) -> None:
+    """Run the whole pipeline here through kfp.local (SubprocessRunner; with --image, Docker)."""
     from deep_storage_kfp.pipelines import local
 
     days = DayRange.parse(date, until, names=("--date", "--until"))
+    if network != "host" and not image:
+        raise InputError(f"--network {network}: only for tasks in an image: add --image IMAGE")
     result = local.run(
         days.first,
         days.last if until else None,
         resolve_lake(lake),
         pipeline_root.resolve(),
         lookback_days,
+        image=image,
+        network=network,
     )
     labels = {"report": "HTML report", "summary": "Markdown summary"}
     click.echo(f"pipeline run finished: {result.root}")

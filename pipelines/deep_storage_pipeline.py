@@ -5,6 +5,8 @@ kfp.local cannot resolve those placeholders, so the local variant takes the date
 runs without retries; everything else is the same graph and the same components.
 """
 
+from dataclasses import replace
+
 from kfp import dsl
 
 from deep_storage_kfp.components import (
@@ -28,11 +30,13 @@ def build(
     local: bool = False,
     executors: int = 0,
     s3_secret_name: str = "contabo-s3-credentials",
+    image: str = "",
 ):
     """The pipeline; with `executors`, silver and the gate run Spark with that many executor
     pods on Kubernetes (a backfill's variant: `deep-storage backfill --executors N`), whose
-    secrets are the named ones (the executors' env is fixed when this variant compiles)."""
-    profile = platform.LOCAL if local else platform.CLUSTER
+    secrets are the named ones (the executors' env is fixed when this variant compiles); with
+    `image`, every task runs in that image instead of its component's own."""
+    profile = replace(platform.LOCAL if local else platform.CLUSTER, image=image)
     scheduled = "" if local else dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
     created = "" if local else dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
     spark = {"executors": executors, "s3_secret_name": s3_secret_name}

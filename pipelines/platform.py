@@ -81,6 +81,9 @@ class Profile:
     backoff: str = "120s"
     backoff_factor: float = 2.0
     backoff_max: str = "900s"
+    # Empty: each component's own image (components/_image.py). `deep-storage run-local --image`
+    # runs the tasks in a build of another tag.
+    image: str = ""
 
 
 CLUSTER = Profile()
@@ -131,6 +134,8 @@ def apply_platform_profile(
     kubernetes.add_pod_label(task, "app.kubernetes.io/component", step)
     kubernetes.add_pod_label(task, "app.kubernetes.io/version", IMAGE_TAG)
     kubernetes.set_timeout(task, size.timeout_s)
+    if profile.image:
+        task.set_container_image(profile.image)
     # The cluster's optional settings, from an optional ConfigMap, so a cluster without them runs
     # the same spec: where the steps push their metrics (PUSHGATEWAY_URL; without it
     # deep_storage/io/metrics.py pushes nothing) and, for the catalog step, the Hive Metastore the

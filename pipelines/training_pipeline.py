@@ -6,6 +6,8 @@ both variants take the same parameters. Empty from_day / to_day are passed on as
 library decides a training set's default window.
 """
 
+from dataclasses import replace
+
 from kfp import dsl
 
 from deep_storage_kfp.components import (
@@ -24,9 +26,10 @@ DESCRIPTION = (
 )
 
 
-def build(local: bool = False):
-    """The pipeline; `local` for kfp.local (no retries)."""
-    profile = platform.LOCAL if local else platform.CLUSTER
+def build(local: bool = False, image: str = ""):
+    """The pipeline; `local` for kfp.local (no retries); with `image`, every task runs in that
+    image instead of its component's own."""
+    profile = replace(platform.LOCAL if local else platform.CLUSTER, image=image)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     def deep_storage_training(

@@ -167,10 +167,26 @@ def leftovers_after_vacuum(lake: str, table: str) -> list[str]:
     return [f for f in data if not f.startswith("_") and f not in listed]
 
 
+def lake_rows(spark, lake: str, day: dt.date) -> dict[str, list[tuple]]:
+    """What a committed-data reader sees of `day` in each table, as sorted row tuples: file
+    names, manifests and run ids are not compared. The one place that knows the lake's reader."""
+    fs = LakeFS(lake)
+    tables = {
+        "bronze": (BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA),
+        "silver": (SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA),
+    }
+    rows = {}
+    for name, (table, schema) in tables.items():
+        frame = lakes.read_committed(spark, fs, table, schema, [day])
+        rows[name] = sorted(tuple(r) for r in frame.collect())
+    return rows
+
+
 __all__ = [
     "bronze_rows",
     "day_uri",
     "delta_rs_keys",
+    "lake_rows",
     "leftovers_after_vacuum",
     "recommit",
     "silver_row",

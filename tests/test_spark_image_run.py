@@ -3,55 +3,42 @@ the container, against the test PostgreSQL and S3, must leave the lake the host'
 and the image's size and start-to-first-log time stay within their budgets.
 
 The container runs as the image's user (185:0), with a read-only root file system (writable:
-tmpfs on /tmp only, see WRITABLE) and no network but the two services: every command
-joins the network namespace of a holder container started with `--network none`, into which the
-services' loopback ports are relayed (`ServicePorts`). Entering that namespace needs root;
-elsewhere the test falls back to `--network host`. Secrets reach `docker run` as `--env NAME`
-(value from this process's environment), never on its command line.
+tmpfs on /tmp only, see pipelines/local.py's WRITABLE) and no network but the two services:
+every command joins the network namespace of a holder container started with `--network none`,
+into which the services' loopback ports are relayed (tests/image_fixtures.py). Entering that
+namespace needs root; elsewhere the test falls back to `--network host`. Secrets reach `docker
+run` as `--env NAME` (value from this process's environment), never on its command line.
 
-The image must exist: `make spark-image-build` (CI: `make spark-image-ci`). Without it, or without
-a Docker engine, these tests skip; with DEEP_STORAGE_REQUIRE_IMAGE=1 (CI) they fail instead.
-DOCKER names the client (default docker), DEEP_STORAGE_IMAGE the image (default the tag
-components/_image.py names).
+The image and the engine: tests/image_fixtures.py (skips without them, fails in CI).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime as dt
-import os
 import re
-import shutil
-import socket
 import subprocess
 import threading
 import time
-import tomllib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from deep_storage_kfp.components._image import IMAGE_NAME
+from deep_storage_kfp.pipelines.local import IMAGE_USER, WRITABLE
 from demo import synthetic
 from demo.catalog_services import HiveMetastore
 from demo.local_services import free_port
 from tests.catalog_lake import registered
 from tests.events import event, insert
 from tests.fixtures import run_cli
-from tests.lake_fixtures import write_bronze_day
+from tests.image_fixtures import DOCKER, VERSION, container_network, docker_cli, image
+from tests.lake_fixtures import lake_rows, write_bronze_day
+
+# The fixtures, imported into this module for pytest to find them.
+__all__ = ["container_network", "image"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parent.parent
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-IMAGE = os.environ.get("DEEP_STORAGE_IMAGE", f"{IMAGE_NAME}:{VERSION}")
-DOCKER = os.environ.get("DOCKER", "docker")
-REQUIRED = os.environ.get("DEEP_STORAGE_REQUIRE_IMAGE") == "1"
 
 D = dt.date(2025, 6, 1)
 STEPS = [
@@ -71,135 +58,7 @@ VERSION_FIRST_LOG_BUDGET_S = 2.0  # `docker run ... deep-storage --version`: mea
 BRONZE_FIRST_LOG_BUDGET_S = 20.0  # `docker run ... deep-storage bronze`: measured 5.2-8.2 s
 
 
-# --- the engine and the image ----------------------------------------------------------------
-
-
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"{reason} (DEEP_STORAGE_REQUIRE_IMAGE=1: CI must run the image tests)")
-    pytest.skip(reason)
-
-
-def _docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [DOCKER, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{DOCKER} {' '.join(args[:3])}: {proc.stderr.strip()}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    if shutil.which(DOCKER) is None:
-        _unavailable(f"no Docker client ({DOCKER}): apt-get install docker.io")
-    if _docker("info", timeout=30, check=False).returncode != 0:
-        _unavailable("no Docker engine answers: start dockerd (spark_image/ci.sh does)")
-    if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        _unavailable(f"image {IMAGE} not built: make spark-image-build (or spark-image-ci)")
-    return IMAGE
-
-
-# --- no network but the services -------------------------------------------------------------
-
-_CLONE_NEWNET = 0x40000000
-
-
-def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, _CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := src.recv(1 << 16):
-            dst.sendall(data)
-    with contextlib.suppress(OSError):
-        dst.shutdown(socket.SHUT_WR)
-
-
-class ServicePorts:
-    """Listen on 127.0.0.1:PORT inside the network namespace of process `pid` for each port,
-    and relay every connection to 127.0.0.1:PORT of this process's namespace: the container
-    then reaches those ports, with the host's numbers, and nothing else."""
-
-    def __init__(self, pid: int, ports: list[int]) -> None:
-        self.pid, self.ports = pid, ports
-        self._listeners: list[socket.socket] = []
-
-    def __enter__(self) -> ServicePorts:
-        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        there = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY)
-        try:
-            _setns(there)  # this thread only; sockets keep the namespace they were made in
-            try:
-                for port in self.ports:
-                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                    sock.bind(("127.0.0.1", port))
-                    sock.listen(64)
-                    self._listeners.append(sock)
-            finally:
-                _setns(here)
-        finally:
-            os.close(here)
-            os.close(there)
-        for sock, port in zip(self._listeners, self.ports, strict=True):
-            threading.Thread(target=self._accept, args=(sock, port), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket, port: int) -> None:
-        while True:
-            try:
-                inner, _ = listener.accept()
-            except OSError:
-                return  # closed by __exit__
-            threading.Thread(target=self._relay, args=(inner, port), daemon=True).start()
-
-    @staticmethod
-    def _relay(inner: socket.socket, port: int) -> None:
-        with inner, socket.create_connection(("127.0.0.1", port)) as outer:
-            back = threading.Thread(target=_pump, args=(outer, inner), daemon=True)
-            back.start()
-            _pump(inner, outer)
-            back.join()
-
-    def __exit__(self, *exc) -> None:
-        for sock in self._listeners:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
-@pytest.fixture(scope="module")
-def container_network(image, service_env):
-    """`--network` for the commands: a holder container's namespace with only the services."""
-    ports = [int(service_env["DJANGO_DB_PORT"]), urlsplit(service_env["AWS_ENDPOINT"]).port]
-    if os.geteuid() != 0:
-        yield "host"  # entering another network namespace needs root
-        return
-    holder = _docker(
-        "run", "--detach", "--rm", "--network", "none", "--hostname", "localhost",
-        "--user", "185:0", "--read-only", image, "sleep", "infinity",
-    ).stdout.strip()  # fmt: skip
-    try:
-        pid = int(_docker("inspect", "--format", "{{.State.Pid}}", holder).stdout)
-        with ServicePorts(pid, ports):
-            yield f"container:{holder}"
-    finally:
-        _docker("rm", "--force", holder, check=False)
-
-
 # --- running a command in the image ----------------------------------------------------------
-
-# What a step writes outside the lake, so what a read-only root needs mounted writable (an
-# emptyDir volume on a cluster): only /tmp. Spark's scratch, Hadoop's S3A buffers, the S3A
-# staging committer's folder (io/spark_session.py) and snappy's native library (loaded from
-# there: not noexec).
-WRITABLE = {
-    "/tmp": "rw,exec,nosuid,size=2g,mode=1777",
-}
 
 
 @dataclass
@@ -214,7 +73,7 @@ def run_in_image(image: str, network: str, *args: str, env_names=(), timeout=600
     system with WRITABLE as tmpfs, the given network, the named environment variables passed by
     name (values from this process's environment)."""
     name = f"deep-storage-test-{uuid.uuid4().hex[:12]}"
-    cmd = [DOCKER, "run", "--rm", "--name", name, "--network", network, "--user", "185:0"]
+    cmd = [DOCKER, "run", "--rm", "--name", name, "--network", network, "--user", IMAGE_USER]
     cmd += ["--read-only", *(f"--tmpfs={path}:{opts}" for path, opts in WRITABLE.items())]
     cmd += [f"--env={env}" for env in env_names]
     started = time.monotonic()
@@ -226,7 +85,7 @@ def run_in_image(image: str, network: str, *args: str, env_names=(), timeout=600
         text=True,
     )
     # A hung container is removed (killing the client would leave it running).
-    watchdog = threading.Timer(timeout, _docker, ("rm", "--force", name), {"check": False})
+    watchdog = threading.Timer(timeout, docker_cli, ("rm", "--force", name), {"check": False})
     watchdog.start()
     try:
         first = proc.stdout.readline()
@@ -236,27 +95,6 @@ def run_in_image(image: str, network: str, *args: str, env_names=(), timeout=600
     finally:
         watchdog.cancel()
     return Run(proc.returncode, first + rest, first_log_s)
-
-
-# --- what the lake holds ---------------------------------------------------------------------
-
-
-def lake_rows(spark, lake: str, day: dt.date) -> dict[str, list[tuple]]:
-    """What a committed-data reader sees of `day` in each table, as sorted row tuples: file
-    names, manifests and run ids are not compared. The one place that knows the lake's reader."""
-    from deep_storage import lake as lakes
-    from deep_storage.core import schemas
-
-    fs = lakes.LakeFS(lake)
-    tables = {
-        "bronze": (lakes.BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA),
-        "silver": (lakes.SILVER_EXECUTIONS, schemas.SILVER_EXECUTIONS_SCHEMA),
-    }
-    rows = {}
-    for name, (table, schema) in tables.items():
-        frame = lakes.read_committed(spark, fs, table, schema, [day])
-        rows[name] = sorted(tuple(r) for r in frame.collect())
-    return rows
 
 
 def _plant_day(db) -> int:
@@ -288,7 +126,7 @@ def _plant_day(db) -> int:
 
 
 def test_image_size_within_budget(image):
-    size = int(_docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
+    size = int(docker_cli("image", "inspect", "--format", "{{.Size}}", image).stdout)
     assert size <= SIZE_BUDGET_BYTES, (
         f"{image} is {size / 1e9:.2f} GB, over its budget of {SIZE_BUDGET_BYTES / 1e9:.2f} GB: "
         "find what grew (docker history) or raise the budget in this file with a reason"
@@ -373,7 +211,7 @@ def test_the_image_serves_the_metastore_that_its_catalog_step_names_the_lake_in(
     )  # fmt: skip
     assert schema.returncode == 0, schema.output[-4000:]
     assert "metastore schema created at 2.3.0" in schema.output
-    server = _docker(
+    server = docker_cli(
         "run", "--detach", "--rm", "--network", container_network, "--user", "185:0",
         "--read-only", "--tmpfs=/tmp:rw,exec,nosuid,size=512m,mode=1777",
         *(f"--env={k}" for k in sorted(settings)),
@@ -391,15 +229,15 @@ def test_the_image_serves_the_metastore_that_its_catalog_step_names_the_lake_in(
         assert registered(store, "deep_storage") == {"bronze_events": f"{lake}/bronze/events"}
         assert store.password not in named.output + schema.output
     finally:
-        _docker("rm", "--force", server, check=False)
+        docker_cli("rm", "--force", server, check=False)
 
 
 def _wait_for_port(container: str, port: int, timeout_s: float = 90) -> None:
     """Until the metastore in `container` accepts a connection on `port` (bash's /dev/tcp)."""
     deadline = time.monotonic() + timeout_s
     probe = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
-    while _docker("exec", container, "bash", "-c", probe, check=False).returncode != 0:
+    while docker_cli("exec", container, "bash", "-c", probe, check=False).returncode != 0:
         if time.monotonic() > deadline:
-            logs = _docker("logs", container, check=False)
+            logs = docker_cli("logs", container, check=False)
             raise AssertionError(f"the metastore did not open {port}:\n{logs.stderr[-3000:]}")
         time.sleep(1)
