@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,10 +39,19 @@ TRAINING_TASKS = ("gold-features", "training-set", "train-baseline", "catalog-ta
 IMAGE_UID = 185
 
 
-def _pipeline_root() -> Path:
-    # Not pytest's tmp_path: that sits under a 0700 folder of this user, and the run's files are
-    # the image user's (they are read back here, and removed with the rest of /tmp).
-    return Path(tempfile.mkdtemp(prefix="kfp-in-image-"))
+@pytest.fixture()
+def new_root():
+    """Pipeline roots for a test's runs, removed after it. Not under pytest's tmp_path, whose
+    folder is this user's, 0700; the runs' files are the image user's (root may remove them)."""
+    made: list[Path] = []
+
+    def make() -> Path:
+        made.append(Path(tempfile.mkdtemp(prefix="kfp-in-image-")))
+        return made[-1]
+
+    yield make
+    for root in made:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _rows_of_day(db, day: dt.date) -> int:
@@ -72,12 +82,12 @@ def _ran_in_the_image(root: Path, tasks: tuple[str, ...]) -> None:
 
 
 def test_the_hourly_pipeline_in_its_image_leaves_the_lake_the_venv_run_leaves(
-    image, container_network, service_env, db, spark, lake
+    image, container_network, service_env, db, spark, lake, new_root
 ):
     synthetic.seed_days(db, [D], events_per_day=2000, seed=35, clients=8)  # spills past midnight
     planted = _rows_of_day(db, D)
     in_image, on_host = f"{lake}/image", f"{lake}/host"
-    roots = {"image": _pipeline_root(), "host": _pipeline_root()}
+    roots = {"image": new_root(), "host": new_root()}
     days = ("--date", str(D), "--until", str(NEXT))
 
     host = run_cli("run-local", *days, "--lake", on_host, "--pipeline-root", str(roots["host"]),
@@ -114,7 +124,7 @@ def test_the_hourly_pipeline_in_its_image_leaves_the_lake_the_venv_run_leaves(
 
 
 def test_the_training_pipeline_in_its_image_releases_the_set_the_venv_run_releases(
-    image, container_network, service_env, db, spark, lake
+    image, container_network, service_env, db, spark, lake, new_root
 ):
     from deep_storage import steps, training_set
     from deep_storage_kfp.pipelines import local
@@ -127,9 +137,9 @@ def test_the_training_pipeline_in_its_image_releases_the_set_the_venv_run_releas
         steps.silver(where, ingested.first_day, ingested.last_day)
 
     window = {"from_day": str(days[0]), "to_day": str(days[-1])}
-    host = local.run_training_local("", on_host, _pipeline_root(), **window)
+    host = local.run_training_local("", on_host, new_root(), **window)
     run = local.run_training_local(
-        "", in_image, _pipeline_root(), **window, image=image, network=container_network
+        "", in_image, new_root(), **window, image=image, network=container_network
     )
     _ran_in_the_image(run.root, TRAINING_TASKS)
 
@@ -152,12 +162,14 @@ def test_the_training_pipeline_in_its_image_releases_the_set_the_venv_run_releas
     assert model["metadata"]["rows_sha256"] == records[0]["rows_sha256"]
 
 
-def test_a_task_that_fails_in_the_image_fails_the_run(image, container_network, service_env):
+def test_a_task_that_fails_in_the_image_fails_the_run(
+    image, container_network, service_env, new_root
+):
     # kfp.local can take a failed container for a finished one (kubeflow/pipelines#13332):
     # the run is judged by what each task left (pipelines/local.py, _unfinished).
     done = run_cli(
         "run-local", "--date", str(D), "--lake", "s3a://no-such-bucket/lake",
-        "--pipeline-root", str(_pipeline_root()), "--image", image,
+        "--pipeline-root", str(new_root()), "--image", image,
         "--network", container_network, timeout=600,
     )  # fmt: skip
     assert done.returncode == 7, (done.stdout + done.stderr)[-4000:]
