@@ -84,7 +84,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     type=click.IntRange(1, 64),
     default=defaults.READ_PARTITIONS,
     show_default=True,
-    help="Parallel range reads (and files) per day.",
+    help="Range reads of a day at a time (its hourly slices; Spark JDBC: slices and files).",
 )
 @click.option(
     "--read-path",

@@ -144,6 +144,49 @@ def test_rerunning_a_day_replaces_it_with_the_same_rows(db, spark, lake, s3, rea
     assert leftovers_after_vacuum(lake, BRONZE_EVENTS) == [], "old files left behind"
 
 
+def test_a_later_run_re_reads_only_the_slices_that_changed_at_the_source(db, spark, lake):
+    """The hourly run at the end of a big day: bronze re-reads the hours that got new rows (a
+    writer committing late into an early hour, the newest events) and keeps the other hours'
+    files. An event at exactly 05:00:00 belongs to the 05:00 slice, in the count that finds the
+    changed slices as in the read of that slice."""
+    insert(db, [event(f"2025-06-01 {h:02d}:10:00") for h in (1, 4, 5, 10, 22)])
+    bronze.run(DayRange(D, D), lake, spark=spark)
+    first = manifest(spark, lake, D)
+    assert first.rows == 5 and len(first.details["slices"]) == 24
+    assert first.details["slices"][4][0] == 1 and first.details["slices"][0] == [0, None]
+
+    insert(
+        db,
+        [
+            event("2025-06-01 05:00:00", event_id="00000000-0000-0000-0000-00000000a005"),
+            event("2025-06-01 23:59:59.999999", event_id="00000000-0000-0000-0000-00000000a023"),
+        ],
+    )
+    result = bronze.run(DayRange(D, D), lake, spark=spark)
+    second = manifest(spark, lake, D)
+    assert (result.days[0].changed, second.rows) == (True, 7)
+    # The hours 01, 04, 10 and 22 keep their files; 05 and 23 were read again.
+    by_slice = {source_copy.slice_of(f): f for f in second.files}
+    before = {source_copy.slice_of(f): f for f in first.files}
+    assert sorted(by_slice) == [1, 4, 5, 10, 22, 23]
+    assert [s for s in by_slice if by_slice[s] == before.get(s)] == [1, 4, 10, 22]
+    assert second.details["slices"][5][0] == 2 and second.details["slices"][23][0] == 1
+    # Exactly the source's rows, as any Delta reader sees them, and nothing left behind.
+    source = sorted(
+        str(r[0])
+        for r in db.execute(
+            "SELECT event_id FROM stop_events WHERE occurred_at >= %s AND occurred_at < %s",
+            (utc("2025-06-01 00:00:00"), utc("2025-06-02 00:00:00")),
+        )
+    )
+    assert sorted(r.event_id for r in committed_rows(spark, lake, D)) == source
+    assert delta_rs_keys(lake, BRONZE_EVENTS) == source
+    assert leftovers_after_vacuum(lake, BRONZE_EVENTS) == [], "the replaced slices' files stay"
+
+    again = bronze.run(DayRange(D, D), lake, spark=spark)
+    assert again.days[0].changed is False and manifest(spark, lake, D).files == second.files
+
+
 def test_open_transaction_keeps_the_day_unsealed_until_it_commits(pg, db, spark, lake):
     now = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC)
     day = now.date() - dt.timedelta(days=1)
@@ -191,10 +234,13 @@ def test_without_date_starts_at_the_oldest_source_day_on_an_empty_lake(db, spark
 def test_run_killed_mid_write_leaves_the_old_day_and_the_next_run_repairs(pg, db, spark, lake, s3):
     n = 300_000
     start = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
-    insert(db, [event(start + dt.timedelta(seconds=i * 0.25)) for i in range(n)])
+    # The first hour is busy (one large slice); 10:00 holds one event, in a slice of its own.
+    insert(db, [event(start + dt.timedelta(seconds=i * 0.01)) for i in range(n)])
+    insert(db, [event(start + dt.timedelta(hours=10))])
     assert run_cli("bronze", "--date", "2025-06-01", "--lake", lake).returncode == 0
     before = manifest(spark, lake, D)
-    insert(db, [event(start + dt.timedelta(hours=23))])  # the day changed: the run rewrites it
+    # The first hour changed: the run re-reads and rewrites its slice, and keeps 10:00's file.
+    insert(db, [event(start + dt.timedelta(minutes=55))])
     client = s3.client()
 
     proc = subprocess.Popen(
@@ -214,14 +260,16 @@ def test_run_killed_mid_write_leaves_the_old_day_and_the_next_run_repairs(pg, db
 
     # A reader still sees the previous version of the day, whole.
     assert manifest(spark, lake, D) == before
-    assert len(committed_rows(spark, lake, D)) == n
+    assert len(committed_rows(spark, lake, D)) == n + 1
     done = run_cli("bronze", "--date", "2025-06-01", "--lake", lake)
     assert done.returncode == 0, done.stderr
     got = committed_rows(spark, lake, D)
-    assert len(got) == n + 1
-    assert len({r.event_id for r in got}) == n + 1
+    assert len(got) == n + 2
+    assert len({r.event_id for r in got}) == n + 2
     after = manifest(spark, lake, D)
     assert after.sealed is True
+    kept = [f for f in before.files if source_copy.slice_of(f) == 10]
+    assert kept and set(kept) <= set(after.files), "the unchanged hour was rewritten"
     assert delta_rs_keys(lake, BRONZE_EVENTS) == sorted(r.event_id for r in got)
     assert leftovers_after_vacuum(lake, BRONZE_EVENTS) == [], "the killed run's files stay"
 
@@ -231,10 +279,12 @@ def test_files_roll_over_and_every_row_read_is_committed(db, spark, lake, monkey
     monkeypatch.setattr(source_copy, "BATCH_BYTES", 1024)  # batches of a few rows
     monkeypatch.setattr(source_copy, "ROWS_PER_FILE", 10)
     insert(db, [event(f"2025-06-01 {h:02d}:00:00") for h in range(24) for _ in range(3)])
+    insert(db, [event(f"2025-06-01 07:30:{s:02d}") for s in range(25)])  # 28 rows in 07:00
     bronze.run(DayRange(D, D), lake, spark=spark)
     m = manifest(spark, lake, D)
-    assert m.rows == 72 and len(committed_rows(spark, lake, D)) == 72
-    assert len(m.files) > 2, m.files  # several per slice: memory bounded by a file, not a day
+    assert m.rows == 97 and len(committed_rows(spark, lake, D)) == 97
+    # Several files in one slice: memory bounded by a file, not a day or an hour.
+    assert [source_copy.slice_of(f) for f in m.files].count(7) >= 2, m.files
 
 
 def test_a_commit_never_records_fewer_rows_than_were_read(db, spark, lake, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 
@@ -208,7 +209,8 @@ def test_silver_runs_in_process_up_to_its_threshold_on_a_local_master_else_on_sp
     monkeypatch.setenv("DEEP_STORAGE_SILVER_ENGINE", "polars")
     with pytest.raises(InputError, match="DEEP_STORAGE_SILVER_ENGINE 'polars' is unknown"):
         engine_for(10, master="local[2]")
-    assert _threads("local[3]") == 3
+    assert (_threads("local[3]"), _threads("local")) == (3, 1)
+    assert 1 <= _threads("local[*]") <= len(os.sched_getaffinity(0))
 
 
 def test_spark_waits_for_a_background_import_before_it_forks_its_jvm():

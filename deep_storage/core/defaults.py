@@ -9,7 +9,11 @@ SEAL_MARGIN_S = 300  # clock-skew margin before a day can seal, seconds
 VOLUME_K = 3.0  # warn when a day's rows fall outside mean ± k·stdev of the previous days
 MAX_DAYS = 14  # at most this many days per bronze run (catch-up); the next run continues
 MAX_BACKFILL_DAYS = 366  # at most this many days in one backfill run (and in --max-days)
-READ_PARTITIONS = 2  # parallel range reads (and files) per bronze day
+READ_PARTITIONS = 2  # parallel range reads per bronze day
+# A bronze day is read and kept in this many equal slices of its window (hours): a later run
+# re-reads only the slices whose count or newest event changed at the source, so the hourly
+# run at the end of a 5M-event day re-reads its last hour, not the whole day.
+BRONZE_SLICES = 24
 HISTORY_DAYS = 14  # the days the gate compares a day against, and charts
 GATE_ENGINE = "auto"  # what judges the gate's rows: duckdb, spark, or auto (by the day's rows)
 # auto: DuckDB in the gate's process up to this many rows a day. The day is held in memory as
@@ -17,8 +21,10 @@ GATE_ENGINE = "auto"  # what judges the gate's rows: duckdb, spark, or auto (by 
 GATE_DUCKDB_MAX_ROWS = 6_000_000
 SILVER_ENGINE = "auto"  # what projects silver: duckdb, spark, or auto (by the bronze rows read)
 # auto: DuckDB in silver's process up to this many bronze rows read (the run's days and their
-# look-back), on a local master; Spark above that, or with executors (a cluster's master).
-SILVER_DUCKDB_MAX_ROWS = 12_000_000
+# look-back), on a local master; Spark above that, or with executors (a cluster's master). The
+# events are held in memory as Arrow: 5.9 GiB peak at 10M (benchmarks/README.md), within the
+# silver pod's 8 GiB limit.
+SILVER_DUCKDB_MAX_ROWS = 10_000_000
 BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days
 SILVER_RETENTION_DAYS = 365  # the same for silver
 VACUUM_RETENTION_HOURS = 168  # superseded files stay readable (time travel) so long: 7 days

@@ -22,7 +22,7 @@ import itertools
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
@@ -125,6 +125,8 @@ class Landed:
     files: list[str]  # relative to the table root, in slice order
     rows: int  # rows written (the read count: every row read is written)
     newest: dt.datetime | None  # the newest occurred_at written
+    # Each slice read: (rows, newest occurred_at), what source_db.slice_summary answers for it.
+    slices: dict[int, tuple[int, dt.datetime | None]] = field(default_factory=dict)
 
 
 def write_day(
@@ -134,25 +136,48 @@ def write_day(
     day: dt.date,
     parts: int = 2,
     extra: tuple[str, ...] = (),
+    count: int = 1,
+    only: list[int] | None = None,
 ) -> Landed:
-    """Read the source rows of [day, day+1) once and write them under `{table}/date=D/` as new
-    Parquet files; `extra` names source columns beyond the contract. Nothing is committed here."""
+    """Read the source rows of [day, day+1), cut into `count` slices, once and write them under
+    `{table}/date=D/` as new Parquet files, each named for its slice (`slice_of`); `only` reads
+    just those slices; `parts` slices are read at once, each on its own connection; `extra`
+    names source columns beyond the contract. Nothing is committed here."""
     target = arrow_schema(extra)
     tag = uuid.uuid4().hex
-    pieces = slices(day, max(1, parts))
+    pieces = slices(day, max(1, count))
+    chosen = list(range(len(pieces))) if only is None else sorted(only)
 
-    def one(index: int, bounds: tuple[dt.datetime, dt.datetime]) -> Landed:
-        return _write_slice(fs, table, src, day, index, bounds, target, tag, extra)
+    def one(index: int) -> Landed:
+        return _write_slice(fs, table, src, day, index, pieces[index], target, tag, extra)
 
-    if len(pieces) == 1:
-        done = [one(0, pieces[0])]
-    else:
-        with ThreadPoolExecutor(len(pieces)) as pool:
-            done = list(pool.map(one, range(len(pieces)), pieces))
-    newest = [d.newest for d in done if d.newest is not None]
+    with ThreadPoolExecutor(max(1, min(parts, len(chosen)))) as pool:
+        done = dict(zip(chosen, pool.map(one, chosen), strict=True))
+    newest = [d.newest for d in done.values() if d.newest is not None]
     return Landed(
-        [f for d in done for f in d.files], sum(d.rows for d in done), max(newest, default=None)
+        [f for d in done.values() for f in d.files],
+        sum(d.rows for d in done.values()),
+        max(newest, default=None),
+        {i: (d.rows, d.newest) for i, d in done.items()},
     )
+
+
+_FILE_NAME = re.compile(r"^part-(\d{5})-\d{3}-[0-9a-f]{32}\.snappy\.parquet$")
+
+
+def slice_of(rel: str) -> int | None:
+    """The slice a bronze file was read from (`_new_file`'s name); None for a name this engine
+    does not write (Spark's, an older layout's)."""
+    found = _FILE_NAME.match(rel.rsplit("/", 1)[-1])
+    return int(found.group(1)) if found else None
+
+
+def schema_id(extra: tuple[str, ...] = ()) -> str:
+    """A short fingerprint of the files' schema: a day's slices are kept only beside slices of
+    the same schema."""
+    import hashlib
+
+    return hashlib.sha256(str(arrow_schema(extra)).encode()).hexdigest()[:16]
 
 
 def _write_slice(fs, table, src, day, index, bounds, target, tag, extra) -> Landed:
@@ -230,9 +255,9 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     import pyarrow as pa
 
     columns = []
-    for field in target:
-        column = batch.column(field.name)
+    for wanted in target:
+        column = batch.column(wanted.name)
         if isinstance(column.type, pa.ExtensionType):
             column = column.storage
-        columns.append(column.cast(field.type))
+        columns.append(column.cast(wanted.type))
     return pa.RecordBatch.from_arrays(columns, schema=target)

@@ -175,6 +175,26 @@ def window_summary(
     return rows, newest.astimezone(dt.UTC) if newest else None
 
 
+def slice_summary(
+    conn: psycopg.Connection, source: SourceConfig, bounds: list[tuple[dt.datetime, dt.datetime]]
+) -> list[tuple[int, dt.datetime | None]]:
+    """(rows, newest occurred_at) of each half-open slice `bounds` (contiguous, in order) at the
+    source, in one index range scan. width_bucket over the slices' lower bounds compares
+    timestamps exactly, as the slices' own reads do (no float epoch arithmetic)."""
+    from psycopg import sql
+
+    lowers = [lo for lo, _ in bounds]
+    query = sql.SQL(
+        "SELECT width_bucket(occurred_at, %s::timestamptz[]), count(*), max(occurred_at) FROM {} "
+        "WHERE occurred_at >= %s AND occurred_at < %s GROUP BY 1"
+    ).format(sql.Identifier(source.table))
+    found = {
+        bucket - 1: (rows, newest.astimezone(dt.UTC) if newest else None)
+        for bucket, rows, newest in conn.execute(query, (lowers, bounds[0][0], bounds[-1][1]))
+    }
+    return [found.get(i, (0, None)) for i in range(len(bounds))]
+
+
 def window_newest(
     conn: psycopg.Connection, source: SourceConfig, day: dt.date
 ) -> dt.datetime | None:

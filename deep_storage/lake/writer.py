@@ -171,11 +171,13 @@ class Writer:
         manifests: list[Manifest],
         written: Written | None = None,
         replace: Iterable[str] = (),
+        keep: Iterable[str] = (),
     ) -> int | None:
         """One Delta transaction: remove the current files of every partition folder in
         `replace` (and, when files are `written` to a table partitioned by date alone, of every
-        day in `manifests`), add `written`'s files, and record the days' facts. Without `written`
-        and `replace` only the facts change. Returns the new table version."""
+        day in `manifests`) but those in `keep` (relative to the table root), add `written`'s
+        files, and record the days' facts. Without `written` and `replace` only the facts change.
+        Returns the new table version."""
         from deltalake.transaction import CommitProperties
 
         if not manifests and not replace:
@@ -195,7 +197,7 @@ class Writer:
             if table is None:
                 self._create(written, adds, properties)
             else:
-                self._append(table, written, adds, replace, properties)
+                self._append(table, written, adds, replace, properties, set(keep))
         except DeepStorageError:
             raise
         except Exception as exc:
@@ -247,8 +249,8 @@ class Writer:
             commit_properties=properties,
         )
 
-    def _append(self, table, written: Written | None, adds: list, replace: set, properties):
-        """A later commit: removes the files of the `replace` folders and adds `adds`."""
+    def _append(self, table, written: Written | None, adds: list, replace: set, properties, keep):
+        """A later commit: removes the files of the `replace` folders but `keep`, adds `adds`."""
         import time
 
         from deltalake.transaction import RemoveAction
@@ -260,6 +262,7 @@ class Writer:
             RemoveAction(rel, True, deleted, size, _partition_values(self.table, folder))
             for folder in sorted(replace & set(folders))
             for rel, size in folders[folder]
+            if rel not in keep
         ]
         _failpoint(self.table, "manifests")
         self.lease.check()

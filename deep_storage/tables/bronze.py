@@ -1,7 +1,10 @@
 """Bronze ingest: stop_events -> bronze/events/date=D/, one committed folder per UTC day.
 
 One read of the day's half-open window, written under new file names, committed as one Delta
-transaction (lake/writer.py). Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
+transaction (lake/writer.py). The Arrow engine reads and keeps the day in BRONZE_SLICES hourly
+slices and re-reads, on a later run, only the slices whose count or newest event changed at the
+source (`changed_slices`, `kept_slices`): the hourly run at the end of a big day reads its last
+hour. Two engines, chosen by `read_path` (DEEP_STORAGE_READ_PATH):
   arrow (default)  binary COPY into Arrow, streamed to Parquet by pyarrow (io/source_copy.py): no
                    JVM, bounded memory; measured about 2-3x faster than Spark here (benchmarks/).
   jdbc             Spark JDBC: extract -> conform (pure) -> load, for a Spark cluster.
@@ -161,17 +164,77 @@ def load_arrow(
     parts: int,
     phases: metrics.Phases,
     extra: list[source_db.SourceColumn] | None = None,
+    kept: Kept | None = None,
 ) -> lake.Manifest:
     """Arrow engine (io/source_copy.py): binary COPY streamed into new Parquet files, their rows
-    counted from the footers against the rows read, then the same commit."""
+    counted from the footers against the rows read, then the same commit. With `kept` (the
+    committed slices that stay, `kept_slices`), only the other slices are read and replaced."""
     names = tuple(c.name for c in extra or [])
+    count = defaults.BRONZE_SLICES
+    only = None if kept is None else [i for i in range(count) if i not in kept.facts]
     with phases("read and write"):
-        landed = source_copy.write_day(writer.fs, BRONZE_EVENTS, src, day, parts, names)
+        landed = source_copy.write_day(
+            writer.fs, BRONZE_EVENTS, src, day, parts, names, count, only
+        )
+    facts = {i: (rows, _iso(newest)) for i, (rows, newest) in landed.slices.items()}
+    facts |= kept.facts if kept else {}
     with phases("count landed rows"):
         written = writer.landed(day, landed.files)
         written.expect(landed.rows)
+    newest = max((dt.datetime.fromisoformat(n) for _, n in facts.values() if n), default=None)
     with phases("commit"):
-        return commit_day(writer, day, check, written, landed.newest, extra)
+        return commit_day(
+            writer, day, check, written, newest, extra,
+            keep=kept.files if kept else [], kept_rows=kept.rows if kept else 0,
+            slices=[list(facts[i]) for i in range(count)], schema=source_copy.schema_id(names),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The committed slices of a day that a run keeps: their files, rows and facts."""
+
+    files: list[str]
+    rows: int
+    facts: dict[int, tuple[int, str | None]]
+
+
+def changed_slices(old: lake.Manifest | None, summary: list, schema: str) -> list[int] | None:
+    """The slices whose source rows changed since `old` was committed: another count or newest
+    event (the log is append-only: the same count means the same rows). None when `old` cannot
+    tell (no slice facts for as many slices, files of another schema, facts that do not add up
+    to its rows): then the whole day is read."""
+    facts = old.details.get("slices") if old else None
+    if (
+        not facts
+        or len(facts) != len(summary)
+        or old.details.get("slices_schema") != schema
+        or sum(f[0] for f in facts) != old.rows
+    ):
+        return None
+    return [i for i, (rows, newest) in enumerate(summary) if [rows, _iso(newest)] != list(facts[i])]
+
+
+def kept_slices(
+    fs: lake.LakeFS, day: dt.date, old: lake.Manifest, changed: list[int]
+) -> Kept | None:
+    """The committed files of the slices not in `changed`, their rows counted from their
+    footers and checked against the slices' facts (a commit records only rows it counted); None
+    when a file's name names no slice or a count differs: then the whole day is read."""
+    files = lake.committed(fs, BRONZE_EVENTS, [day])[day].files
+    slice_by_file = {f: source_copy.slice_of(f) for f in files}
+    if None in slice_by_file.values():
+        return None
+    keep = sorted(f for f, i in slice_by_file.items() if i not in changed)
+    counted: dict[int, int] = {}
+    for data_file in fs.describe_files(BRONZE_EVENTS, keep)[0] if keep else []:
+        i = slice_by_file[data_file.path]
+        counted[i] = counted.get(i, 0) + data_file.rows
+    facts = {i: tuple(f) for i, f in enumerate(old.details["slices"]) if i not in changed}
+    if any(counted.get(i, 0) != rows for i, (rows, _) in facts.items()):
+        log.warning("bronze %s: kept slices' files hold other counts than recorded", day)
+        return None
+    return Kept(keep, sum(counted.values()), facts)
 
 
 def commit_day(
@@ -181,15 +244,24 @@ def commit_day(
     written: lake.Written,
     newest: dt.datetime | None,
     extra: list[source_db.SourceColumn] | None = None,
+    *,
+    keep: list[str] = (),
+    kept_rows: int = 0,
+    slices: list | None = None,
+    schema: str | None = None,
 ) -> lake.Manifest:
+    """Commit the day: `written`'s files, plus `keep` (committed files of the day that stay,
+    holding `kept_rows` rows); `slices`: each slice's [rows, newest] as committed, of files of
+    `schema` (source_copy.schema_id)."""
     start, end = window(day)
+    rows = written.rows + kept_rows
     manifest = lake.Manifest(
         table=BRONZE_EVENTS,
         date=day.isoformat(),
-        rows=written.rows,
+        rows=rows,
         sealed=check.sealed,
-        files=written.files[day],
-        partitions={f"date={day}": written.rows},
+        files=sorted([*keep, *written.files[day]]),
+        partitions={f"date={day}": rows},
         run_id=writer.run_id,
         written_at="",
         details={
@@ -203,12 +275,25 @@ def commit_day(
             "extra_columns": [{"name": c.name, "source_type": c.data_type} for c in extra or []],
         },
     )
-    writer.commit([manifest], written)
+    if slices is not None:
+        manifest.details["slices"] = slices
+        manifest.details["slices_schema"] = schema
+    writer.commit([manifest], written, keep=keep)
     return manifest
 
 
 def _iso(instant: dt.datetime | None) -> str | None:
     return None if instant is None else instant.astimezone(dt.UTC).isoformat()
+
+
+def _same_window(old: lake.Manifest | None, summary: list) -> bool:
+    """The slices' counts and newest event add up to what `old` holds: the same rows (a day
+    committed before slices, or by the JDBC engine, stays when the source did not change)."""
+    if old is None:
+        return False
+    rows = sum(r for r, _ in summary)
+    newest = max((n for _, n in summary if n is not None), default=None)
+    return rows == old.rows and _iso(newest) == old.details.get("newest_event_at")
 
 
 def _unchanged(conn, src: SourceConfig, day: dt.date, old: lake.Manifest, check) -> bool:
@@ -380,20 +465,36 @@ def _ingest_day(
     conn, src, writer, spark, day, old, seal_margin, read_path, read_partitions, extra, phases
 ) -> DayResult:
     """Check the day's seal, then keep it when the source has nothing new, else read, write and
-    commit it with the run's engine."""
+    commit it with the run's engine (the Arrow engine: only the slices that changed)."""
     with phases("seal check"):
         check = source_db.seal_check(conn, src, day, seal_margin)
     for stuck in check.stuck:
         log.warning("bronze %s: stuck writer at the source: %s", day, stuck)
+    changed = None
     with phases("seal check"):
-        unchanged = old is not None and _unchanged(conn, src, day, old, check)
+        if read_path == "arrow":
+            bounds = source_copy.slices(day, defaults.BRONZE_SLICES)
+            summary = source_db.slice_summary(conn, src, bounds)
+            schema = source_copy.schema_id(tuple(c.name for c in extra))
+            changed = changed_slices(old, summary, schema)
+            same = changed == [] if changed is not None else _same_window(old, summary)
+            unchanged = old is not None and old.sealed == check.sealed and same
+        else:
+            unchanged = old is not None and _unchanged(conn, src, day, old, check)
     if unchanged:
         # An hourly run over a quiet hour: nothing to rewrite, nothing to commit.
         log.info("bronze %s: %d rows, unchanged at the source: kept", day, old.rows)
         return DayResult(
             day.isoformat(), old.rows, old.sealed, check.reason, check.stuck, changed=False
         )
-    manifest = _load_day(writer, spark, src, day, check, read_path, read_partitions, extra, phases)
+    kept = None if changed is None else kept_slices(writer.fs, day, old, changed)
+    if kept is not None:
+        log.info("bronze %s: slices changed at the source: %s", day, changed or "none (seal)")
+        manifest = load_arrow(writer, src, day, check, read_partitions, phases, extra, kept)
+    else:
+        manifest = _load_day(
+            writer, spark, src, day, check, read_path, read_partitions, extra, phases
+        )
     state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
     log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
     return DayResult(day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck)

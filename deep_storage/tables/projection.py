@@ -129,8 +129,10 @@ def with_execution_key(events: DataFrame) -> DataFrame:
 # --- the projection -----------------------------------------------------------------------------
 # Each execution's events meet in one task: the events are split by client_id (an execution never
 # spans clients) and each task runs the projection as one DuckDB aggregation over its Arrow
-# batches. Ordered picks are arg_min/arg_max over the event order, numbered by one sort (a number
-# compared in every aggregate measured 20% faster than a struct of (occurred_at, rank, event_id));
+# batches. Ordered picks are arg_min/arg_max over the event order, numbered by one Arrow sort
+# before DuckDB sees the events (`_ordered`: a number compared in every aggregate measured 20%
+# faster than a struct of (occurred_at, rank, event_id), and, unlike a window in the query, it
+# holds no second copy of the events);
 # arg_max_null keeps the latest event's value even when it is NULL ("the latest EXECUTED event's
 # fill_price").
 # Measured on a 5M-event day against the earlier all-Spark formulation (collect_list, array_sort
@@ -188,11 +190,6 @@ _UUID5 = (
 PROJECTION_SQL = f"""
 WITH ordered AS (
   SELECT *,
-    row_number() OVER (
-      ORDER BY occurred_at,
-               CASE event_type {" ".join(f"WHEN '{k}' THEN {v}" for k, v in RANK.items())}
-               ELSE {OTHER_RANK} END,
-               event_id) AS _order,
     CASE WHEN execution_token IS NULL THEN operation_id END AS _operation
   FROM events
 ), executions AS (
@@ -235,6 +232,25 @@ FROM (SELECT *, sha1(unhex('{EXECUTION_NAMESPACE.hex}') || encode(_key)) AS h FR
 """
 
 
+def _ordered(events):
+    """`events` (a pyarrow Table) with `_order`: each event's place in the order (occurred_at,
+    rank, event_id), NULLs last, as ORDER BY sorts them."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = events["event_type"]
+    rank = pa.array(np.full(events.num_rows, OTHER_RANK, dtype=np.int8))
+    for event_type, value in RANK.items():
+        rank = pc.if_else(pc.fill_null(pc.equal(kind, event_type), False), value, rank)
+    keys = pa.table({"t": events["occurred_at"], "r": rank, "e": events["event_id"]})
+    by = [("t", "ascending", "at_end"), ("r", "ascending", "at_end"), ("e", "ascending", "at_end")]
+    indices = pc.sort_indices(keys, sort_keys=by).to_numpy()
+    order = np.empty(events.num_rows, dtype=np.int64)
+    order[indices] = np.arange(events.num_rows, dtype=np.int64)
+    return events.append_column("_order", pa.array(order))
+
+
 def arrow_output_schema():
     """OUTPUT_SCHEMA as Arrow (timestamps in UTC), what `project_arrow` returns."""
     from pyspark.sql.pandas.types import to_arrow_schema  # pure Python: no JVM starts
@@ -248,7 +264,11 @@ def project_arrow(events, con=None):
     in `events`. `con` is a DuckDB connection whose TimeZone is UTC (a new one-thread one when
     None)."""
     import duckdb
+    import pyarrow as pa
 
+    if not isinstance(events, pa.Table):  # a RecordBatchReader
+        events = events.read_all()
+    events = _ordered(events)
     own = con is None
     if own:
         con = duckdb.connect(config={"threads": 1})

@@ -32,6 +32,7 @@ import logging
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deep_storage import lake
@@ -174,11 +175,12 @@ def project_in_process(
     fs: lake.LakeFS, p: Plan, run_id: str, threads: int, events=None
 ) -> Projection:
     """The same tasks as `project_and_write`'s, in this process and without a JVM: the bronze
-    days read once into Arrow, split by client_id into buckets of at most BUCKET_ROWS events
-    (an execution never spans clients, so each is whole in its bucket), and each bucket one
-    task on one of `threads` threads (DuckDB and pyarrow release the GIL). `events`: those
-    days' events already read (`bronze_events`)."""
-    from concurrent.futures import ThreadPoolExecutor
+    days read once into Arrow, split by client_id into about BUCKET_ROWS events a bucket (an
+    execution never spans clients, so each is whole in its bucket; one large client makes its
+    bucket larger), and each bucket one task on one of `threads` threads (DuckDB and pyarrow
+    release the GIL). `events`: those days' events already read (`bronze_events`). The first
+    task that fails stops the run: the tasks not started are cancelled."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     import numpy as np
     import pyarrow as pa
@@ -188,14 +190,26 @@ def project_in_process(
     events = bronze_events(fs, p) if events is None else events
     buckets = max(threads, -(-events.num_rows // BUCKET_ROWS))
     bucket_of = np.asarray(pc.fill_null(events["client_id"], 0)) % buckets
+    store = fs.arrow()  # one pyarrow file system (thread-safe) for every task
 
     def task(index: int) -> list[dict]:
         part = events.filter(pa.array(bucket_of == index))
-        out = silver_task.run(part.to_batches(), plan, events.schema, COLUMNS, f"{index:05d}-0")
+        name = f"{index:05d}-0"
+        out = silver_task.run(part.to_batches(), plan, events.schema, COLUMNS, name, store)
         return pa.Table.from_batches(list(out), silver_task.report_schema()).to_pylist()
 
+    report: list[dict] = []
     with ThreadPoolExecutor(threads, thread_name_prefix="silver-task") as pool:
-        report = [row for rows in pool.map(task, range(buckets)) for row in rows]
+        futures = [pool.submit(task, i) for i in range(buckets)]
+        try:
+            for done in as_completed(futures):
+                report += done.result()
+        except (OSError, pa.ArrowException) as exc:
+            pool.shutdown(cancel_futures=True)
+            raise fs._fail(f"write {SILVER_EXECUTIONS}", exc) from None
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     return _projection(p, report)
 
 
@@ -356,9 +370,19 @@ def engine_for(rows: int, setting: str | None = None, master: str | None = None)
 
 def _threads(master: str) -> int:
     """The cores a local[N] master names (the platform profile sets it from the pod's CPU
-    limit); every core this process may run on for local[*]."""
+    limit), 1 for `local`; for local[*] the cores this process may use: its CPU quota (cgroup
+    v2's cpu.max) when it has one, else the cores it may run on."""
     inside = master.partition("[")[2].rstrip("]")
-    return int(inside) if inside.isdigit() else len(os.sched_getaffinity(0))
+    if inside.isdigit():
+        return max(1, int(inside))
+    if master == "local":
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    return cores if quota == "max" else max(1, min(cores, -(-int(quota) // int(period))))
 
 
 def _run(days, lake_uri, spark, store_config, lookback_days, run_id, engine) -> SilverResult:

@@ -57,9 +57,11 @@ def run(
     schema: pa.Schema,
     columns: list[str],
     task: str | None = None,
+    store: tuple | None = None,
 ):
     """The task: `batches` of bronze events (`schema`) in, `report_schema()` batches out.
-    `task` names the task in its files' names: the running Spark task's when None."""
+    `task` names the task in its files' names: the running Spark task's when None. `store`:
+    (a pyarrow file system, the lake's root in it), made from the plan when None."""
     import pyarrow as pa
 
     from deep_storage.tables import projection
@@ -71,7 +73,7 @@ def run(
 
     projected = _overlapping(projection.project_arrow(events), plan)
     candidates = _candidates(projected, plan)
-    afs, root = LakeFS(plan.lake, plan.store).arrow()
+    afs, root = store or LakeFS(plan.lake, plan.store).arrow()
     rows, emptied = _merged(projected.select(columns), candidates, plan, afs, root)
     yield from _written(rows, emptied, plan, afs, root, task)
 
