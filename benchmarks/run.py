@@ -246,17 +246,36 @@ def _bronze_from_history(pg, env: dict, lake: str, start: str, args, have: int, 
     }
 
 
+# One row in 200 of the end of day's hour commits late, into the hour before (writers that
+# waited on the exchange): the 23:05 run then finds two hours changed, as it would.
+LATE_EVERY = 200
+
+
+def last_hour(rows, day: dt.date, late_every: int = LATE_EVERY):
+    """A day's generated rows squeezed into its last hour, as the hour before the 23:05 run
+    writes them (the day's order and lifecycles kept, 24 times faster); every `late_every`-th
+    row is a writer's late commit, stamped 5 to 55 minutes before that hour."""
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    hour = start + dt.timedelta(hours=23)
+    at = synthetic.COLUMNS.index("occurred_at")
+    for i, row in enumerate(rows):
+        stamped = hour + (row[at] - start) / 24
+        if i % late_every == late_every - 1:
+            stamped = hour - dt.timedelta(minutes=5 + i % 51)
+        yield (*row[:at], stamped, *row[at + 1 :])
+
+
 def _end_of_day(pg, env: dict, steps: dict, args) -> dict:
-    """The three steps after an hour's more events for the day: what the 23:00 run costs."""
+    """The three steps after an hour's more events for the day: what the 23:05 run costs. The
+    hour's events are stamped in the day's last hour, a few late ones in the hour before
+    (`last_hour`): bronze re-reads the hours that changed."""
     extra = args.events // 24 if args.end_of_day < 0 else args.end_of_day
     print(f"loading {extra} more events for the day ...", file=sys.stderr, flush=True)
     with pg.connect("trading", "django", PASSWORD) as conn:
-        synthetic.copy_into(
-            conn,
-            synthetic.generate(
-                DAY, extra, seed=args.seed + 1000, clients=args.clients, spill_minutes=0
-            ),
+        generated = synthetic.generate(
+            DAY, extra, seed=args.seed + 1000, clients=args.clients, spill_minutes=0
         )
+        synthetic.copy_into(conn, last_hour(generated, DAY))
         conn.execute("VACUUM ANALYZE stop_events")
     out: dict = {"events_added": extra}
     for name in ("bronze", "silver", "validate"):

@@ -112,6 +112,20 @@ def test_run_id_and_read_path_come_from_one_place():
     assert config.read_path(None, {"DEEP_STORAGE_READ_PATH": "jdbc"}) == "jdbc"
 
 
+def test_the_end_of_day_benchmark_writes_its_hour_in_the_last_hour_a_few_late():
+    from benchmarks.run import last_hour
+    from demo import synthetic
+
+    day = dt.date(2025, 6, 2)
+    rows = list(last_hour(synthetic.generate(day, 1000, seed=4, clients=5, spill_minutes=0), day))
+    at = synthetic.COLUMNS.index("occurred_at")
+    hour = dt.datetime(2025, 6, 2, 23, tzinfo=dt.UTC)
+    late = [r[at] for r in rows if r[at] < hour]
+    assert len(rows) == 1000 and len(late) == 5  # every 200th row
+    assert all(hour - dt.timedelta(hours=1) <= t < hour for t in late)
+    assert all(hour <= r[at] < hour + dt.timedelta(hours=1) for r in rows if r[at] >= hour)
+
+
 def test_benchmark_table_marks_each_target_met_or_missed_and_flags_memory_over_limit():
     from benchmarks import report
 
