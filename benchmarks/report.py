@@ -1,4 +1,4 @@
-"""The README's benchmark tables, from result files of `benchmarks.run`:
+"""Benchmark tables in Markdown, from result files of `benchmarks.run`:
 
     python -m benchmarks.report benchmarks/results/scale-*.json
 

@@ -246,12 +246,16 @@ def test_components_and_pipelines_use_the_library_through_its_entry_points_and_c
     assert offending == []
 
 
-def test_every_folder_of_the_library_is_a_layer_and_the_readme_lists_it():
+def layout_table() -> str:
+    """docs/architecture.md's "Layout" section: the folders of the repository and the library."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    return text[text.index("## Layout\n") :].split("\n## ", 1)[0]
+
+
+def test_every_folder_of_the_library_is_a_layer_and_the_layout_lists_it():
     folders = {p.parent.name for p in (REPO / LIBRARY).glob("*/__init__.py")}
     assert folders == set(LAYERS) - {"entry", "kfp"}
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Layout") : readme.index("## Commands")]
-    assert set(re.findall(rf"`{LIBRARY}/([a-z_]+)/`", table)) == folders
+    assert set(re.findall(rf"`{LIBRARY}/([a-z_]+)/`", layout_table())) == folders
     architecture = (REPO / "docs" / "architecture.md").read_text()
     assert all(f"{LIBRARY}/{folder}/" in architecture for folder in folders)
 

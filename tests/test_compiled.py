@@ -209,15 +209,20 @@ def test_a_component_compiled_on_its_own_is_not_cached():
         assert "enableCache: true" not in path.read_text()
 
 
-def _readme_block(marker: str) -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+OPERATIONS = Path(__file__).parent.parent / "docs" / "operations.md"
+
+
+def _doc_block(marker: str) -> str:
+    text = OPERATIONS.read_text()
     after = text[text.index(marker) :]
     return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_example_of_an_own_pipeline_gets_the_platform_profile(tmp_path, monkeypatch):
+def test_the_docs_example_of_an_own_pipeline_gets_the_platform_profile(tmp_path, monkeypatch):
+    """docs/operations.md's "The components in your own pipeline", compiled as a user would."""
     monkeypatch.chdir(tmp_path)
-    exec(compile(_readme_block("<!-- own-pipeline:"), "README.md", "exec", dont_inherit=True), {})
+    code = compile(_doc_block("<!-- own-pipeline:"), str(OPERATIONS), "exec", dont_inherit=True)
+    exec(code, {})
     pipeline, platform = yaml.safe_load_all((tmp_path / "rebuild_silver.yaml").read_text())
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     secrets = {

@@ -4,7 +4,8 @@ and on its own. A day with one broken rule of each level: the verdict is on the 
 broken rule shows its real offending values, the styling holds, and the page requests nothing.
 
 Without chromium these tests skip; with DEEP_STORAGE_REQUIRE_BROWSER=1 (CI) they fail instead.
-`make report-screenshot` runs them with DEEP_STORAGE_REPORT_SCREENSHOT set: the README's image.
+`make report-screenshot` runs them with DEEP_STORAGE_REPORT_SCREENSHOT set: the image in
+docs/quality-rules.md.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def test_the_page_alone_shows_the_verdict_first_and_the_real_offending_values(br
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
 
     target = os.environ.get("DEEP_STORAGE_REPORT_SCREENSHOT")
-    if target:  # the whole page, for the README
+    if target:  # the whole page, for docs/quality-rules.md
         import base64
 
         shot = browser.execute_cdp_cmd(
@@ -175,8 +176,9 @@ def test_the_page_in_the_kubeflow_uis_sandboxed_frame_is_styled_and_requests_not
     assert _requests(browser) == [host.as_uri()]
 
 
-def test_the_readme_shows_a_screenshot_of_the_page():
-    """The README shows the page; its image must exist (make report-screenshot refreshes it)."""
+def test_the_quality_rules_page_shows_a_screenshot_of_the_page():
+    """docs/quality-rules.md shows the page; its image must exist (make report-screenshot
+    refreshes it)."""
     image = Path(__file__).parent.parent / "docs" / "images" / "quality-report.png"
     assert image.exists() and image.stat().st_size > 20_000, "run: make report-screenshot"
-    assert "docs/images/quality-report.png" in (image.parents[2] / "README.md").read_text()
+    assert "](images/quality-report.png)" in (image.parents[1] / "quality-rules.md").read_text()

@@ -1,4 +1,4 @@
-"""The README's "From a notebook" blocks, run as a user would paste them: each block marked
+"""docs/reading.md's blocks, run as a user would paste them: each block marked
 `<!-- notebook-read: NAME` is executed against a lake in SeaweedFS, with the settings in the
 environment the way the lake's secret sets them, and checked against the committed rows."""
 
@@ -22,17 +22,16 @@ from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).parent.parent / "README.md"
+READING = Path(__file__).parent.parent / "docs" / "reading.md"
 D1, D2 = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
 
 
 def block(name: str) -> str:
     """The ```python block after the marker `<!-- notebook-read: {name}`."""
-    text = README.read_text()
-    section = text[text.index("## From a notebook") :].split("\n## ", 1)[0]
+    text = READING.read_text()
     marker = f"<!-- notebook-read: {name}"
-    assert marker in section, f"README's From a notebook section lost the block {name!r}"
-    after = section[section.index(marker) :]
+    assert marker in text, f"docs/reading.md lost the block {name!r}"
+    after = text[text.index(marker) :]
     return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
@@ -40,7 +39,7 @@ def run(*names: str, namespace: dict | None = None) -> dict:
     """Execute the named blocks in order in one namespace, as cells of one notebook."""
     namespace = {} if namespace is None else namespace
     for name in names:
-        code = compile(block(name), f"README.md <{name}>", "exec", dont_inherit=True)
+        code = compile(block(name), f"docs/reading.md <{name}>", "exec", dont_inherit=True)
         exec(code, namespace)
     return namespace
 
@@ -67,7 +66,7 @@ def write_silver_days(spark, lake: str) -> None:
 
 
 @pytest.fixture()
-def readme_lake(spark, lake, monkeypatch):
+def reading_lake(spark, lake, monkeypatch):
     """Two days of bronze and silver, committed through the lake's commit path; the lake named
     in DEEP_STORAGE_LAKE as a notebook would have it (the AWS_* are the test services')."""
     write_bronze_day(
@@ -89,18 +88,18 @@ def committed_rows(lake: str, table: str, day: dt.date | None = None) -> int:
     return sum(m.rows for m in facts.values())
 
 
-def test_delta_rs_and_pandas_read_the_committed_rows(readme_lake):
+def test_delta_rs_and_pandas_read_the_committed_rows(reading_lake):
     ns = run("delta-rs")
-    current = lakes.LakeFS(readme_lake).delta(lakes.SILVER_EXECUTIONS).version()
+    current = lakes.LakeFS(reading_lake).delta(lakes.SILVER_EXECUTIONS).version()
     assert ns["version"] == current
-    assert len(ns["day"]) == committed_rows(readme_lake, lakes.SILVER_EXECUTIONS, D2) == 3
+    assert len(ns["day"]) == committed_rows(reading_lake, lakes.SILVER_EXECUTIONS, D2) == 3
     assert sorted(ns["day"]["execution_id"]) == ["c", "d", "e"]
 
 
-def test_duckdb_over_the_arrow_dataset_counts_the_committed_rows(readme_lake):
+def test_duckdb_over_the_arrow_dataset_counts_the_committed_rows(reading_lake):
     ns = run("delta-rs", "duckdb")
     counts = ns["by_status"]
-    assert int(counts["executions"].sum()) == committed_rows(readme_lake, lakes.SILVER_EXECUTIONS)
+    assert int(counts["executions"].sum()) == committed_rows(reading_lake, lakes.SILVER_EXECUTIONS)
     assert {(str(r.date)[:10], r.status): r.executions for r in counts.itertuples()} == {
         ("2025-06-01", "EXECUTED"): 1,
         ("2025-06-01", "PENDING"): 1,
@@ -112,8 +111,8 @@ def test_duckdb_over_the_arrow_dataset_counts_the_committed_rows(readme_lake):
 @pytest.fixture(scope="module")
 def named_lake(spark, service_env, metastore):
     """The same two days, in a lake the catalog named in the metastore database `deep_storage`
-    (the README's name: no other test registers there)."""
-    lake = f"s3a://lake/readme-{uuid.uuid4().hex[:10]}"
+    (the name docs/reading.md reads: no other test registers there)."""
+    lake = f"s3a://lake/reading-{uuid.uuid4().hex[:10]}"
     write_silver_days(spark, lake)
     done = run_catalog("--lake", lake, "--metastore", metastore.uri)
     assert done.returncode == 0, done.stderr
@@ -172,15 +171,15 @@ def test_trino_reads_by_name_the_latest_version_and_a_pinned_one(trino, pinned, 
     assert ns["then_trino"] == 5
 
 
-def test_deep_storage_read_pins_a_version_that_a_newer_commit_does_not_change(spark, readme_lake):
+def test_deep_storage_read_pins_a_version_that_a_newer_commit_does_not_change(spark, reading_lake):
     ns = run("deep_storage.read")
     week, version = ns["week"], ns["version"]
-    assert len(week) == committed_rows(readme_lake, lakes.SILVER_EXECUTIONS) == 5
-    assert version == lakes.LakeFS(readme_lake).delta(lakes.SILVER_EXECUTIONS).version()
+    assert len(week) == committed_rows(reading_lake, lakes.SILVER_EXECUTIONS) == 5
+    assert version == lakes.LakeFS(reading_lake).delta(lakes.SILVER_EXECUTIONS).version()
     assert list(ns["mine"]["execution_id"]) == ["c"]
-    assert ns["events"].num_rows == committed_rows(readme_lake, lakes.BRONZE_EVENTS, D2) == 1
+    assert ns["events"].num_rows == committed_rows(reading_lake, lakes.BRONZE_EVENTS, D2) == 1
 
-    write_silver_day(spark, readme_lake, D2, NEWER_D2)
+    write_silver_day(spark, reading_lake, D2, NEWER_D2)
     run("time travel", namespace=ns)
     assert ns["same_week"].attrs["delta_version"] == version
     assert sorted(ns["same_week"]["execution_id"]) == sorted(week["execution_id"])
