@@ -17,7 +17,7 @@ BRONZE_SLICES = 24
 HISTORY_DAYS = 14  # the days the gate compares a day against, and charts
 GATE_ENGINE = "auto"  # what judges the gate's rows: duckdb, spark, or auto (by the day's rows)
 # auto: DuckDB in the gate's process up to this many rows a day. The day is held in memory as
-# Arrow: 4.4 GiB peak at 5M events (README, Benchmarks), within the gate pod's 8 GiB limit.
+# Arrow: 4.4 GiB peak at 5M events (benchmarks/README.md), within the gate pod's 8 GiB limit.
 GATE_DUCKDB_MAX_ROWS = 6_000_000
 SILVER_ENGINE = "auto"  # what projects silver: duckdb, spark, or auto (by the bronze rows read)
 # auto: DuckDB in silver's process up to this many bronze rows read (the run's days and their
