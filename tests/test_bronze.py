@@ -218,6 +218,33 @@ def test_open_transaction_keeps_the_day_unsealed_until_it_commits(pg, db, spark,
     assert m.sealed is True and m.rows == 2
 
 
+def test_a_writer_that_rolls_back_lets_the_day_seal_without_reading_it_again(pg, db, spark, lake):
+    """The day was unsealed only by an open writer, which rolled back: nothing changed at the
+    source, so the next run seals the day in a commit of its facts alone, with the same files."""
+    now = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC)
+    day = now.date() - dt.timedelta(days=1)
+    window_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    insert(db, [event(dt.datetime.combine(day, dt.time(h), dt.UTC)) for h in (3, 12)])
+    with pg.connect("trading", "django", APP_PASSWORD, autocommit=False) as writer:
+        insert(writer, [event(dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC))])
+        started = writer.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC)
+        margin = started - window_end + dt.timedelta(seconds=1)
+        while writer.execute("SELECT clock_timestamp()").fetchone()[0] < window_end + margin:
+            time.sleep(0.1)
+        first = bronze.run(DayRange(day, day), lake, spark=spark, seal_margin=margin)
+        assert (first.days[0].sealed, first.days[0].rows) == (False, 2)
+        before = manifest(spark, lake, day)
+        writer.rollback()
+    second = bronze.run(DayRange(day, day), lake, spark=spark, seal_margin=margin)
+    after = manifest(spark, lake, day)
+    assert (second.days[0].sealed, after.sealed, after.rows) == (True, True, 2)
+    assert after.files == before.files and after.version > before.version
+    assert len(committed_rows(spark, lake, day)) == 2
+    assert sorted(delta_rs_keys(lake, BRONZE_EVENTS)) == sorted(
+        r.event_id for r in committed_rows(spark, lake, day)
+    )
+
+
 def test_without_date_starts_at_the_oldest_source_day_on_an_empty_lake(db, spark, lake):
     today = db.execute("SELECT now()").fetchone()[0].astimezone(dt.UTC).date()
     oldest = today - dt.timedelta(days=2)
