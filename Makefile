@@ -33,8 +33,8 @@ format:  ## ruff fix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test:  ## every test: unit, then integration on real PostgreSQL, S3 (SeaweedFS) and Spark
-	$(BIN)/pytest -m "unit or not unit" -q
+test:  ## every test: unit, then integration on real PostgreSQL, S3 (SeaweedFS) and Spark; the 15 slowest named
+	$(BIN)/pytest -m "unit or not unit" -q --durations=15
 
 test-unit:  ## fast tests only (no services)
 	$(BIN)/pytest -m unit -q

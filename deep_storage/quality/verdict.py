@@ -87,7 +87,7 @@ class ValidationReport:
     lag_s: dict[str, float] = field(default_factory=dict)  # table -> seconds behind the source
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     # "bronze"/"silver" -> ISO day -> {"rows": n, "statuses": {status: n}}, the last 14 days
-    # from the manifests alone (the page's charts)
+    # from the days' commit facts alone (`_days`: the page's charts)
     history: dict[str, dict[str, dict]] = field(default_factory=dict)
     endpoint: str | None = None  # the object store's, for the page's links
 

@@ -83,7 +83,7 @@ class Plan:
     unsealed: list[dt.date]
     missing_lookback: list[dt.date]
     silver: dict[dt.date, lake.Manifest]  # committed silver days of the whole read window
-    bronze_inputs: dict[str, str]  # the bronze versions read: date -> manifest path
+    bronze_inputs: dict[str, str]  # the bronze versions read: date -> "v{Delta version}"
 
     def unchanged(self) -> bool:
         """Every run day's silver was built from exactly these bronze versions: an hourly run
@@ -123,8 +123,8 @@ class Projection:
     cleared: set[tuple[int, dt.date]]  # committed partitions that end up empty
     by_status: dict[str, int]
     newest: dict[dt.date, dt.datetime]  # newest event time of the rows written, per day
-    # rows per status in each partition written (the manifest keeps them: the gate's report
-    # charts a fortnight of statuses from manifests alone)
+    # rows per status in each partition written (the day's commit facts keep them: the gate's
+    # report charts a fortnight of statuses from those facts alone)
     statuses: dict[tuple[int, dt.date], dict[str, int]] = field(default_factory=dict)
 
 
