@@ -79,8 +79,8 @@ def _written(table: str, folders: list[str], tag: int, schema) -> lakes.Written:
     return lakes.Written(table, by_day, sum(f.rows for f in files), files, schema)
 
 
-def _manifest(table: str, day: dt.date, folders: list[str]) -> lakes.Manifest:
-    return lakes.Manifest(
+def _day(table: str, day: dt.date, folders: list[str]) -> lakes.CommittedDay:
+    return lakes.CommittedDay(
         table=table,
         date=day.isoformat(),
         rows=10 * len(folders),
@@ -149,12 +149,12 @@ def build(
         # First every day once, then the hourly commits replace one day each.
         first_b = [f"date={d}" for d in bronze_days]
         bronze.commit(
-            [_manifest(lakes.BRONZE_EVENTS, d, [f"date={d}"]) for d in bronze_days],
+            [_day(lakes.BRONZE_EVENTS, d, [f"date={d}"]) for d in bronze_days],
             _written(lakes.BRONZE_EVENTS, first_b, 0, bronze_schema),
         )
         folders = [f for d in silver_days for f in silver_folders(d)]
         silver.commit(
-            [_manifest(lakes.SILVER_EXECUTIONS, d, silver_folders(d)) for d in silver_days],
+            [_day(lakes.SILVER_EXECUTIONS, d, silver_folders(d)) for d in silver_days],
             _written(lakes.SILVER_EXECUTIONS, folders, 0, silver_schema),
             replace=set(folders),
         )
@@ -166,12 +166,12 @@ def build(
                 clock.set(i)
             day = bronze_days[i % len(bronze_days)]
             bronze.commit(
-                [_manifest(lakes.BRONZE_EVENTS, day, [f"date={day}"])],
+                [_day(lakes.BRONZE_EVENTS, day, [f"date={day}"])],
                 _written(lakes.BRONZE_EVENTS, [f"date={day}"], i, bronze_schema),
             )
             sday = silver_days[i % len(silver_days)]
             silver.commit(
-                [_manifest(lakes.SILVER_EXECUTIONS, sday, silver_folders(sday))],
+                [_day(lakes.SILVER_EXECUTIONS, sday, silver_folders(sday))],
                 _written(lakes.SILVER_EXECUTIONS, silver_folders(sday), i, silver_schema),
                 replace=set(silver_folders(sday)),
             )

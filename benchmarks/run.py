@@ -459,7 +459,7 @@ def _measure_steps(run: _Run, results: dict) -> None:
 def _duckdb_silver(run: _Run) -> dict:
     """(2) the reference for silver: DuckDB over the same bronze files, local copies."""
     print("running duckdb reference ...", file=sys.stderr, flush=True)
-    manifest = lakes.manifest(
+    commit = lakes.committed_day(
         lakes.LakeFS(run.lake, StoreConfig.from_env(run.env)),
         lakes.BRONZE_EVENTS,
         dt.date.fromisoformat(run.start),
@@ -467,7 +467,7 @@ def _duckdb_silver(run: _Run) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "bronze"
         local.mkdir()
-        for name in manifest.files:
+        for name in commit.files:
             run.s3.client().download_file(
                 "bench", f"lake/bronze/events/{name}", str(local / name.rsplit("/", 1)[-1])
             )
@@ -487,8 +487,8 @@ def _duckdb_gold(run: _Run, gold_rows: int | None) -> dict:
     client = run.s3.client()
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "silver"
-        for manifest in lakes.committed(fs, lakes.SILVER_EXECUTIONS, days).values():
-            for rel in manifest.files:
+        for commit in lakes.committed(fs, lakes.SILVER_EXECUTIONS, days).values():
+            for rel in commit.files:
                 (local / rel).parent.mkdir(parents=True, exist_ok=True)
                 key = f"lake/{lakes.SILVER_EXECUTIONS}/{rel}"
                 client.download_file("bench", key, str(local / rel))

@@ -1,6 +1,6 @@
 """Writing crafted (possibly broken) bronze days and silver partitions straight into a lake,
 the way a corrupted upstream or an old writer could have left them, through the lake's own
-commit protocol; and reading what a manifest-honouring reader sees."""
+commit protocol; and reading what a Delta reader sees."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def write_bronze_day(
         )
         writer.commit(
             [
-                lakes.Manifest(
+                lakes.CommittedDay(
                     table=BRONZE_EVENTS,
                     date=day.isoformat(),
                     rows=len(rows),
@@ -97,7 +97,7 @@ def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
             partitions[key] = partitions.get(key, 0) + 1
         writer.commit(
             [
-                lakes.Manifest(
+                lakes.CommittedDay(
                     table=SILVER_EXECUTIONS,
                     date=day.isoformat(),
                     rows=len(rows),
@@ -115,9 +115,9 @@ def write_silver_day(spark, lake: str, day: dt.date, rows: list[dict]):
 
 
 def recommit(lake: str, table: str, day: dt.date, **changes) -> None:
-    """Commit the day's current files again with some manifest fields changed (e.g. sealed)."""
+    """Commit the day's current files again with some of its facts changed (e.g. sealed)."""
     fs = LakeFS(lake)
-    m = lakes.manifest(fs, table, day)
+    m = lakes.committed_day(fs, table, day)
     for key, value in changes.items():
         setattr(m, key, value)
     with writer_lock.hold(lake, "crafted", str(day), "crafted") as lease:
@@ -125,7 +125,7 @@ def recommit(lake: str, table: str, day: dt.date, **changes) -> None:
 
 
 def bronze_rows(spark, lake: str, days: list[dt.date]) -> list:
-    """What a manifest-honouring reader sees of bronze `days`, ordered."""
+    """What a Delta reader sees of bronze `days`, ordered."""
     frame = lakes.read_committed(
         spark, LakeFS(lake), BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, days
     )
@@ -169,7 +169,7 @@ def leftovers_after_vacuum(lake: str, table: str) -> list[str]:
 
 def lake_rows(spark, lake: str, day: dt.date) -> dict[str, list[tuple]]:
     """What a committed-data reader sees of `day` in each table, as sorted row tuples: file
-    names, manifests and run ids are not compared. The one place that knows the lake's reader."""
+    names, commit facts and run ids are not compared. The one place that knows the lake's reader."""
     fs = LakeFS(lake)
     tables = {
         "bronze": (BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA),

@@ -31,12 +31,12 @@ D = dt.date(2025, 6, 1)
 
 
 def committed_rows(spark, lake: str, day: dt.date) -> list:
-    assert manifest(spark, lake, day) is not None, f"day {day} is not committed"
+    assert committed_day(spark, lake, day) is not None, f"day {day} is not committed"
     return bronze_rows(spark, lake, [day])
 
 
-def manifest(spark, lake: str, day: dt.date):
-    return lakes.manifest(LakeFS(lake), BRONZE_EVENTS, day)
+def committed_day(spark, lake: str, day: dt.date):
+    return lakes.committed_day(LakeFS(lake), BRONZE_EVENTS, day)
 
 
 def keys(s3, lake: str) -> list[str]:
@@ -105,7 +105,7 @@ def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, 
     )
     assert row.event_seq is None and row.retry_count == 3
 
-    m = manifest(spark, lake, D)
+    m = committed_day(spark, lake, D)
     key = f"{lake.split(BUCKET + '/', 1)[1]}/bronze/events/{m.files[0]}"
     assert m.files[0].startswith("date=2025-06-01/part-")
     body = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -120,7 +120,7 @@ def test_values_types_and_parquet_encoding_follow_the_contract(db, spark, lake, 
 def test_empty_day_gets_a_folder_and_a_zero_row_manifest(db, spark, lake):
     result = bronze.run(DayRange(D, D), lake, spark=spark)
     assert result.days[0].rows == 0
-    m = manifest(spark, lake, D)
+    m = committed_day(spark, lake, D)
     assert (m.rows, m.sealed, m.date) == (0, True, "2025-06-01")
     assert committed_rows(spark, lake, D) == []
 
@@ -134,7 +134,7 @@ def test_rerunning_a_day_replaces_it_with_the_same_rows(db, spark, lake, s3, rea
     second = committed_rows(spark, lake, D)
     assert len(first) == 30
     assert first == second
-    assert manifest(spark, lake, D).rows == 30
+    assert committed_day(spark, lake, D).rows == 30
     if read_path == "jdbc":
         success = LakeFS(lake).read_text(f"{lake}/bronze/events/date=2025-06-01/_SUCCESS")
         assert json.loads(success)["committer"] == "directory", "not written by an S3A committer"
@@ -151,7 +151,7 @@ def test_a_later_run_re_reads_only_the_slices_that_changed_at_the_source(db, spa
     changed slices as in the read of that slice."""
     insert(db, [event(f"2025-06-01 {h:02d}:10:00") for h in (1, 4, 5, 10, 22)])
     bronze.run(DayRange(D, D), lake, spark=spark)
-    first = manifest(spark, lake, D)
+    first = committed_day(spark, lake, D)
     assert first.rows == 5 and len(first.details["slices"]) == 24
     assert first.details["slices"][4][0] == 1 and first.details["slices"][0] == [0, None]
 
@@ -163,7 +163,7 @@ def test_a_later_run_re_reads_only_the_slices_that_changed_at_the_source(db, spa
         ],
     )
     result = bronze.run(DayRange(D, D), lake, spark=spark)
-    second = manifest(spark, lake, D)
+    second = committed_day(spark, lake, D)
     assert (result.days[0].changed, second.rows) == (True, 7)
     # The hours 01, 04, 10 and 22 keep their files; 05 and 23 were read again.
     by_slice = {source_copy.slice_of(f): f for f in second.files}
@@ -184,7 +184,7 @@ def test_a_later_run_re_reads_only_the_slices_that_changed_at_the_source(db, spa
     assert leftovers_after_vacuum(lake, BRONZE_EVENTS) == [], "the replaced slices' files stay"
 
     again = bronze.run(DayRange(D, D), lake, spark=spark)
-    assert again.days[0].changed is False and manifest(spark, lake, D).files == second.files
+    assert again.days[0].changed is False and committed_day(spark, lake, D).files == second.files
 
 
 def test_open_transaction_keeps_the_day_unsealed_until_it_commits(pg, db, spark, lake):
@@ -214,7 +214,7 @@ def test_open_transaction_keeps_the_day_unsealed_until_it_commits(pg, db, spark,
     rows = committed_rows(spark, lake, day)
     assert [r.event_id for r in rows].count(late["event_id"]) == 1
     assert len(rows) == 2
-    m = manifest(spark, lake, day)
+    m = committed_day(spark, lake, day)
     assert m.sealed is True and m.rows == 2
 
 
@@ -233,10 +233,10 @@ def test_a_writer_that_rolls_back_lets_the_day_seal_without_reading_it_again(pg,
             time.sleep(0.1)
         first = bronze.run(DayRange(day, day), lake, spark=spark, seal_margin=margin)
         assert (first.days[0].sealed, first.days[0].rows) == (False, 2)
-        before = manifest(spark, lake, day)
+        before = committed_day(spark, lake, day)
         writer.rollback()
     second = bronze.run(DayRange(day, day), lake, spark=spark, seal_margin=margin)
-    after = manifest(spark, lake, day)
+    after = committed_day(spark, lake, day)
     assert (second.days[0].sealed, after.sealed, after.rows) == (True, True, 2)
     assert after.files == before.files and after.version > before.version
     assert len(committed_rows(spark, lake, day)) == 2
@@ -265,7 +265,7 @@ def test_run_killed_mid_write_leaves_the_old_day_and_the_next_run_repairs(pg, db
     insert(db, [event(start + dt.timedelta(seconds=i * 0.01)) for i in range(n)])
     insert(db, [event(start + dt.timedelta(hours=10))])
     assert run_cli("bronze", "--date", "2025-06-01", "--lake", lake).returncode == 0
-    before = manifest(spark, lake, D)
+    before = committed_day(spark, lake, D)
     # The first hour changed: the run re-reads and rewrites its slice, and keeps 10:00's file.
     insert(db, [event(start + dt.timedelta(minutes=55))])
     client = s3.client()
@@ -286,14 +286,14 @@ def test_run_killed_mid_write_leaves_the_old_day_and_the_next_run_repairs(pg, db
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed mid-write"
 
     # A reader still sees the previous version of the day, whole.
-    assert manifest(spark, lake, D) == before
+    assert committed_day(spark, lake, D) == before
     assert len(committed_rows(spark, lake, D)) == n + 1
     done = run_cli("bronze", "--date", "2025-06-01", "--lake", lake)
     assert done.returncode == 0, done.stderr
     got = committed_rows(spark, lake, D)
     assert len(got) == n + 2
     assert len({r.event_id for r in got}) == n + 2
-    after = manifest(spark, lake, D)
+    after = committed_day(spark, lake, D)
     assert after.sealed is True
     kept = [f for f in before.files if source_copy.slice_of(f) == 10]
     assert kept and set(kept) <= set(after.files), "the unchanged hour was rewritten"
@@ -308,7 +308,7 @@ def test_files_roll_over_and_every_row_read_is_committed(db, spark, lake, monkey
     insert(db, [event(f"2025-06-01 {h:02d}:00:00") for h in range(24) for _ in range(3)])
     insert(db, [event(f"2025-06-01 07:30:{s:02d}") for s in range(25)])  # 28 rows in 07:00
     bronze.run(DayRange(D, D), lake, spark=spark)
-    m = manifest(spark, lake, D)
+    m = committed_day(spark, lake, D)
     assert m.rows == 97 and len(committed_rows(spark, lake, D)) == 97
     # Several files in one slice: memory bounded by a file, not a day or an hour.
     assert [source_copy.slice_of(f) for f in m.files].count(7) >= 2, m.files
@@ -325,7 +325,7 @@ def test_a_commit_never_records_fewer_rows_than_were_read(db, spark, lake, monke
     monkeypatch.setattr(LakeFS, "describe_files", one_row_lost)
     with pytest.raises(LakeStateError, match="19 rows landed but 20 were read"):
         bronze.run(DayRange(D, D), lake, spark=spark)
-    assert manifest(spark, lake, D) is None
+    assert committed_day(spark, lake, D) is None
 
 
 # --- bad input: one line, non-zero exit, nothing written, no secret --------------------------

@@ -137,7 +137,7 @@ def _two_versions(db, spark, lakes_: list[str]) -> None:
 def test_silver_killed_at_any_point_leaves_a_whole_version_and_the_rerun_completes_it(
     db, spark, s3, service_env
 ):
-    points = ["lease", "silver:written", "silver:manifests", "silver:swapped"]
+    points = ["lease", "silver:written", "silver:commit", "silver:swapped"]
     reference, *killed = [f"s3a://{BUCKET}/kill-{i}-{time.time_ns()}" for i in range(5)]
     _two_versions(db, spark, [reference, *killed])
     before = silver_snapshot(spark, killed[0])

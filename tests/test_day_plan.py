@@ -92,17 +92,17 @@ def test_without_a_source_it_is_a_note_and_no_result():
 
 
 def test_silver_counts_the_newest_event_of_executions_started_up_to_the_look_back_earlier():
-    from deep_storage.lake import Manifest
+    from deep_storage.lake import CommittedDay
 
-    def m(day: dt.date, newest: str | None) -> Manifest:
-        return Manifest("silver", day.isoformat(), 1, True, [], {}, "", "", details={
+    def m(day: dt.date, newest: str | None) -> CommittedDay:
+        return CommittedDay("silver", day.isoformat(), 1, True, [], {}, "", "", details={
             "newest_event_at": newest})  # fmt: skip
 
     # An execution started on May 31 at 23:50 executed on June 1 at 00:05: silver holds it
     # in May 31's partition, and June 1 is empty.
-    manifests = {
+    committed = {
         dt.date(2025, 5, 24): m(dt.date(2025, 5, 24), "2025-05-24T08:00:00+00:00"),
         dt.date(2025, 5, 31): m(dt.date(2025, 5, 31), "2025-06-01T00:05:00+00:00"),
         dt.date(2025, 6, 2): m(dt.date(2025, 6, 2), "2025-06-02T09:00:00+00:00"),  # after D
     }
-    assert day_plan.silver_facts(manifests, D) == {"newest_event_at": at(0, 5)}
+    assert day_plan.silver_facts(committed, D) == {"newest_event_at": at(0, 5)}

@@ -51,7 +51,7 @@ def test_a_new_nullable_column_flows_into_bronze_and_the_gate_warns(
     bronze.run(DayRange(D2, D2), lake, src=src, spark=spark, read_path=read_path)
 
     fs = lakes.LakeFS(lake)
-    m1, m2 = (lakes.manifest(fs, lakes.BRONZE_EVENTS, d) for d in (D1, D2))
+    m1, m2 = (lakes.committed_day(fs, lakes.BRONZE_EVENTS, d) for d in (D1, D2))
     assert m1.details.get("extra_columns", []) == []
     assert m2.details["extra_columns"] == [{"name": "venue", "source_type": "character varying"}]
     afs, root = fs.arrow()

@@ -85,7 +85,7 @@ def test_never_returns_rows_of_an_interrupted_write(db, spark, built):
     )  # fmt: skip
     assert killed.returncode != 0
     fs = lakes.LakeFS(built)
-    listed = set(lakes.manifest(fs, lakes.BRONZE_EVENTS, D2).files)  # the current snapshot's
+    listed = set(lakes.committed_day(fs, lakes.BRONZE_EVENTS, D2).files)  # the current snapshot's
     on_disk = {
         f"date=2025-06-02/{f}"
         for f in fs.list_files(f"{built}/bronze/events/date=2025-06-02")
@@ -146,7 +146,7 @@ def test_days_and_clients_are_pruned_before_any_file_is_opened(built, monkeypatc
     monkeypatch.setattr(lakes.LakeFS, "arrow", counting)
     frame = deep_storage.read("silver", D2, lake=built, clients=[1003])
     assert set(frame["client_id"]) == {1003}
-    m = lakes.manifest(lakes.LakeFS(built), lakes.SILVER_EXECUTIONS, D2)
+    m = lakes.committed_day(lakes.LakeFS(built), lakes.SILVER_EXECUTIONS, D2)
     wanted = {f for f in m.files if f.startswith("client_id=1003/")}
     table = "/silver/stop_executions/"
     opened = {p.split(table, 1)[1] for h in handlers for p in h.opened if table in p}
@@ -176,7 +176,7 @@ def test_status_shows_rows_seal_commit_and_the_gates_verdict(spark, built):
     rows = {(s.table, s.date): s for s in deep_storage.status(built)}
     fs = lakes.LakeFS(built)
     b2 = rows[("bronze", "2025-06-02")]
-    assert b2.rows == lakes.manifest(fs, lakes.BRONZE_EVENTS, D2).rows
+    assert b2.rows == lakes.committed_day(fs, lakes.BRONZE_EVENTS, D2).rows
     assert b2.sealed is True and b2.committed_at
     assert b2.gate in ("passed", "warned")
     assert b2.report.endswith("/_quality/summary/date=2025-06-02/report.html")

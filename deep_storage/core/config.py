@@ -149,7 +149,7 @@ class StoreConfig:
 
 
 def run_id(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The id stamped on manifests and quarantine rows: explicit, else DEEP_STORAGE_RUN_ID, else
+    """The id stamped on commit facts and quarantine rows: explicit, else DEEP_STORAGE_RUN_ID, else
     a fresh one."""
     env = os.environ if env is None else env
     return explicit or _env(env, "DEEP_STORAGE_RUN_ID") or uuid.uuid4().hex

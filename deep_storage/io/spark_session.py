@@ -162,7 +162,7 @@ def _builder(app: str, settings: SparkSettings):
         .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
         .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-        # Reads name their files (from manifests): checking a few hundred in the driver
+        # Reads name their files (from the Delta log): checking a few hundred in the driver
         # takes ~1 s, a parallel-listing job for them took 2-6 s (a silver day: 200 files).
         .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1024")
         .config("spark.sql.sources.partitionOverwriteMode", "static")

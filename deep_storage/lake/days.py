@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Manifest:
+class CommittedDay:
     """One committed day of one table: its facts (kept in `_days` and in the commit's metadata)
     and, when read back, its files in the table's current snapshot."""
 
@@ -52,7 +52,7 @@ class Manifest:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str) -> CommittedDay:
         data = json.loads(text)
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
@@ -76,8 +76,8 @@ def _days_schema():
     )
 
 
-def manifest_from_facts(data: dict[str, Any]) -> Manifest:
-    return Manifest(
+def day_from_facts(data: dict[str, Any]) -> CommittedDay:
+    return CommittedDay(
         table=data["table"],
         date=data["date"],
         rows=int(data["rows"]),
@@ -94,7 +94,7 @@ def manifest_from_facts(data: dict[str, Any]) -> Manifest:
 
 @dataclass
 class Facts:
-    days: dict[tuple[str, str], Manifest]  # (table, ISO date) -> facts
+    days: dict[tuple[str, str], CommittedDay]  # (table, ISO date) -> facts
     versions: dict[str, int]  # table -> the newest data version the facts cover
 
 
@@ -103,9 +103,9 @@ def _read_facts(fs: LakeFS) -> Facts:
     if table is None:
         return Facts({}, {})
     fs._days_table = table  # a writer's next `_days` write starts from this loaded state
-    days: dict[tuple[str, str], Manifest] = {}
+    days: dict[tuple[str, str], CommittedDay] = {}
     for row in fs.scan(DAYS, table).to_pylist():
-        m = manifest_from_facts(
+        m = day_from_facts(
             {
                 **row,
                 "date": row["date"].isoformat(),
@@ -156,7 +156,7 @@ def _replay(fs: LakeFS, facts: Facts, table: str) -> None:
         for date in commit.get("removed", []):
             facts.days.pop((table, date), None)
         for day in commit.get("days", []):
-            m = manifest_from_facts({**day, "table": table, "version": version})
+            m = day_from_facts({**day, "table": table, "version": version})
             facts.days[(table, m.date)] = m
     facts.versions[table] = current
 
@@ -247,13 +247,13 @@ def snapshot_files(
 
 def committed(
     fs: LakeFS, table: str, days: Iterable[dt.date] | None = None, *, with_files: bool = True
-) -> dict[dt.date, Manifest]:
+) -> dict[dt.date, CommittedDay]:
     """The facts of the committed days among `days` (all days when None), each with its files in
     the table's current snapshot (unless `with_files` is False)."""
     facts = load_facts(fs)
     wanted = None if days is None else {d.isoformat() for d in days}
     found = {
-        dt.date.fromisoformat(date): Manifest(**{**asdict(m), "files": []})
+        dt.date.fromisoformat(date): CommittedDay(**{**asdict(m), "files": []})
         for (t, date), m in facts.days.items()
         if t == table and (wanted is None or date in wanted)
     }
@@ -268,7 +268,7 @@ def committed(
     return dict(sorted(found.items()))
 
 
-def manifest(fs: LakeFS, table: str, day: dt.date) -> Manifest | None:
+def committed_day(fs: LakeFS, table: str, day: dt.date) -> CommittedDay | None:
     return committed(fs, table, [day]).get(day)
 
 
@@ -288,8 +288,8 @@ def newest_event(fs: LakeFS, table: str) -> dt.datetime | None:
     return None
 
 
-def file_uris(fs: LakeFS, manifests: Iterable[Manifest]) -> list[str]:
-    return [f"{fs.lake}/{m.table}/{f}" for m in manifests for f in m.files]
+def file_uris(fs: LakeFS, days: Iterable[CommittedDay]) -> list[str]:
+    return [f"{fs.lake}/{m.table}/{f}" for m in days for f in m.files]
 
 
 def read_committed(
@@ -301,8 +301,8 @@ def read_committed(
 ) -> DataFrame:
     """The committed rows of `days`, with the table's partition columns (typed: client_id
     bigint, date date). Only the files of the table's current snapshot are opened."""
-    manifests = committed(fs, table, days).values()
-    return read_files(spark, fs, table, schema, file_uris(fs, manifests))
+    found = committed(fs, table, days).values()
+    return read_files(spark, fs, table, schema, file_uris(fs, found))
 
 
 def read_files(

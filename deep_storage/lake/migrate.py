@@ -4,7 +4,7 @@ its data files adopted where they are.
 v0.2 kept, per table:
 
     {table}/_manifests/_current.json          {"dates": {date: that day's manifest, relative}}
-    {table}/_manifests/date=D/m-<id>.json     the day's Manifest: rows, sealed, files, ...
+    {table}/_manifests/date=D/m-<id>.json     the day's v0.2 manifest: rows, sealed, files, ...
 
 and the data as Parquet in Hive folders (`date=D/`, `client_id=N/date=D/`), the partition
 columns in the folder names only: how a Delta table keeps them too. So nothing is rewritten.
@@ -133,7 +133,7 @@ def _prepare(fs: lake.LakeFS, table: str, text: str | None, lease, run_id: str):
 
 
 def _adopt(
-    fs: lake.LakeFS, writer: lake.Writer, manifests: list[lake.Manifest], written: lake.Written
+    fs: lake.LakeFS, writer: lake.Writer, manifests: list[lake.CommittedDay], written: lake.Written
 ) -> TableMigration:
     """One Delta transaction adding every listed file, with the days' facts."""
     table = writer.table
@@ -169,7 +169,9 @@ def _checkpoint(fs: lake.LakeFS, table: str) -> None:
         log.warning("migrate: %s: no checkpoint written (%s); readers replay the log", table, exc)
 
 
-def read_manifests(fs: lake.LakeFS, table: str, text: str, current_uri: str) -> list[lake.Manifest]:
+def read_manifests(
+    fs: lake.LakeFS, table: str, text: str, current_uri: str
+) -> list[lake.CommittedDay]:
     """The committed days' v0.2 manifests, oldest first, each checked against its place."""
     try:
         version = dict(json.loads(text)["dates"])
@@ -188,7 +190,7 @@ def read_manifests(fs: lake.LakeFS, table: str, text: str, current_uri: str) -> 
                 f"{_fix(table, date)}"
             )
         try:
-            m = lake.Manifest.from_json(body)
+            m = lake.CommittedDay.from_json(body)
         except (ValueError, TypeError):
             raise LakeStateError(
                 f"{table} day {date}: {uri} is not a v0.2 manifest: nothing was migrated; "
@@ -219,7 +221,7 @@ def read_manifests(fs: lake.LakeFS, table: str, text: str, current_uri: str) -> 
     return found
 
 
-def check_rows(table: str, manifests: list[lake.Manifest], written: lake.Written) -> None:
+def check_rows(table: str, manifests: list[lake.CommittedDay], written: lake.Written) -> None:
     """Every day's files hold the rows its manifest says, partition by partition."""
     by_folder: dict[str, int] = {}
     for f in written.data_files:
@@ -244,9 +246,9 @@ def check_rows(table: str, manifests: list[lake.Manifest], written: lake.Written
             )
 
 
-def _as_committed(m: lake.Manifest) -> lake.Manifest:
+def _as_committed(m: lake.CommittedDay) -> lake.CommittedDay:
     """The day's facts as the Delta commit records them (the commit stamps run, lease and time)."""
-    return lake.Manifest(
+    return lake.CommittedDay(
         table=m.table,
         date=m.date,
         rows=m.rows,

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from deep_storage.core.errors import DeepStorageError, LakeStateError
 from deep_storage.lake.days import (
-    Manifest,
+    CommittedDay,
+    day_from_facts,
     load_facts,
-    manifest_from_facts,
     snapshot_files,
     write_facts,
 )
@@ -168,27 +168,27 @@ class Writer:
 
     def commit(
         self,
-        manifests: list[Manifest],
+        days: list[CommittedDay],
         written: Written | None = None,
         replace: Iterable[str] = (),
         keep: Iterable[str] = (),
     ) -> int | None:
         """One Delta transaction: remove the current files of every partition folder in
         `replace` (and, when files are `written` to a table partitioned by date alone, of every
-        day in `manifests`) but those in `keep` (relative to the table root), add `written`'s
+        day in `days`) but those in `keep` (relative to the table root), add `written`'s
         files, and record the days' facts. Without `written` and `replace` only the facts change.
         Returns the new table version."""
         from deltalake.transaction import CommitProperties
 
-        if not manifests and not replace:
+        if not days and not replace:
             return None
         replace = set(replace)
         if written is not None and PARTITION_COLUMNS[self.table] == ("date",):
-            replace |= {f"date={m.date}" for m in manifests}
+            replace |= {f"date={m.date}" for m in days}
         # The lease is checked right before each log write below (and before a schema change).
-        self._stamp(manifests)
+        self._stamp(days)
         facts_json = json.dumps(
-            {"days": [m.facts() for m in manifests], "run_id": self.run_id}, sort_keys=True
+            {"days": [m.facts() for m in days], "run_id": self.run_id}, sort_keys=True
         )
         properties = CommitProperties(custom_metadata={FACTS_KEY: facts_json})
         adds = self._adds(written)
@@ -206,16 +206,16 @@ class Writer:
         log.info(
             "%s: committed %s as version %d",
             self.table,
-            ", ".join(m.date for m in manifests),
+            ", ".join(m.date for m in days),
             version,
         )
         _failpoint(self.table, "swapped")
-        self._record_facts(manifests, version)
+        self._record_facts(days, version)
         return version
 
-    def _stamp(self, manifests: list[Manifest]) -> None:
+    def _stamp(self, days: list[CommittedDay]) -> None:
         now = dt.datetime.now(dt.UTC)
-        for m in manifests:
+        for m in days:
             m.table, m.run_id = self.table, self.run_id
             m.lease_token = self.lease.holder.token
             m.written_at = now.isoformat()
@@ -236,7 +236,7 @@ class Writer:
                 "_manifests/_current.json and no Delta log): run `deep-storage migrate "
                 f"--lake {self.fs.lake}` first"
             )
-        _failpoint(self.table, "manifests")
+        _failpoint(self.table, "commit")
         self.lease.check()
         create_table_with_add_actions(
             self.fs.delta_uri(self.table),
@@ -264,7 +264,7 @@ class Writer:
             for rel, size in folders[folder]
             if rel not in keep
         ]
-        _failpoint(self.table, "manifests")
+        _failpoint(self.table, "commit")
         self.lease.check()
         table.create_write_transaction(
             [*removes, *adds],
@@ -274,13 +274,13 @@ class Writer:
             commit_properties=properties,
         )
 
-    def _record_facts(self, manifests: list[Manifest], version: int) -> None:
+    def _record_facts(self, days: list[CommittedDay], version: int) -> None:
         """`_days` learns the committed days (a kill before this loses nothing: readers replay
         the commit's own metadata)."""
         facts = load_facts(self.fs)
-        for m in manifests:
+        for m in days:
             m.version = version
-            facts.days[(self.table, m.date)] = manifest_from_facts(m.facts())
+            facts.days[(self.table, m.date)] = day_from_facts(m.facts())
         facts.versions[self.table] = version
         write_facts(self.fs, facts)
 

@@ -93,17 +93,17 @@ def freshness_rules(day, as_of, sla, src, source_newest, lake_newest, notes):
     return [rules.freshness_rule(source_newest, sla)], []
 
 
-def facts_of(manifest: lake.Manifest | None) -> dict:
-    newest = (manifest.details.get("newest_event_at") if manifest else None) or None
+def facts_of(commit: lake.CommittedDay | None) -> dict:
+    newest = (commit.details.get("newest_event_at") if commit else None) or None
     return {"newest_event_at": dt.datetime.fromisoformat(newest) if newest else None}
 
 
-def silver_facts(manifests: dict[dt.date, lake.Manifest], day: dt.date) -> dict:
+def silver_facts(committed: dict[dt.date, lake.CommittedDay], day: dt.date) -> dict:
     """Silver's newest event for day D: an execution lives in the partition of its first event's
     day, so the source's events of D (an execution that spans midnight) sit in silver's rows of
     up to LOOKBACK_DAYS earlier, and their newest times count for D."""
     first = day - dt.timedelta(days=defaults.LOOKBACK_DAYS)
-    found = [facts_of(m)["newest_event_at"] for d, m in manifests.items() if first <= d <= day]
+    found = [facts_of(m)["newest_event_at"] for d, m in committed.items() if first <= d <= day]
     found = [t for t in found if t is not None]
     return {"newest_event_at": max(found) if found else None}
 
@@ -113,39 +113,39 @@ def history_window(day: dt.date) -> list[dt.date]:
     return [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS, -1, -1)]
 
 
-def window_manifests(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.Manifest]]:
-    """Each table's manifests of the window (`lake` the module here: _validate's `lake` is the
+def window_days(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.CommittedDay]]:
+    """Each table's committed of the window (`lake` the module here: _validate's `lake` is the
     URI)."""
     return {
         t: lake.committed(fs, t, history_window(day)) for t in (BRONZE_EVENTS, SILVER_EXECUTIONS)
     }
 
 
-def bronze_plan(day, manifests, as_of, volume_k, src, newest, judge_rows: bool) -> Plan:
+def bronze_plan(day, committed, as_of, volume_k, src, newest, judge_rows: bool) -> Plan:
     """Bronze's rules for `day`; the source is counted only when the rows are judged."""
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    manifest = manifests.get(day)
-    if manifest is None:
+    commit = committed.get(day)
+    if commit is None:
         raise LakeStateError(
             f"bronze day {day} is not committed: run `deep-storage bronze --date {day}` first"
         )
     notes: list[str] = []
     table_rules: list[rules.TableRule] = []
-    if not manifest.sealed:
+    if not commit.sealed:
         notes.append(
             "rows_match_source not checked: the day is not sealed yet "
-            f"({manifest.details.get('unsealed_reason')})"
+            f"({commit.details.get('unsealed_reason')})"
         )
     elif src is None:
         notes.append("rows_match_source not checked: no source database configured")
     elif judge_rows:
         table_rules.append(rules.source_count_rule(source_count(src, day)))
-    for stuck in manifest.details.get("stuck_writers") or []:
+    for stuck in commit.details.get("stuck_writers") or []:
         notes.append(f"stuck writer at the source keeps the day unsealed: {stuck}")
-    extra = manifest.details.get("extra_columns") or []
-    history = [manifests[d].rows for d in earlier if d in manifests]
-    table_rules += history_rules(day, history, volume_k, notes, manifest.sealed)
-    facts = facts_of(manifest)
+    extra = commit.details.get("extra_columns") or []
+    history = [committed[d].rows for d in earlier if d in committed]
+    table_rules += history_rules(day, history, volume_k, notes, commit.sealed)
+    facts = facts_of(commit)
     fact_rules, known = freshness_rules(
         day, as_of, BRONZE_SLA, src, newest, facts["newest_event_at"], notes
     )
@@ -158,31 +158,31 @@ def bronze_plan(day, manifests, as_of, volume_k, src, newest, judge_rows: bool) 
         "them, as text)",
         ", ".join(f"{c['name']} ({c['source_type']})" for c in extra) or None,
     )
-    return Plan(BRONZE_TABLE, manifest.rows, table_rules, fact_rules, facts, notes, [drift, *known])
+    return Plan(BRONZE_TABLE, commit.rows, table_rules, fact_rules, facts, notes, [drift, *known])
 
 
-def silver_plan(day, manifests, as_of, volume_k, src, newest) -> Plan:
+def silver_plan(day, committed, as_of, volume_k, src, newest) -> Plan:
     notes: list[str] = []
     earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
-    counts = {d: m.rows for d, m in manifests.items()}
+    counts = {d: m.rows for d, m in committed.items()}
     history = [counts[d] for d in earlier if d in counts]
-    sealed = bool(manifests.get(day) and manifests[day].sealed)
+    sealed = bool(committed.get(day) and committed[day].sealed)
     table_rules = history_rules(day, history, volume_k, notes, sealed)
-    facts = silver_facts(manifests, day)
+    facts = silver_facts(committed, day)
     fact_rules, known = freshness_rules(
         day, as_of, SILVER_SLA, src, newest, facts["newest_event_at"], notes
     )
     return Plan(SILVER_TABLE, counts.get(day, 0), table_rules, fact_rules, facts, notes, known)
 
 
-def chart_history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
+def chart_history(committed: dict, day: dt.date) -> dict[str, dict[str, dict]]:
     """Rows per day of both tables and silver's rows per status, over the HISTORY_DAYS up to
-    `day`, from the window's manifests (already read)."""
+    `day`, from the window's committed (already read)."""
     first = day - dt.timedelta(days=HISTORY_DAYS - 1)
     out: dict[str, dict[str, dict]] = {}
     for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
         out[name] = {}
-        for d, m in sorted(manifests[table].items()):
+        for d, m in sorted(committed[table].items()):
             if d < first:
                 continue
             statuses: dict[str, int] = {}
@@ -193,14 +193,14 @@ def chart_history(manifests: dict, day: dt.date) -> dict[str, dict[str, dict]]:
     return out
 
 
-def plans(day, manifests, as_of, volume_k, src, newest, tables, judge_rows: bool) -> list[Plan]:
+def plans(day, committed, as_of, volume_k, src, newest, tables, judge_rows: bool) -> list[Plan]:
     """The plan of each table in `tables`, bronze first; bronze's source count only when the
     rows are judged. `newest`: the source's newest event of the day (source_newest)."""
     out = []
     if "bronze" in tables:
         out.append(
-            bronze_plan(day, manifests[BRONZE_EVENTS], as_of, volume_k, src, newest, judge_rows)
+            bronze_plan(day, committed[BRONZE_EVENTS], as_of, volume_k, src, newest, judge_rows)
         )
     if "silver" in tables:
-        out.append(silver_plan(day, manifests[SILVER_EXECUTIONS], as_of, volume_k, src, newest))
+        out.append(silver_plan(day, committed[SILVER_EXECUTIONS], as_of, volume_k, src, newest))
     return out

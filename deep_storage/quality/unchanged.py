@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 JUDGED = "judged.json"  # the day's record of its last verdict, beside report.html
 
 
-def fingerprint_of(manifests, day: dt.date, tables, volume_k: float, src) -> str:
+def fingerprint_of(committed, day: dt.date, tables, volume_k: float, src) -> str:
     """What the rules' verdicts on the rows depend on: every day of the window as committed (its
     Delta version, rows, sealed), the rules themselves, the package, the gate's settings. Equal
     fingerprints: the same rows judged by the same rules, so only the time rules can change."""
@@ -36,7 +36,7 @@ def fingerprint_of(manifests, day: dt.date, tables, volume_k: float, src) -> str
         "source": src is not None,
         **{
             table: {d.isoformat(): [m.version, m.rows, m.sealed] for d, m in sorted(days.items())}
-            for table, days in manifests.items()
+            for table, days in committed.items()
         },
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -99,11 +99,11 @@ def judged_record(report: ValidationReport, fingerprint: str, prior: dict | None
     return json.dumps(record, indent=1, sort_keys=True) + "\n"
 
 
-def rejudge_all(fs, day, manifests, as_of, volume_k, src, day_newest, tables, prior):
+def rejudge_all(fs, day, committed, as_of, volume_k, src, day_newest, tables, prior):
     """The unchanged day's reports, no row read and no Spark; None when a stored result is gone.
     `day_newest`: the source's newest event of the day."""
     plans = day_plan.plans(
-        day, manifests, as_of, volume_k, src, day_newest, tables, judge_rows=False
+        day, committed, as_of, volume_k, src, day_newest, tables, judge_rows=False
     )
     out = [rejudged(fs, plan, day, prior) for plan in plans]
     return None if any(r is None for r in out) else out

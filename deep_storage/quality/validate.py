@@ -50,7 +50,7 @@ from deep_storage.quality.day_plan import (
     SILVER_TABLE,
     Plan,
     chart_history,
-    window_manifests,
+    window_days,
 )
 from deep_storage.quality.gx_runner import RuleResult
 from deep_storage.quality.unchanged import (
@@ -240,8 +240,8 @@ def _unreadable(
     return table_report(fs, plan, day, [*results, *plan.more_results], 0, gx_result)
 
 
-def _bronze_report(spark, fs, day, manifests, plan: Plan, run_id, phases) -> TableReport:
-    files = lake.file_uris(fs, [manifests[day]])
+def _bronze_report(spark, fs, day, committed, plan: Plan, run_id, phases) -> TableReport:
+    files = lake.file_uris(fs, [committed[day]])
     frame = (
         spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
         if files
@@ -259,7 +259,7 @@ def _bronze_report(spark, fs, day, manifests, plan: Plan, run_id, phases) -> Tab
         fs,
         run_id,
         phases,
-        (BRONZE_EVENTS, list(manifests[day].files)),
+        (BRONZE_EVENTS, list(committed[day].files)),
     )
 
 
@@ -336,26 +336,26 @@ def _validate(day, lake, spark, store_config, src, as_of, volume_k, tables, run_
         # were. The lake cannot change while the lease is held, so the lag is the same.
         with phases("freshness"):
             source_newest, day_newest = _source_newest(src, day)
-        # Each table's manifests of the window, read once: the volume rule, the charts.
-        manifests = window_manifests(fs, day)
-        fingerprint = fingerprint_of(manifests, day, tables, volume_k, src)
+        # Each table's committed of the window, read once: the volume rule, the charts.
+        committed = window_days(fs, day)
+        fingerprint = fingerprint_of(committed, day, tables, volume_k, src)
         prior = None if full else prior_verdict(fs, day, fingerprint, tables)
         if prior is not None:
             with phases("re-judge unchanged day"):
                 rejudged = rejudge_all(
-                    fs, day, manifests, as_of, volume_k, src, day_newest, tables, prior
+                    fs, day, committed, as_of, volume_k, src, day_newest, tables, prior
                 )
             report.tables = rejudged or []
         if not report.tables:
             prior = None
             report.tables = _judge_all(
-                spark, fs, day, manifests, as_of, volume_k, (src, day_newest), tables, run_id,
+                spark, fs, day, committed, as_of, volume_k, (src, day_newest), tables, run_id,
                 phases,
             )  # fmt: skip
         _measure_lag(fs, source_newest, report, day, as_of)
         for table_report in report.tables:
             _write_report(fs, table_report)
-        report.history = chart_history(manifests, day)
+        report.history = chart_history(committed, day)
         report.endpoint = store_config.endpoint_url if store_config else None
         folder = f"{lake}/{QUALITY}/summary/date={day.isoformat()}"
         fs.write_text(f"{folder}/summary.md", report.markdown())
@@ -374,12 +374,12 @@ def engine_for(rows: int, setting: str | None = None) -> str:
     return "duckdb" if rows <= defaults.GATE_DUCKDB_MAX_ROWS else "spark"
 
 
-def _judge_all(spark, fs, day, manifests, as_of, volume_k, source, tables, run_id, phases):
+def _judge_all(spark, fs, day, committed, as_of, volume_k, source, tables, run_id, phases):
     """Judge every rule on the day's rows (each table's day read once). `source`: (the source's
     settings, its newest event of the day)."""
     src, day_newest = source
     plans = day_plan.plans(
-        day, manifests, as_of, volume_k, src, day_newest, tables, judge_rows=True
+        day, committed, as_of, volume_k, src, day_newest, tables, judge_rows=True
     )
     engines = {plan.table: engine_for(plan.rows) for plan in plans}
     if "spark" in engines.values():
@@ -390,10 +390,10 @@ def _judge_all(spark, fs, day, manifests, as_of, volume_k, source, tables, run_i
     for plan in plans:
         log.info("%s %s: %d rows judged on %s", plan.table, day, plan.rows, engines[plan.table])
         if engines[plan.table] == "duckdb":
-            out.append(_duckdb_report(fs, day, manifests, plan, run_id, phases))
+            out.append(_duckdb_report(fs, day, committed, plan, run_id, phases))
         elif plan.table == BRONZE_TABLE:
             out.append(
-                _bronze_report(spark, fs, day, manifests[BRONZE_EVENTS], plan, run_id, phases)
+                _bronze_report(spark, fs, day, committed[BRONZE_EVENTS], plan, run_id, phases)
             )
         else:
             out.append(_silver_report(spark, fs, day, plan, run_id, phases))
@@ -411,15 +411,15 @@ _DUCKDB_TABLES = {
 }
 
 
-def _duckdb_report(fs, day, manifests, plan: Plan, run_id, phases) -> TableReport:
+def _duckdb_report(fs, day, committed, plan: Plan, run_id, phases) -> TableReport:
     """`plan` judged on DuckDB: the day's committed files read once into DuckDB, the evidence
     computed there and judged by GX as a pandas frame, the quarantine copied from the same
     table."""
     import pandas as pd
 
     kind, lake_table, schema, row_rules = _DUCKDB_TABLES[plan.table]
-    committed = manifests[lake_table].get(day)
-    files = list(committed.files) if committed else []
+    commit = committed[lake_table].get(day)
+    files = list(commit.files) if commit else []
     helpers = rule_columns.BRONZE_HELPERS if kind == "bronze" else rule_columns.SILVER_HELPERS
     extras = [
         *helpers,

@@ -136,7 +136,7 @@ def load(
     day: dt.date,
     check: source_db.SealCheck,
     extra: list[source_db.SourceColumn] | None = None,
-) -> lake.Manifest:
+) -> lake.CommittedDay:
     """Spark engine: write the day under new file names, check that every row read landed, then
     commit it (lake/writer.py): readers see the previous version of the day until the commit
     swaps it."""
@@ -165,7 +165,7 @@ def load_arrow(
     phases: metrics.Phases,
     extra: list[source_db.SourceColumn] | None = None,
     kept: Kept | None = None,
-) -> lake.Manifest:
+) -> lake.CommittedDay:
     """Arrow engine (io/source_copy.py): binary COPY streamed into new Parquet files, their rows
     counted from the footers against the rows read, then the same commit. With `kept` (the
     committed slices that stay, `kept_slices`), only the other slices are read and replaced."""
@@ -199,7 +199,7 @@ class Kept:
     facts: dict[int, tuple[int, str | None]]
 
 
-def changed_slices(old: lake.Manifest | None, summary: list, schema: str) -> list[int] | None:
+def changed_slices(old: lake.CommittedDay | None, summary: list, schema: str) -> list[int] | None:
     """The slices whose source rows changed since `old` was committed: another count or newest
     event (the log is append-only: the same count means the same rows). None when `old` cannot
     tell (no slice facts for as many slices, files of another schema, facts that do not add up
@@ -216,7 +216,7 @@ def changed_slices(old: lake.Manifest | None, summary: list, schema: str) -> lis
 
 
 def kept_slices(
-    fs: lake.LakeFS, day: dt.date, old: lake.Manifest, changed: list[int]
+    fs: lake.LakeFS, day: dt.date, old: lake.CommittedDay, changed: list[int]
 ) -> Kept | None:
     """The committed files of the slices not in `changed`, their rows counted from their
     footers and checked against the slices' facts (a commit records only rows it counted); None
@@ -249,13 +249,13 @@ def commit_day(
     kept_rows: int = 0,
     slices: list | None = None,
     schema: str | None = None,
-) -> lake.Manifest:
+) -> lake.CommittedDay:
     """Commit the day: `written`'s files, plus `keep` (committed files of the day that stay,
     holding `kept_rows` rows); `slices`: each slice's [rows, newest] as committed, of files of
     `schema` (source_copy.schema_id)."""
     start, end = window(day)
     rows = written.rows + kept_rows
-    manifest = lake.Manifest(
+    commit = lake.CommittedDay(
         table=BRONZE_EVENTS,
         date=day.isoformat(),
         rows=rows,
@@ -276,17 +276,17 @@ def commit_day(
         },
     )
     if slices is not None:
-        manifest.details["slices"] = slices
-        manifest.details["slices_schema"] = schema
-    writer.commit([manifest], written, keep=keep)
-    return manifest
+        commit.details["slices"] = slices
+        commit.details["slices_schema"] = schema
+    writer.commit([commit], written, keep=keep)
+    return commit
 
 
 def _iso(instant: dt.datetime | None) -> str | None:
     return None if instant is None else instant.astimezone(dt.UTC).isoformat()
 
 
-def _unchanged(conn, src: SourceConfig, day: dt.date, old: lake.Manifest, check) -> bool:
+def _unchanged(conn, src: SourceConfig, day: dt.date, old: lake.CommittedDay, check) -> bool:
     """The committed day already holds exactly the source's rows of its window, with the seal
     this check gives (the log is append-only: same count and newest event, same rows)."""
     if old.sealed != check.sealed:
@@ -478,19 +478,19 @@ def _ingest_day(
     kept = None if changed is None else kept_slices(writer.fs, day, old, changed)
     if kept is not None:
         log.info("bronze %s: slices changed at the source: %s", day, changed or "none (seal)")
-        manifest = load_arrow(writer, src, day, check, read_partitions, phases, extra, kept)
+        commit = load_arrow(writer, src, day, check, read_partitions, phases, extra, kept)
     else:
-        manifest = _load_day(
+        commit = _load_day(
             writer, spark, src, day, check, read_path, read_partitions, extra, phases
         )
-    state = "sealed" if manifest.sealed else f"unsealed ({check.reason})"
-    log.info("bronze %s: %d rows, %s", day, manifest.rows, state)
-    return DayResult(day.isoformat(), manifest.rows, manifest.sealed, check.reason, check.stuck)
+    state = "sealed" if commit.sealed else f"unsealed ({check.reason})"
+    log.info("bronze %s: %d rows, %s", day, commit.rows, state)
+    return DayResult(day.isoformat(), commit.rows, commit.sealed, check.reason, check.stuck)
 
 
 def _load_day(
     writer, spark, src, day, check, read_path, read_partitions, extra, phases
-) -> lake.Manifest:
+) -> lake.CommittedDay:
     if read_path == "arrow":
         return load_arrow(writer, src, day, check, read_partitions, phases, extra)
     with phases("read, write and commit (spark)"):

@@ -60,7 +60,7 @@ def inputs_of(day: dt.date, silver_versions: dict[dt.date, int]) -> dict[str, in
 
 
 def stale_days(
-    silver_versions: dict[dt.date, int], gold: dict[dt.date, lake.Manifest]
+    silver_versions: dict[dt.date, int], gold: dict[dt.date, lake.CommittedDay]
 ) -> list[dt.date]:
     """Silver's days whose gold day is missing, or was built from other silver versions or with
     another slippage threshold. A look-back day that retention removed from silver is no change:
@@ -95,7 +95,7 @@ def spans(days: list[dt.date]) -> list[DayRange]:
 
 def plan(
     fs: lake.LakeFS, days: DayRange | None
-) -> tuple[list[DayRange], dict[dt.date, lake.Manifest]]:
+) -> tuple[list[DayRange], dict[dt.date, lake.CommittedDay]]:
     """(the spans to build, silver's committed days). Asked days must be committed in silver."""
     silver = lake.committed(fs, SILVER_EXECUTIONS, with_files=False)
     if days is None:
@@ -109,7 +109,7 @@ def plan(
     return [days], silver
 
 
-def _versions(silver: dict[dt.date, lake.Manifest]) -> dict[dt.date, int]:
+def _versions(silver: dict[dt.date, lake.CommittedDay]) -> dict[dt.date, int]:
     """Silver's day -> the Delta version that committed it."""
     return {d: m.version for d, m in silver.items()}
 
@@ -147,14 +147,14 @@ def write_days(fs: lake.LakeFS, features, span: DayRange, tag: str) -> tuple[lis
     return files, counts
 
 
-def manifests(span, counts, silver, silver_version: int) -> list[lake.Manifest]:
+def day_commits(span, counts, silver, silver_version: int) -> list[lake.CommittedDay]:
     """Each built day's facts: rows, its silver inputs (and the silver table's version read),
     sealed when silver's day is."""
     out = []
     for day in span.days():
         silver_day = silver.get(day)
         out.append(
-            lake.Manifest(
+            lake.CommittedDay(
                 table=GOLD_FEATURES,
                 date=day.isoformat(),
                 rows=counts[day],
@@ -228,7 +228,7 @@ def _build(fs, writer, source, span: DayRange, result: GoldResult, phases) -> No
     written = writer.landed_in(list(span.days()), files)
     written.expect(features.num_rows)
     with phases(f"commit {span}"):
-        commits = manifests(span, counts, silver, table.version())
+        commits = day_commits(span, counts, silver, table.version())
         writer.commit(commits, written)
     result.rows += features.num_rows
     result.dates_committed += [m.date for m in commits]

@@ -79,10 +79,10 @@ class SilverResult:
 @dataclass(frozen=True)
 class Plan:
     days: DayRange
-    bronze: dict[dt.date, lake.Manifest]  # committed bronze days to read
+    bronze: dict[dt.date, lake.CommittedDay]  # committed bronze days to read
     unsealed: list[dt.date]
     missing_lookback: list[dt.date]
-    silver: dict[dt.date, lake.Manifest]  # committed silver days of the whole read window
+    silver: dict[dt.date, lake.CommittedDay]  # committed silver days of the whole read window
     bronze_inputs: dict[str, str]  # the bronze versions read: date -> "v{Delta version}"
 
     def unchanged(self) -> bool:
@@ -248,7 +248,7 @@ def _committed_partitions(fs: lake.LakeFS, days: list[dt.date]) -> dict:
 
 def _projection(p: Plan, report: list[dict]) -> Projection:
     """The tasks' report (a dict per row of report_schema) as the facts the commit and the
-    manifests need."""
+    commit facts need."""
     files, counts, statuses, newest, by_status = [], {}, {}, {}, {}
     emptied = set()
     for r in report:
@@ -271,7 +271,7 @@ def _projection(p: Plan, report: list[dict]) -> Projection:
     return Projection(files, counts, cleared, by_status, newest, statuses)
 
 
-def _partition_keys(m: lake.Manifest) -> list[tuple[int, dt.date]]:
+def _partition_keys(m: lake.CommittedDay) -> list[tuple[int, dt.date]]:
     return [_key(part) for part in m.partitions]
 
 
@@ -284,7 +284,7 @@ def _folder(key: tuple[int, dt.date]) -> str:
     return f"client_id={key[0]}/date={key[1].isoformat()}"
 
 
-def manifests(p: Plan, proj: Projection) -> list[lake.Manifest]:
+def day_commits(p: Plan, proj: Projection) -> list[lake.CommittedDay]:
     """The facts of each changed day: its untouched partitions keep their rows, the rewritten
     and cleared ones take the new counts (or none)."""
     changed = set(proj.counts) | proj.cleared
@@ -311,7 +311,7 @@ def manifests(p: Plan, proj: Projection) -> list[lake.Manifest]:
         if old and old.details.get("newest_event_at"):
             candidates.append(dt.datetime.fromisoformat(old.details["newest_event_at"]))
         out.append(
-            lake.Manifest(
+            lake.CommittedDay(
                 table=SILVER_EXECUTIONS,
                 date=day.isoformat(),
                 rows=sum(partitions.values()),
@@ -477,7 +477,7 @@ def _commit(fs: lake.LakeFS, lease, run_id: str, p: Plan, proj: Projection, phas
     written = writer.landed_in(written_days, proj.files)
     written.expect(sum(proj.counts.values()))
     with phases("commit"):
-        commits = manifests(p, proj)
+        commits = day_commits(p, proj)
         changed = {_folder(key) for key in set(proj.counts) | proj.cleared}
         writer.commit(commits, written, replace=changed)
     return commits
@@ -486,7 +486,7 @@ def _commit(fs: lake.LakeFS, lease, run_id: str, p: Plan, proj: Projection, phas
 def _record(
     result: SilverResult,
     proj: Projection,
-    commits: list[lake.Manifest],
+    commits: list[lake.CommittedDay],
     silver_newest: dt.datetime | None,
     bronze_newest: dt.datetime | None,
 ) -> None:

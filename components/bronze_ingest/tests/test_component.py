@@ -32,7 +32,7 @@ def test_resolves_the_day_from_the_schedule_time_and_logs_metrics(db, spark, lak
         "days_left": 0,
         "stuck_writers": 0,
     }
-    assert lakes.manifest(LakeFS(lake), BRONZE_EVENTS, dt.date(2025, 6, 1)).rows == 2
+    assert lakes.committed_day(LakeFS(lake), BRONZE_EVENTS, dt.date(2025, 6, 1)).rows == 2
 
 
 def test_a_run_catches_up_an_unsealed_earlier_day(db, spark, lake, tmp_path):
