@@ -1,4 +1,5 @@
-"""The KFP half of `deep-storage`: compile, run-local, submit, schedule, backfill.
+"""The KFP half of `deep-storage`: compile, run-local, and the `kfp` group (submit, schedule,
+backfill), which takes the connection to a KFP API server once, as `kfp --endpoint ... run create`.
 
 `command()` builds the whole `deep-storage` group: the library's commands (deep_storage.cli,
 which never imports kfp) and these, registered explicitly. Data flows one way: CLI ->
@@ -7,7 +8,9 @@ pipelines/components -> library -> lake.
 
 from __future__ import annotations
 
+import functools
 import sys
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import click
@@ -26,10 +29,13 @@ HOURLY = "0 5 * * * *"
 DAILY = "0 15 1 * * *"
 # The training pipeline: Mondays at 06:00, after the weekend's days have reached silver.
 WEEKLY_TRAINING = "0 0 6 * * 1"
-# What `schedule --pipeline` schedules: (compiled file attribute, recurring run name, cron).
+# compiled/ and its pipelines' files, as pipelines/compile.py writes them (not imported from there:
+# importing it builds every pipeline, seconds on each command).
+COMPILED = Path(__file__).resolve().parent.parent / "compiled"
+# What `schedule --pipeline` schedules: (file in compiled/, recurring run name, cron).
 SCHEDULES = {
-    "lake": ("PIPELINE_FILE", "deep-storage-hourly", HOURLY),
-    "training": ("TRAINING_FILE", "deep-storage-training-weekly", WEEKLY_TRAINING),
+    "lake": ("deep_storage_pipeline.yaml", "deep-storage-hourly", HOURLY),
+    "training": ("training_pipeline.yaml", "deep-storage-training-weekly", WEEKLY_TRAINING),
 }
 # The training pipeline's own options, by parameter, and the lake pipeline's that it lacks.
 TRAINING_FLAGS = {
@@ -116,28 +122,146 @@ def run_local(date, until, lake, lookback_days, pipeline_root, image, network) -
         click.echo(f"  {task} metrics: {shown}")
 
 
-def _kfp_options(func):
-    options = [
-        click.option(
-            "--host",
-            envvar="KFP_HOST",
-            required=True,
-            help="KFP API endpoint, e.g. http://127.0.0.1:8888 (env KFP_HOST).",
-        ),
-        click.option(
-            "--token",
-            envvar="KFP_TOKEN",
-            default=None,
-            help="Bearer token (env KFP_TOKEN); never printed.",
-        ),
-        click.option(
-            "--verify-ssl/--no-verify-ssl",
-            default=True,
-            show_default=True,
-            help="Check the API's TLS certificate (--no-verify-ssl for a self-signed one).",
-        ),
-        click.option("--namespace", default="kubeflow", show_default=True),
-        click.option("--experiment", default="deep-storage", show_default=True),
+# --- deep-storage kfp: the connection once, on the group ------------------------------------------
+
+
+@dataclass(frozen=True)
+class KfpConnection:
+    """Where `deep-storage kfp` sends its requests and how it prints their results: the group's
+    options, given once. Nothing is contacted until a command calls `client()`, so `--help`
+    needs no host."""
+
+    host: str | None
+    token: str | None = field(repr=False)  # never printed
+    verify_ssl: bool = True
+    namespace: str = "kubeflow"
+    experiment: str = "deep-storage"
+    as_json: bool = False
+
+    def client(self):
+        """A `kfp.Client` for the host, once it has answered and accepted the token."""
+        from deep_storage_kfp.pipelines import client
+
+        if not self.host:
+            raise InputError(
+                "--host is not set: expected the KFP API URL, e.g. http://localhost:8888: pass "
+                "`deep-storage kfp --host URL ...` or set KFP_HOST"
+            )
+        return client.connect(self.host, self.token, self.namespace, self.verify_ssl)
+
+    def show(self, result, text: str) -> None:
+        import json
+
+        click.echo(json.dumps(result, indent=2, default=str) if self.as_json else text)
+
+
+@click.group("kfp")
+@click.option(
+    "--host",
+    envvar="KFP_HOST",
+    default=None,
+    help="KFP API endpoint, e.g. http://127.0.0.1:8888 (env KFP_HOST; needed by every command).",
+)
+@click.option(
+    "--token", envvar="KFP_TOKEN", default=None, help="Bearer token (env KFP_TOKEN); never printed."
+)
+@click.option(
+    "--verify-ssl/--no-verify-ssl",
+    default=True,
+    show_default=True,
+    help="Check the API's TLS certificate (--no-verify-ssl for a self-signed one).",
+)
+@click.option("--namespace", default="kubeflow", show_default=True)
+@click.option("--experiment", default="deep-storage", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print each result as JSON.")
+@click.pass_context
+def kfp_group(ctx: click.Context, **connection) -> None:
+    """Run the pipelines on a Kubeflow Pipelines API server: submit, schedule, backfill.
+
+    The connection is given once, before the command:
+
+    \b
+    deep-storage kfp --host URL [--token T] [--json] schedule [--pipeline training] ...
+    """
+    ctx.obj = KfpConnection(**connection)
+
+
+pass_connection = click.make_pass_decorator(KfpConnection)
+
+
+class KfpCommand(click.Command):
+    """A command of `deep-storage kfp`: a connection option given after it is pointed before it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            group = {opt for p in kfp_group.params for opt in (*p.opts, *p.secondary_opts)}
+            if exc.option_name not in group:
+                raise
+            name = exc.option_name
+            raise InputError(
+                f"{name} is an option of `deep-storage kfp`, not of {self.name}: give it before "
+                f"the command: deep-storage kfp {name} ... {self.name} ..."
+            ) from None
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """The pipeline's parameters and package, as every `deep-storage kfp` command takes them."""
+
+    package: Path | None
+    lake: str
+    lookback_days: int
+    max_days: int | None
+    db_secret: str
+    s3_secret: str
+    service_account: str | None
+
+    def lake_parameters(self, **extra) -> dict:
+        """The lake pipeline's parameters (`extra`: a run's dates)."""
+        return {
+            "lake_uri": self.lake,
+            "lookback_days": self.lookback_days,
+            "max_days": self.max_days,  # None: dropped, the pipeline's default applies
+            "db_secret": self.db_secret,
+            "s3_secret": self.s3_secret,
+            **extra,
+        }
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """`schedule`'s options for the training pipeline only (None: the pipeline's default)."""
+
+    training_set: str | None
+    set_version: str | None
+    from_day: str | None
+    to_day: str | None
+    test_from: str | None
+
+
+def _as_one(cls, name: str, options: list):
+    """A decorator: `options` on the command, handed to its function as one `cls` named `name`."""
+    keys = [f.name for f in fields(cls)]
+
+    def decorator(func):
+        @functools.wraps(func)
+        def collected(*args, **kwargs):
+            kwargs[name] = cls(**{key: kwargs.pop(key) for key in keys})
+            return func(*args, **kwargs)
+
+        for option in reversed(options):
+            collected = option(collected)
+        return collected
+
+    return decorator
+
+
+pipeline_params = _as_one(
+    PipelineParams,
+    "params",
+    [
         click.option(
             "--package",
             type=click.Path(path_type=Path),
@@ -167,38 +291,17 @@ def _kfp_options(func):
         click.option("--db-secret", default="django-db-credentials", show_default=True),
         click.option("--s3-secret", default="contabo-s3-credentials", show_default=True),
         click.option("--service-account", default=None, help="Run the pods as this account."),
-        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ],
+)
 
 
 def _package(path: Path | None, pipeline: str = "lake") -> Path:
-    from deep_storage_kfp.pipelines import compile as compiling
-
-    return path or compiling.COMPILED / getattr(compiling, SCHEDULES[pipeline][0])
+    return path or COMPILED / SCHEDULES[pipeline][0]
 
 
-def _params(lake, lookback_days, max_days, db_secret, s3_secret, **extra) -> dict:
-    return {
-        "lake_uri": lake,
-        "lookback_days": lookback_days,
-        "max_days": max_days,  # None: dropped, the pipeline's default applies
-        "db_secret": db_secret,
-        "s3_secret": s3_secret,
-        **extra,
-    }
-
-
-def _show(result, as_json: bool, text: str) -> None:
-    import json
-
-    click.echo(json.dumps(result, indent=2, default=str) if as_json else text)
-
-
-@click.command()
-@_kfp_options
+@kfp_group.command(cls=KfpCommand)
+@pass_connection
+@pipeline_params
 @click.option(
     "--date",
     "run_date",
@@ -207,23 +310,7 @@ def _show(result, as_json: bool, text: str) -> None:
     help="run_date (default: the run's creation date).",
 )
 @click.option("--until", "until_date", default="", metavar="YYYY-MM-DD")
-def submit(
-    host,
-    token,
-    verify_ssl,
-    namespace,
-    experiment,
-    package,
-    lake,
-    lookback_days,
-    max_days,
-    db_secret,
-    s3_secret,
-    service_account,
-    as_json,
-    run_date,
-    until_date,
-) -> None:
+def submit(kfp: KfpConnection, params: PipelineParams, run_date: str, until_date: str) -> None:
     """Create one run of the pipeline on a KFP API server."""
     from deep_storage_kfp.pipelines import client
 
@@ -233,28 +320,20 @@ def submit(
     elif until_date:
         raise InputError("--until needs --date")
 
-    kfp = client.connect(host, token, namespace, verify_ssl)
     result = client.submit(
-        kfp,
-        _package(package),
-        _params(
-            lake,
-            lookback_days,
-            max_days,
-            db_secret,
-            s3_secret,
-            run_date=run_date,
-            until_date=until_date,
-        ),
-        experiment=experiment,
-        service_account=service_account,
+        kfp.client(),
+        _package(params.package),
+        params.lake_parameters(run_date=run_date, until_date=until_date),
+        experiment=kfp.experiment,
+        service_account=params.service_account,
     )
-    _show(result, as_json, f"run {result['run_id']} created ({result['run_name']})")
+    kfp.show(result, f"run {result['run_id']} created ({result['run_name']})")
 
 
-def _training_options(func):
-    day = {"metavar": "YYYY-MM-DD", "default": None}
-    options = [
+training_window = _as_one(
+    TrainingWindow,
+    "training",
+    [
         click.option(
             "--training-set",
             default=None,
@@ -268,23 +347,28 @@ def _training_options(func):
             help="A fixed training set version (X.Y.Z) for every run (default: each run releases "
             "the next patch version when the rows moved, and changes nothing when they did not).",
         ),
-        click.option("--from-day", **day, help="First gold day (default: the library's window)."),
         click.option(
-            "--to-day", **day, help="Last gold day, inclusive (default: the library's window)."
+            "--from-day",
+            metavar="YYYY-MM-DD",
+            help="First gold day (default: the library's window).",
+        ),
+        click.option(
+            "--to-day",
+            metavar="YYYY-MM-DD",
+            help="Last gold day, inclusive (default: the library's window).",
         ),
         click.option(
             "--test-from",
-            **day,
+            metavar="YYYY-MM-DD",
             help="First day of the test split (default: the start of the range's last fifth).",
         ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ],
+)
 
 
-@click.command()
-@_kfp_options
+@kfp_group.command(cls=KfpCommand)
+@pass_connection
+@pipeline_params
 @click.option(
     "--pipeline",
     type=click.Choice(sorted(SCHEDULES)),
@@ -313,68 +397,54 @@ def _training_options(func):
     show_default=True,
     help="Let KFP start missed runs (bronze already re-ingests unsealed days).",
 )
-@_training_options
+@training_window
 def schedule(
-    host,
-    token,
-    verify_ssl,
-    namespace,
-    experiment,
-    package,
-    lake,
-    lookback_days,
-    max_days,
-    db_secret,
-    s3_secret,
-    service_account,
-    as_json,
-    pipeline,
-    name,
-    cron,
-    max_concurrency,
-    catchup,
-    **training,
+    kfp: KfpConnection,
+    params: PipelineParams,
+    training: TrainingWindow,
+    pipeline: str,
+    name: str | None,
+    cron: str | None,
+    max_concurrency: int,
+    catchup: bool,
 ) -> None:
     """Create or update a recurring run of a pipeline, idempotently by name."""
     from deep_storage_kfp.pipelines import client
 
     if pipeline == "training":
-        params = _training_params(lake, s3_secret, **training)
+        parameters = _training_parameters(params, training)
     else:
-        params = _lake_params(lake, lookback_days, max_days, db_secret, s3_secret, training)
+        parameters = _lake_parameters(params, training)
     _, default_name, default_cron = SCHEDULES[pipeline]
     name, cron = name or default_name, cron or default_cron
-    kfp = client.connect(host, token, namespace, verify_ssl)
     result = client.schedule(
-        kfp,
-        _package(package, pipeline),
+        kfp.client(),
+        _package(params.package, pipeline),
         name=name,
         cron=cron,
-        params=params,
-        experiment=experiment,
+        params=parameters,
+        experiment=kfp.experiment,
         max_concurrency=max_concurrency,
         catchup=catchup,
-        service_account=service_account,
+        service_account=params.service_account,
     )
-    _show(
-        result,
-        as_json,
-        f"recurring run {name!r} {result['action']} ({result['recurring_run_id']}, {cron})",
+    kfp.show(
+        result, f"recurring run {name!r} {result['action']} ({result['recurring_run_id']}, {cron})"
     )
 
 
-def _lake_params(lake, lookback_days, max_days, db_secret, s3_secret, training: dict) -> dict:
+def _lake_parameters(params: PipelineParams, training: TrainingWindow) -> dict:
     """The lake pipeline's parameters; a training option is refused, not ignored."""
-    given = [TRAINING_FLAGS[key] for key, value in training.items() if value is not None]
+    given = [TRAINING_FLAGS[key] for key, value in asdict(training).items() if value is not None]
     if given:
         raise InputError(
             f"{', '.join(given)}: options of the training pipeline; add --pipeline training "
             "or drop them"
         )
-    return _params(lake, lookback_days, max_days, db_secret, s3_secret)
+    return params.lake_parameters()
 
 
-def _training_params(lake, s3_secret, training_set, set_version, **days) -> dict:
+def _training_parameters(params: PipelineParams, training: TrainingWindow) -> dict:
     """The training pipeline's parameters; an option only the lake pipeline takes is refused."""
     from click.core import ParameterSource
 
@@ -389,20 +459,22 @@ def _training_params(lake, s3_secret, training_set, set_version, **days) -> dict
             f"{', '.join(given)}: not a parameter of the training pipeline: drop it, or "
             "schedule the lake pipeline (--pipeline lake)"
         )
+    days = {key: getattr(training, key) for key in ("from_day", "to_day", "test_from")}
     for key, value in days.items():
         if value:
             parse_day(value, name=TRAINING_FLAGS[key])
     return {
-        "lake_uri": lake,
-        "s3_secret": s3_secret,
-        "name": training_set,  # None: dropped, the pipeline's default applies
-        "version": set_version,  # None: dropped, each run picks the next version
+        "lake_uri": params.lake,
+        "s3_secret": params.s3_secret,
+        "name": training.training_set,  # None: dropped, the pipeline's default applies
+        "version": training.set_version,  # None: dropped, each run picks the next version
         **days,
     }
 
 
-@click.command()
-@_kfp_options
+@kfp_group.command(cls=KfpCommand)
+@pass_connection
+@pipeline_params
 @click.option("--from", "first", required=True, metavar="YYYY-MM-DD")
 @click.option("--to", "last", required=True, metavar="YYYY-MM-DD")
 @click.option(
@@ -414,39 +486,24 @@ def _training_params(lake, s3_secret, training_set, set_version, **days) -> dict
     "mode, the same image); 0: local mode in the task pod, as the schedule runs.",
 )
 def backfill(
-    host,
-    token,
-    verify_ssl,
-    namespace,
-    experiment,
-    package,
-    lake,
-    lookback_days,
-    max_days,
-    db_secret,
-    s3_secret,
-    service_account,
-    as_json,
-    first,
-    last,
-    executors,
+    kfp: KfpConnection, params: PipelineParams, first: str, last: str, executors: int
 ) -> None:
     """Submit one run that covers every UTC day from --from to --to."""
     from deep_storage_kfp.pipelines import client
 
     days = DayRange.parse(first, last, names=("--from", "--to"))
-    kfp = client.connect(host, token, namespace, verify_ssl)
-    service_account = _backfill_account(service_account, executors)
+    connected = kfp.client()
+    service_account = _backfill_account(params.service_account, executors)
     runs = client.backfill(
-        kfp,
-        _backfill_package(package, executors, s3_secret),
+        connected,
+        _backfill_package(params.package, executors, params.s3_secret),
         days.first,
         days.last,
-        _params(lake, lookback_days, max_days, db_secret, s3_secret),
-        experiment=experiment,
+        params.lake_parameters(),
+        experiment=kfp.experiment,
         service_account=service_account,
     )
-    _show(runs, as_json, f"{len(runs)} runs created for {days}")
+    kfp.show(runs, f"{len(runs)} runs created for {days}")
 
 
 def _backfill_account(service_account: str | None, executors: int) -> str | None:
@@ -486,7 +543,32 @@ def _backfill_package(package: Path | None, executors: int, s3_secret: str) -> P
     return compiled
 
 
-KFP_COMMANDS = (compile_cmd, run_local, submit, schedule, backfill)
+def _old_spelling(command: click.Command) -> click.Command:
+    """`deep-storage submit --host URL ...`, the spelling before the `kfp` group: hidden, the
+    group's options beside the command's, and a note on stderr naming the new spelling."""
+
+    def callback(**options):
+        connection = {p.name: options.pop(p.name) for p in kfp_group.params}
+        click.get_current_context().obj = KfpConnection(**connection)
+        click.echo(
+            f"note: `deep-storage {command.name}` is now `deep-storage kfp [--host URL ...] "
+            f"{command.name}`",
+            err=True,
+        )
+        return command.callback(**options)
+
+    return click.Command(
+        command.name,
+        params=[*kfp_group.params, *command.params],
+        callback=callback,
+        help=command.help,
+        hidden=True,
+        context_settings=command.context_settings,
+    )
+
+
+KFP_COMMANDS = (compile_cmd, run_local, kfp_group)
+OLD_SPELLINGS = tuple(_old_spelling(c) for c in kfp_group.commands.values())
 
 
 def command() -> click.Group:
@@ -497,7 +579,10 @@ def command() -> click.Group:
         callback=library_cli.callback,
         help=library_cli.help,
         context_settings=library_cli.context_settings,
-        commands={**library_cli.commands, **{c.name: c for c in KFP_COMMANDS}},
+        commands={
+            **library_cli.commands,
+            **{c.name: c for c in (*KFP_COMMANDS, *OLD_SPELLINGS)},
+        },
     )
 
 
