@@ -3,7 +3,8 @@
 Inputs are plain strings and numbers as either caller has them (empty means "not given"; a
 value is named in an error as the caller named it, through `names`); outputs are the library's
 result plus the metrics a component logs. Every rule about turning inputs into library calls
-(which days, catch-up, the time of a run, the gate's verdict) lives here and nowhere else.
+(which days, catch-up, the time of a run) lives here and nowhere else; whether the gate
+fails is quality/verdict.py's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from deep_storage.core import defaults
 from deep_storage.core.config import resolve_lake
 from deep_storage.core.dates import DayRange, parse_day, parse_instant
 from deep_storage.core.errors import InputError, LakeStateError
+from deep_storage.quality.verdict import GateResult
 
 # How each caller names the inputs, for its errors: the component's parameters by default.
 PARAMETERS = {
@@ -202,46 +204,14 @@ def baseline(lake_uri: str, name: str, version: str):
     return model.train(name, version, lake_uri or None)
 
 
-@dataclass
-class QualityResult:
-    reports: list  # one verdict.ValidationReport per day
-    lake: str
-
-    @property
-    def failed(self) -> list[str]:
-        return [f"{r.date}:{f}" for r in self.reports for f in r.failed]
-
-    @property
-    def warned(self) -> list[str]:
-        return [f"{r.date}:{w}" for r in self.reports for w in r.warned]
-
-    @property
-    def markdown(self) -> str:
-        return "\n".join(r.markdown() for r in self.reports)
+class QualityResult(GateResult):
+    """The gate over the run's days (quality.verdict decides it), and the page people read."""
 
     @property
     def html(self) -> str:
         from deep_storage.quality import report_page
 
         return report_page.render(self.reports)
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for r in self.reports:
-            for k, v in r.metrics().items():
-                # Counts add up over the days; a lag is the lake's, measured once per day: the last.
-                out[k] = v if k.endswith("_lag_seconds") else out.get(k, 0) + v
-        return out
-
-    def raise_if_failed(self) -> None:
-        """The gate's verdict, in one place for the CLI and the component: a QualityGateError
-        naming the broken fail rules and where the page is (reports are already written)."""
-        from deep_storage.quality.verdict import gate_error
-
-        error = gate_error(self.lake, self.reports)
-        if error:
-            raise error
 
 
 def quality(

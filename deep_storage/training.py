@@ -25,7 +25,7 @@ from deep_storage.tables import training_sets
 if TYPE_CHECKING:
     import pandas as pd
 
-    from deep_storage.quality.gx_runner import RuleResult
+    from deep_storage.quality.verdict import RuleResult
 
 
 def training_set(

@@ -10,8 +10,7 @@ from decimal import Decimal
 import pytest
 
 from deep_storage.quality import report_page
-from deep_storage.quality.gx_runner import RuleResult
-from deep_storage.quality.verdict import TableReport, ValidationReport
+from deep_storage.quality.verdict import RuleResult, TableReport, ValidationReport
 
 pytestmark = pytest.mark.unit
 

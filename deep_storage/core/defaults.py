@@ -1,7 +1,9 @@
-"""Every default a user can override, in one place: the CLI's options, the steps' adapter, the
-library and the KFP components' signatures. KFP needs literal defaults in a component's
-signature; tests/test_defaults.py checks that every literal there matches this module."""
+"""Every default a user can override and every SLA the gate holds the lake to, in one place: the
+CLI's options, the steps' adapter, the library and the KFP components' signatures. KFP needs
+literal defaults in a component's signature; tests/test_defaults.py checks that every literal
+there matches this module."""
 
+import datetime as dt
 from decimal import Decimal
 
 LOOKBACK_DAYS = 7  # how many days before the run's first an execution may have started
@@ -25,6 +27,16 @@ SILVER_ENGINE = "auto"  # what projects silver: duckdb, spark, or auto (by the b
 # events are held in memory as Arrow: 5.9 GiB peak at 10M (benchmarks/README.md), within the
 # silver pod's 8 GiB limit.
 SILVER_DUCKDB_MAX_ROWS = 10_000_000
+# The gate's SLAs (docs/source.md). The lake's lag behind the source's newest event: bronze within
+# 2 h, an event in silver within 1 h of being written (warn-level lag_within_sla).
+LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
+# A day's newest event in the lake against the source's newest of that day, judged on the day's
+# own runs only (warn-level fresh_within_sla): silver is rebuilt at least daily.
+FRESHNESS_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=24)}
+# The writer lease (lake/writer_lock.py): how long a step waits for it before it gives up, and
+# how long a holder that stopped renewing keeps it (DEEP_STORAGE_LOCK_WAIT, _LOCK_TTL, seconds).
+LOCK_WAIT_S = 600.0
+LOCK_TTL_S = 120.0
 BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days
 SILVER_RETENTION_DAYS = 365  # the same for silver
 VACUUM_RETENTION_HOURS = 168  # superseded files stay readable (time travel) so long: 7 days

@@ -38,14 +38,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from deep_storage.core import defaults
 from deep_storage.core.config import StoreConfig, lake_bucket
 from deep_storage.core.errors import LakeBusyError, LakeStateError
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "_locks/writer.json"
-DEFAULT_WAIT_S = 600.0
-DEFAULT_TTL_S = 120.0
 _POLL_S = 2.0
 
 
@@ -103,8 +102,8 @@ def settings_from_env(env=None) -> tuple[float, float]:
     env = os.environ if env is None else env
     out = []
     for key, default in (
-        ("DEEP_STORAGE_LOCK_WAIT", DEFAULT_WAIT_S),
-        ("DEEP_STORAGE_LOCK_TTL", DEFAULT_TTL_S),
+        ("DEEP_STORAGE_LOCK_WAIT", defaults.LOCK_WAIT_S),
+        ("DEEP_STORAGE_LOCK_TTL", defaults.LOCK_TTL_S),
     ):
         text = env.get(key) or str(default)
         try:

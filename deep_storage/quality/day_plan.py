@@ -16,13 +16,10 @@ from deep_storage.core.errors import LakeStateError
 from deep_storage.io import source_db
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import rules
-from deep_storage.quality.gx_runner import RuleResult
+from deep_storage.quality.verdict import RuleResult
 
 BRONZE_TABLE = "bronze_events"
 SILVER_TABLE = "silver_stop_executions"
-BRONZE_SLA = dt.timedelta(hours=2)
-SILVER_SLA = dt.timedelta(hours=24)
-HISTORY_DAYS = defaults.HISTORY_DAYS
 
 
 @dataclass
@@ -110,7 +107,7 @@ def silver_facts(committed: dict[dt.date, lake.CommittedDay], day: dt.date) -> d
 
 def history_window(day: dt.date) -> list[dt.date]:
     """The day and the HISTORY_DAYS before it: what the volume rule and the page's charts read."""
-    return [day - dt.timedelta(days=i) for i in range(HISTORY_DAYS, -1, -1)]
+    return [day - dt.timedelta(days=i) for i in range(defaults.HISTORY_DAYS, -1, -1)]
 
 
 def window_days(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.CommittedDay]]:
@@ -123,7 +120,7 @@ def window_days(fs: LakeFS, day: dt.date) -> dict[str, dict[dt.date, lake.Commit
 
 def bronze_plan(day, committed, as_of, volume_k, src, newest, judge_rows: bool) -> Plan:
     """Bronze's rules for `day`; the source is counted only when the rows are judged."""
-    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    earlier = [day - dt.timedelta(days=i) for i in range(1, defaults.HISTORY_DAYS + 1)]
     commit = committed.get(day)
     if commit is None:
         raise LakeStateError(
@@ -147,7 +144,7 @@ def bronze_plan(day, committed, as_of, volume_k, src, newest, judge_rows: bool) 
     table_rules += history_rules(day, history, volume_k, notes, commit.sealed)
     facts = facts_of(commit)
     fact_rules, known = freshness_rules(
-        day, as_of, BRONZE_SLA, src, newest, facts["newest_event_at"], notes
+        day, as_of, defaults.FRESHNESS_SLA["bronze"], src, newest, facts["newest_event_at"], notes
     )
     # Schema drift at the source: kept in bronze after the contract's columns, warned here.
     drift = RuleResult(
@@ -163,14 +160,14 @@ def bronze_plan(day, committed, as_of, volume_k, src, newest, judge_rows: bool) 
 
 def silver_plan(day, committed, as_of, volume_k, src, newest) -> Plan:
     notes: list[str] = []
-    earlier = [day - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
+    earlier = [day - dt.timedelta(days=i) for i in range(1, defaults.HISTORY_DAYS + 1)]
     counts = {d: m.rows for d, m in committed.items()}
     history = [counts[d] for d in earlier if d in counts]
     sealed = bool(committed.get(day) and committed[day].sealed)
     table_rules = history_rules(day, history, volume_k, notes, sealed)
     facts = silver_facts(committed, day)
     fact_rules, known = freshness_rules(
-        day, as_of, SILVER_SLA, src, newest, facts["newest_event_at"], notes
+        day, as_of, defaults.FRESHNESS_SLA["silver"], src, newest, facts["newest_event_at"], notes
     )
     return Plan(SILVER_TABLE, counts.get(day, 0), table_rules, fact_rules, facts, notes, known)
 
@@ -178,7 +175,7 @@ def silver_plan(day, committed, as_of, volume_k, src, newest) -> Plan:
 def chart_history(committed: dict, day: dt.date) -> dict[str, dict[str, dict]]:
     """Rows per day of both tables and silver's rows per status, over the HISTORY_DAYS up to
     `day`, from the window's committed (already read)."""
-    first = day - dt.timedelta(days=HISTORY_DAYS - 1)
+    first = day - dt.timedelta(days=defaults.HISTORY_DAYS - 1)
     out: dict[str, dict[str, dict]] = {}
     for name, table in (("bronze", BRONZE_EVENTS), ("silver", SILVER_EXECUTIONS)):
         out[name] = {}

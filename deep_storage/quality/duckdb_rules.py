@@ -1,4 +1,5 @@
-"""The gate's rows on DuckDB, for a day that fits one process (validate.py picks the engine).
+"""The gate's rows on DuckDB, for a day that fits one process (validate.py picks the engine;
+spark_rules.py is the other engine).
 
 The day's committed files are read once, by pyarrow from the lake's store, into one Arrow table
 that DuckDB scans in place.
@@ -13,11 +14,24 @@ No JVM is started.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from deep_storage.lake import PARTITION_COLUMNS
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from deep_storage.core import config, schemas
+from deep_storage.io import duckdb_session
+from deep_storage.lake import (
+    BRONZE_EVENTS,
+    PARTITION_COLUMNS,
+    QUARANTINE,
+    SILVER_EXECUTIONS,
+)
+from deep_storage.quality import file_types, gx_runner, rule_columns, rules
+from deep_storage.quality.day_plan import BRONZE_TABLE, SILVER_TABLE, Plan
 from deep_storage.quality.rule_columns import evidence_column
+from deep_storage.quality.verdict import TableReport, table_report
 
 if TYPE_CHECKING:
     import duckdb
@@ -25,6 +39,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from deep_storage.lake import LakeFS
+
+log = logging.getLogger(__name__)
 
 # The helper columns the row rules read (as rule_columns.py computes them on Spark): only the
 # offending keys are aggregated and joined back; every other row gets 1.
@@ -171,3 +187,67 @@ def quarantine(
         except OSError as exc:
             raise fs._fail(f"write the quarantine {folder}", exc) from None
     return rows.num_rows
+
+
+_TABLES = {
+    BRONZE_TABLE: ("bronze", BRONZE_EVENTS, schemas.BRONZE_EVENTS_SCHEMA, rules.BRONZE_ROW_RULES),
+    SILVER_TABLE: (
+        "silver",
+        SILVER_EXECUTIONS,
+        schemas.SILVER_EXECUTIONS_SCHEMA,
+        rules.SILVER_ROW_RULES,
+    ),
+}
+
+
+def report(fs, day, committed, plan: Plan, run_id, phases) -> TableReport:
+    """`plan` judged on DuckDB: the day's committed files read once into DuckDB, the evidence
+    computed there and judged by GX as a pandas frame, the quarantine copied from the same
+    table."""
+    import pandas as pd
+
+    kind, lake_table, schema, row_rules = _TABLES[plan.table]
+    commit = committed[lake_table].get(day)
+    files = list(commit.files) if commit else []
+    helpers = rule_columns.BRONZE_HELPERS if kind == "bronze" else rule_columns.SILVER_HELPERS
+    extras = [
+        *helpers,
+        *(rule_columns.ok_column(r) for r in row_rules),
+        *(rule_columns.evidence_column(r) for r in row_rules),
+    ]
+    # The contract's columns, judged on the columns the rules are judged with (no rows).
+    columns = pd.DataFrame(columns=[*schema.fieldNames(), *extras])
+    types, expected, mismatched = file_types.check(
+        fs, plan.table, lake_table, files, schema, phases
+    )
+    if mismatched:
+        return file_types.unreadable(
+            columns, plan, day, schema, extras, fs, phases, types, expected, engine="pandas"
+        )
+    memory, arrow_schema = config.SparkSettings.from_env().driver_memory, to_arrow_schema(schema)
+    with duckdb_session.connected(memory, prefix="deep-storage-gate-") as con:
+        with phases(f"{plan.table}: read"):
+            read_day(con, fs, lake_table, files, arrow_schema)
+        with phases(f"{plan.table}: flag rows"):
+            flag(con, kind, row_rules, rules.ROW_ID[plan.table], arrow_schema)
+            flags = evidence(con, row_rules)
+        timings: dict[str, float] = {}
+        with phases(f"{plan.table}: great expectations"):
+            gx_result, results = gx_runner.validate(
+                columns, flags, plan.table, schema, extras, row_rules, plan.table_rules,
+                plan.fact_rules, plan.facts, types, expected, timings, engine="pandas",
+            )  # fmt: skip
+        log.info("%s %s: Great Expectations (%s)", plan.table, day, _timed(timings))
+        row_rule_names = {r.name for r in row_rules}
+        broken = any(not r.success for r in results if r.name in row_rule_names)
+        folder = f"{QUARANTINE}/{plan.table}/date={day.isoformat()}"
+        with phases(f"{plan.table}: quarantine"):
+            fs.delete_tree(f"{fs.lake}/{folder}")
+            quarantined = 0
+            if broken:
+                quarantined = quarantine(con, fs, folder, schema.fieldNames(), run_id)
+    return table_report(fs, plan, day, [*results, *plan.more_results], quarantined, gx_result)
+
+
+def _timed(timings: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())

@@ -11,10 +11,16 @@ Arrow type) that Great Expectations judges against the contract's types.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pyspark.sql.types import StructType
 
 from deep_storage.lake import PARTITION_COLUMNS, LakeFS
+from deep_storage.quality import gx_runner
+from deep_storage.quality.verdict import table_report
+
+if TYPE_CHECKING:
+    from deep_storage.quality.day_plan import Plan
 
 MISSING = "(missing)"
 FILE = "_file"
@@ -55,3 +61,39 @@ def mismatched(types, expected_types: dict[str, list[str]]) -> list[str]:
     """Columns some file holds with a type `expected_types` does not allow (a quick look that
     decides whether the rows can be read at all; GX still judges and reports contract_types)."""
     return [c for c, ok in expected_types.items() if c in types and (~types[c].isin(ok)).any()]
+
+
+def check(fs, table: str, lake_table: str, files: list[str], schema, phases):
+    """(each file's column types from its own footer, the contract's, whether any differs): what
+    contract_types is judged on, the same for either engine. No files: (None, expected, False)."""
+    wanted = expected(schema, lake_table)
+    with phases(f"{table}: file types"):
+        types = frame(fs, lake_table, files, wanted) if files else None
+    return types, wanted, types is not None and mismatched(types, wanted)
+
+
+def unreadable(frame, plan: Plan, day, schema, extras, fs, phases, types, expected, engine="spark"):
+    """A day with a file whose column types are not the contract's: reading it with the
+    contract's schema would fail (or silently cast), so GX judges the contract on the files'
+    footers and the fact rules, and no row rule is judged. The gate fails on contract_types,
+    which names the column, the type found and the files' count."""
+    with phases(f"{plan.table}: great expectations"):
+        gx_result, results = gx_runner.validate(
+            frame,
+            None,
+            plan.table,
+            schema,
+            extras,
+            (),
+            [],
+            plan.fact_rules,
+            plan.facts,
+            types,
+            expected,
+            engine=engine,
+        )
+    plan.notes.append(
+        "the row rules were not judged: a file of the day does not hold the contract's types "
+        "(see contract_types); rewrite the day, then run the gate again"
+    )
+    return table_report(fs, plan, day, [*results, *plan.more_results], 0, gx_result)

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deep_storage.core import defaults
-from deep_storage.quality.gx_runner import RuleResult, _context, _loaded, _meta, _run, fold
+from deep_storage.quality.gx_runner import _context, _loaded, _meta, _run, fold
 from deep_storage.quality.rules import FAIL, WARN
+from deep_storage.quality.verdict import FAILED, WARNED, RuleResult, rules_table
 
 if TYPE_CHECKING:
     from deep_storage.tables.training_sets import Candidate
@@ -139,8 +140,8 @@ def _test_after_train(context, frame, description: str) -> RuleResult:
 def markdown(candidate: Candidate, results: list[RuleResult]) -> str:
     """The rules' results as the gate's reports show them: one line of counts, then a table."""
     record = candidate.record
-    failed = [r for r in results if r.outcome == "failed"]
-    warned = [r for r in results if r.outcome == "warned"]
+    failed = [r for r in results if r.outcome == FAILED]
+    warned = [r for r in results if r.outcome == WARNED]
     lines = [
         f"### training set {candidate.spec.name} {candidate.version}",
         "",
@@ -148,11 +149,6 @@ def markdown(candidate: Candidate, results: list[RuleResult]) -> str:
         f"{record['rows']['test']}); rules: {len(results) - len(failed) - len(warned)} passed, "
         f"{len(failed)} failed, {len(warned)} warned.",
         "",
-        "| rule | level | result | observed |",
-        "| --- | --- | --- | --- |",
+        *rules_table(results, observed_when_passed=True),
     ]
-    order = {"failed": 0, "warned": 1, "passed": 2}
-    for r in sorted(results, key=lambda r: (order[r.outcome], r.name)):
-        observed = str(r.observed)[:120].replace("|", "\\|")
-        lines.append(f"| {r.name} | {r.level} | **{r.outcome}** | {observed} |")
     return "\n".join(lines) + "\n"

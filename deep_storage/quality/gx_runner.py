@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from deep_storage.quality.rule_columns import evidence_column
 from deep_storage.quality.rules import FAIL, TIME_RULES, FactRule, RowRule, TableRule
+from deep_storage.quality.verdict import RuleResult
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -30,25 +31,6 @@ log = logging.getLogger(__name__)
 SAMPLES = 20
 _ROW_RULE_RESULT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES}
 _TABLE_RULE_TYPES = ("expect_table_row_count_to_equal", "expect_table_row_count_to_be_between")
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    name: str
-    level: str
-    success: bool
-    description: str
-    observed: Any = None
-    percent: float | None = None  # of the table's rows, for row rules
-    # Up to SAMPLES offending rows: the row's id and the columns that break the rule, by their
-    # real values (GX's sampled unexpected values), or what a table rule's query returned.
-    samples: tuple[dict, ...] = ()
-
-    @property
-    def outcome(self) -> str:
-        if self.success:
-            return "passed"
-        return "failed" if self.level == FAIL else "warned"
 
 
 def preload() -> threading.Thread:

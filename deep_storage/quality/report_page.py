@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from deep_storage.quality.verdict import LAG_SLA
+from deep_storage.core.defaults import LAG_SLA
 
 if TYPE_CHECKING:
     from deep_storage.quality.verdict import TableReport, ValidationReport

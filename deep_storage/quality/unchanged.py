@@ -9,10 +9,11 @@ import datetime as dt
 import json
 import logging
 
+from deep_storage.core import defaults
 from deep_storage.core.version import __version__
 from deep_storage.lake import QUALITY, LakeFS
 from deep_storage.quality import day_plan, gx_runner, rules
-from deep_storage.quality.day_plan import BRONZE_TABLE, HISTORY_DAYS, SILVER_TABLE, Plan
+from deep_storage.quality.day_plan import BRONZE_TABLE, SILVER_TABLE, Plan
 from deep_storage.quality.verdict import TableReport, ValidationReport, table_report
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def fingerprint_of(committed, day: dt.date, tables, volume_k: float, src) -> str
         "day": day.isoformat(),
         "tables": sorted(tables),
         "volume_k": volume_k,
-        "history_days": HISTORY_DAYS,
+        "history_days": defaults.HISTORY_DAYS,
         "source": src is not None,
         **{
             table: {d.isoformat(): [m.version, m.rows, m.sealed] for d, m in sorted(days.items())}

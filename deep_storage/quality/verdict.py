@@ -1,6 +1,9 @@
-"""The gate's verdict: what one day's judgement holds (TableReport per table, ValidationReport
-per day), how it reads as Markdown and as metrics, where its page lives, and the error a failed
-gate raises. Plain data: validate builds it, report_page draws it, steps turns it into outputs."""
+"""The gate's verdict, in one place: each rule's outcome by its level (RuleResult), a table's
+and a day's verdict (TableReport, ValidationReport), a run's over its days (GateResult), and the
+error a failed gate raises (gate_error). A broken `fail` rule fails the gate; a broken `warn`
+rule warns and the gate passes; nothing else decides. The engines (duckdb_rules, spark_rules,
+through gx_runner) only report which rules held; validate writes what is decided here, and
+report_page draws it."""
 
 from __future__ import annotations
 
@@ -8,25 +11,59 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from deep_storage.core.defaults import LAG_SLA
 from deep_storage.core.errors import QualityGateError
 from deep_storage.lake import QUALITY, QUARANTINE
-from deep_storage.quality.gx_runner import RuleResult
+from deep_storage.quality.rules import FAIL
 
 if TYPE_CHECKING:
     from deep_storage.lake import LakeFS
-    from deep_storage.quality.day_plan import Plan
 
 log = logging.getLogger(__name__)
 
-# How far each table may lag the source's newest event: bronze fresher than 2 h, an event in
-# silver within 1 h of being written (docs/source.md).
-LAG_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=1)}
+FAILED, WARNED, PASSED = "failed", "warned", "passed"
+ORDER = {FAILED: 0, WARNED: 1, PASSED: 2}  # how pages and summaries list the rules
 
 
-def _outcome(failed: bool, warned: bool) -> str:
-    return "failed" if failed else "warned" if warned else "passed"
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule judged on one table's day: whether it held, and what was seen."""
+
+    name: str
+    level: str  # rules.FAIL or rules.WARN
+    success: bool
+    description: str
+    observed: Any = None
+    percent: float | None = None  # of the table's rows, for row rules
+    # Up to gx_runner.SAMPLES offending rows: the row's id and the columns that break the rule,
+    # by their real values (GX's sampled unexpected values), or what a table rule's query
+    # returned.
+    samples: tuple[dict, ...] = ()
+
+    @property
+    def outcome(self) -> str:
+        """A rule that held passed; a broken one failed at level fail, else warned."""
+        if self.success:
+            return PASSED
+        return FAILED if self.level == FAIL else WARNED
+
+
+def outcome_of(results: list[RuleResult]) -> str:
+    """The verdict over some rules' results: failed if any failed, else warned if any warned."""
+    outcomes = {r.outcome for r in results}
+    return FAILED if FAILED in outcomes else WARNED if WARNED in outcomes else PASSED
+
+
+def rules_table(results: list[RuleResult], observed_when_passed: bool = False) -> list[str]:
+    """The rules as a Markdown table, failed first, then warned, then passed."""
+    lines = ["| rule | level | result | observed |", "| --- | --- | --- | --- |"]
+    for r in sorted(results, key=lambda r: (ORDER[r.outcome], r.name)):
+        shown = observed_when_passed or not r.success
+        observed = str(r.observed)[:120].replace("|", "\\|") if shown else ""
+        lines.append(f"| {r.name} | {r.level} | **{r.outcome}** | {observed} |")
+    return lines
 
 
 @dataclass
@@ -44,11 +81,11 @@ class TableReport:
 
     @property
     def failed(self) -> list[RuleResult]:
-        return [r for r in self.results if r.outcome == "failed"]
+        return [r for r in self.results if r.outcome == FAILED]
 
     @property
     def warned(self) -> list[RuleResult]:
-        return [r for r in self.results if r.outcome == "warned"]
+        return [r for r in self.results if r.outcome == WARNED]
 
     @property
     def passed(self) -> list[RuleResult]:
@@ -57,7 +94,7 @@ class TableReport:
     @property
     def outcome(self) -> str:
         """The table's verdict by the gate's levels: failed, warned or passed."""
-        return _outcome(bool(self.failed), bool(self.warned))
+        return outcome_of(self.results)
 
     def markdown(self) -> str:
         lines = [
@@ -67,13 +104,8 @@ class TableReport:
             f"{len(self.failed)} failed, {len(self.warned)} warned; "
             f"{self.quarantined} rows quarantined.",
             "",
-            "| rule | level | result | observed |",
-            "| --- | --- | --- | --- |",
+            *rules_table(self.results),
         ]
-        order = {"failed": 0, "warned": 1, "passed": 2}
-        for r in sorted(self.results, key=lambda r: (order[r.outcome], r.name)):
-            observed = "" if r.success else str(r.observed)[:120].replace("|", "\\|")
-            lines.append(f"| {r.name} | {r.level} | **{r.outcome}** | {observed} |")
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -117,7 +149,7 @@ class ValidationReport:
             "date": self.date,
             "run_id": self.run_id,
             "checked_at": dt.datetime.now(dt.UTC).isoformat(),
-            "verdict": _outcome(bool(self.failed), bool(self.warned)),
+            "verdict": outcome_of([r for t in self.tables for r in t.results]),
             "tables": {t.table: t.outcome for t in self.tables},
             "failed": self.failed,
             "warned": self.warned,
@@ -135,7 +167,7 @@ class ValidationReport:
 
     def markdown(self) -> str:
         m = self.metrics()
-        verdict = "FAILED" if self.failed else "passed"
+        verdict = "FAILED" if self.failed else PASSED
         head = (
             f"## Data quality {self.date}: {verdict}\n\n"
             f"{m['rows_checked']} rows checked; {m['rules_passed']} rules passed, "
@@ -162,8 +194,50 @@ def gate_error(lake: str, reports: list[ValidationReport]) -> QualityGateError |
     return QualityGateError(f"quality gate failed for {rules} (report: {pages})")
 
 
-def table_report(fs: LakeFS, plan: Plan, day, results, quarantined, gx_result) -> TableReport:
-    """The table's report: its results, the GX result as JSON, and the links its page shows."""
+@dataclass
+class GateResult:
+    """The gate over a run's days: one ValidationReport per day, every report already written.
+    What the CLI and the quality_gate component show, log and raise (steps.QualityResult adds
+    the page)."""
+
+    reports: list[ValidationReport]
+    lake: str
+
+    @property
+    def failed(self) -> list[str]:
+        return [f"{r.date}:{f}" for r in self.reports for f in r.failed]
+
+    @property
+    def warned(self) -> list[str]:
+        return [f"{r.date}:{w}" for r in self.reports for w in r.warned]
+
+    @property
+    def markdown(self) -> str:
+        return "\n".join(r.markdown() for r in self.reports)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self.reports:
+            for k, v in r.metrics().items():
+                # Counts add up over the days; a lag is the lake's, measured once per day: the last.
+                out[k] = v if k.endswith("_lag_seconds") else out.get(k, 0) + v
+        return out
+
+    def raise_if_failed(self) -> None:
+        """A QualityGateError naming the broken fail rules by day and where each page is."""
+        raise_if_failed(self.lake, self.reports)
+
+
+def raise_if_failed(lake: str, reports: list[ValidationReport]) -> None:
+    error = gate_error(lake, reports)
+    if error:
+        raise error
+
+
+def table_report(fs: LakeFS, plan, day, results, quarantined, gx_result) -> TableReport:
+    """The table's report: its results, the GX result as JSON, and the links its page shows.
+    `plan` is the table's day_plan.Plan (its table, rows and notes)."""
     table = plan.table
     report = TableReport(table, day.isoformat(), plan.rows, results, quarantined, plan.notes)
     report.gx_result = gx_result

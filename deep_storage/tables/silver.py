@@ -1,7 +1,8 @@
 """Silver: bronze/events -> silver/stop_executions/client_id=N/date=D/.
 
 One run is four small steps, under the lake's writer lease:
-  plan     which bronze days to read and which committed silver days may hold stale rows;
+  plan     which bronze days to read and which committed silver days may hold stale rows
+           (silver_plan.py: from the days' commit facts alone);
   project  one read of those bronze days, the events split by client_id, and in each task the
   + write  projection of projection.py, the merge with the committed rows of untouched
            executions that share a partition with re-projected ones, and one new file per
@@ -13,11 +14,7 @@ for a run that fits one pod (no JVM: on an hourly run, the start of Spark and it
 more than the projection); Spark, whose tasks are its Python workers fed by one shuffle, for a
 run above SILVER_DUCKDB_MAX_ROWS or with executors. The same tasks give the same rows.
 
-Which days are read, for a run over [D, D2] with look-back L:
-  [D-L, D-1]   look-back: the early events of executions still open on D;
-  [D, D2]      the run's days: must be committed;
-  [D2+1, D2+L] whatever is committed already, so re-running an old day never rolls an execution
-               back to a state that later days have moved past.
+Which days a run reads and rebuilds, and when it resumes a dead run or skips: silver_plan.py.
 An execution is re-projected when its events overlap [D, D2+1); its row lives in the partition
 of its first event's UTC date. Its previous row, wherever it was (a backfilled earlier day moves
 it to an earlier partition), is replaced: an execution lives in exactly one partition.
@@ -39,10 +36,10 @@ from deep_storage import lake
 from deep_storage.core import config, defaults, schemas
 from deep_storage.core.config import StoreConfig
 from deep_storage.core.dates import DayRange, from_unix_micros, window
-from deep_storage.core.errors import LakeStateError
 from deep_storage.io import metrics, object_store, spark_session
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, writer_lock
-from deep_storage.tables import projection, silver_task
+from deep_storage.tables import projection, silver_plan, silver_task
+from deep_storage.tables.silver_plan import Plan
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -74,44 +71,6 @@ class SilverResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "phases": dict(self.phases)}
-
-
-@dataclass(frozen=True)
-class Plan:
-    days: DayRange
-    bronze: dict[dt.date, lake.CommittedDay]  # committed bronze days to read
-    unsealed: list[dt.date]
-    missing_lookback: list[dt.date]
-    silver: dict[dt.date, lake.CommittedDay]  # committed silver days of the whole read window
-    bronze_inputs: dict[str, str]  # the bronze versions read: date -> "v{Delta version}"
-
-    def unchanged(self) -> bool:
-        """Every run day's silver was built from exactly these bronze versions: an hourly run
-        after a quiet hour has nothing to re-project."""
-        return all(
-            d in self.silver and self.silver[d].details.get("bronze_inputs") == self.bronze_inputs
-            for d in self.days.days()
-        )
-
-
-def _repair(day: dt.date) -> str:
-    return f"run `deep-storage bronze --date {day}`"
-
-
-def plan(fs: lake.LakeFS, days: DayRange, lookback_days: int) -> Plan:
-    """Check the bronze days a run needs; collect the committed days it reads and may change."""
-    lookback = dt.timedelta(days=lookback_days)
-    window_days = list(DayRange(days.first - lookback, days.last + lookback).days())
-    bronze = lake.committed(fs, BRONZE_EVENTS, window_days)
-    for day in days.days():
-        if day not in bronze:
-            raise LakeStateError(f"bronze day {day} is not committed: {_repair(day)}")
-    missing = [d for d in window_days if d < days.first and d not in bronze]
-    unsealed = [d for d, m in sorted(bronze.items()) if not m.sealed]
-    silver = lake.committed(fs, SILVER_EXECUTIONS, window_days, with_files=False)
-    version = lake.current_version(fs, BRONZE_EVENTS)
-    inputs = {d.isoformat(): version[d.isoformat()] for d in sorted(bronze)}
-    return Plan(days, bronze, unsealed, missing, silver, inputs)
 
 
 @dataclass
@@ -390,28 +349,28 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id, engine) -> 
     store_config = object_store.checked(lake_uri, store_config)
     fs = lake.LakeFS(lake_uri, store_config)
     with writer_lock.hold(lake_uri, "silver", str(days), run_id, store_config) as lease:
-        days, resumed = _resume(lease, days)
         phases = metrics.Phases("silver")
         with phases("plan"):
-            p = plan(fs, days, lookback_days)
+            p = silver_plan.plan(fs, days, lookback_days, lease.previous)
         result = SilverResult(
             phases=phases,
             lake=lake_uri,
             run_id=run_id,
-            days=str(days),
+            days=str(p.days),
             bronze_days_read=[d.isoformat() for d in sorted(p.bronze)],
             unsealed_days=[d.isoformat() for d in p.unsealed],
             missing_lookback_days=[d.isoformat() for d in p.missing_lookback],
-            resumed=resumed,
+            resumed=p.resumed,
         )
         _warn_inputs(p, result)
-        if resumed is None and p.unchanged():
-            log.info("silver %s: bronze unchanged since the last run: nothing to re-project", days)
+        if p.skip:
+            log.info(
+                "silver %s: bronze unchanged since the last run: nothing to re-project", p.days
+            )
             result.skipped = True
             return result
-        rows = sum(m.rows for m in p.bronze.values())
-        result.engine = engine_for(rows, engine)
-        log.info("silver %s: %d bronze rows projected on %s", days, rows, result.engine)
+        result.engine = engine_for(p.rows, engine)
+        log.info("silver %s: %d bronze rows projected on %s", p.days, p.rows, result.engine)
         proj = _project(fs, p, run_id, spark, result.engine, phases)
         commits = _commit(fs, lease, run_id, p, proj, phases)
         silver_newest = lake.newest_event(fs, SILVER_EXECUTIONS)
@@ -419,7 +378,7 @@ def _run(days, lake_uri, spark, store_config, lookback_days, run_id, engine) -> 
     _record(result, proj, commits, silver_newest, bronze_newest)
     log.info(
         "silver %s: %d executions re-projected, %d partitions written, %d emptied",
-        days,
+        p.days,
         result.executions,
         result.partitions_written,
         result.partitions_removed,
@@ -438,23 +397,6 @@ def _project(fs: lake.LakeFS, p: Plan, run_id: str, spark, engine: str, phases) 
         spark = spark_session.for_lake("silver", fs.lake, spark, fs.store)
     with phases("read, project and write"):
         return project_and_write(spark, fs, p, run_id)
-
-
-def _resume(lease, days: DayRange) -> tuple[DayRange, str | None]:
-    """`days` widened to a dead silver run's days when it held the lease last, and those days."""
-    resumed = None
-    if lease.previous is not None and lease.previous.step == "silver":
-        # A silver run died holding the lease: some of its days may have been committed and
-        # others not. Re-running its days with ours gives the rows of an uninterrupted run.
-        try:
-            theirs = DayRange.parse(*lease.previous.days.split("..", 1))
-        except Exception:
-            theirs = None
-        if theirs is not None:
-            resumed = str(theirs)
-            days = DayRange(min(days.first, theirs.first), max(days.last, theirs.last))
-            log.warning("silver: also re-running %s, cut short by a run that died", theirs)
-    return days, resumed
 
 
 def _warn_inputs(p: Plan, result: SilverResult) -> None:
