@@ -11,17 +11,22 @@ from typing import TYPE_CHECKING, Any
 from deep_storage.core.version import __version__
 
 if TYPE_CHECKING:
-    from deep_storage.reader import read, status
+    from deep_storage.lake_status import status
+    from deep_storage.reader import read
     from deep_storage.training import training_set
 
 __all__ = ["__version__", "read", "status", "training_set"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("read", "status"):
+    if name == "read":
         from deep_storage import reader
 
-        return getattr(reader, name)
+        return reader.read
+    if name == "status":
+        from deep_storage import lake_status
+
+        return lake_status.status
     if name == "training_set":
         from deep_storage import training
 

@@ -323,9 +323,9 @@ def validate(date, until, lake, tables, as_of, volume_k, full, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
 def status(lake, days, as_json) -> None:
     """Per table and day: rows, sealed, committed when, and the gate's verdict with its report."""
-    from deep_storage import reader
+    from deep_storage import lake_status
 
-    found = reader.status(lake, days=days)
+    found = lake_status.status(lake, days=days)
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in found], indent=2))
         return

@@ -45,7 +45,6 @@ for the object store (delta-rs and pyarrow's S3 filesystem, path-style).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +53,11 @@ from deep_storage import lake as lakes
 from deep_storage.core.config import StoreConfig, resolve_lake
 from deep_storage.core.dates import DayRange, parse_day, parse_instant
 from deep_storage.core.errors import InputError
+from deep_storage.lake import delta_log
 
 ENGINES = ("pandas", "arrow", "duckdb", "polars", "spark")
 VERSION_KEY = b"delta_version"  # in an Arrow result's schema metadata
 _DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
-_COMMIT = "_delta_log/{:020d}.json"  # a version's commit, relative to the table root
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ def _open(fs: lakes.LakeFS, table: str, version: int | None, when: dt.datetime |
     except Exception as exc:
         raise fs._fail(f"open version {asked} of {table}", exc) from None
     if when is not None:
-        committed_at = _commit_time(fs, table, head.version())
+        committed_at = delta_log.commit_time(fs, table, head.version())
         if committed_at is not None and committed_at > when:
             raise InputError(
                 f"as_of {as_of!r} is before {table}'s first commit kept (version "
@@ -230,18 +229,6 @@ def _open(fs: lakes.LakeFS, table: str, version: int | None, when: dt.datetime |
                 "time on or after it"
             )
     return head
-
-
-def _commit_time(fs: lakes.LakeFS, table: str, version: int) -> dt.datetime | None:
-    """When `version` was committed, as Delta's time travel counts it: its log file's time."""
-    from pyarrow import fs as pafs
-
-    afs, root = fs.arrow()
-    info = afs.get_file_info(f"{root}/{table}/{_COMMIT.format(version)}")
-    if info.type == pafs.FileType.NotFound or info.mtime is None:
-        return None
-    mtime = info.mtime
-    return mtime if mtime.tzinfo else mtime.replace(tzinfo=dt.UTC)
 
 
 def _sealed_at(
@@ -257,19 +244,13 @@ def _sealed_at(
     facts = lakes.committed(fs, table, span.days(), with_files=False)
     found = {d: m.sealed for d, m in facts.items() if m.version <= version}
     need = {d.isoformat() for d in with_files if d not in found}
-    at = version
-    while need and at >= 0:
-        text = fs.read_text(f"{fs.lake}/{table}/{_COMMIT.format(at)}")
-        if text is None:  # before the oldest log kept
+    for _, commit in delta_log.facts_back(fs, table, version) if need else ():
+        for day in (commit or {}).get("days", []):
+            if day["date"] in need:
+                found[dt.date.fromisoformat(day["date"])] = bool(day["sealed"])
+                need.discard(day["date"])
+        if not need:
             break
-        for line in text.splitlines():
-            info = json.loads(line).get("commitInfo") if line.strip() else None
-            if info and lakes.FACTS_KEY in info:
-                for day in json.loads(info[lakes.FACTS_KEY]).get("days", []):
-                    if day["date"] in need:
-                        found[dt.date.fromisoformat(day["date"])] = bool(day["sealed"])
-                        need.discard(day["date"])
-        at -= 1
     for date in need:  # files without facts: readable, but nothing says the day is final
         found[dt.date.fromisoformat(date)] = False
     return dict(sorted(found.items()))
@@ -507,58 +488,3 @@ def _spark(sel: Selection, fs: lakes.LakeFS, columns, where, spark, delta: bool 
     if where:
         frame = frame.where(where)
     return frame.select(*columns) if columns else frame
-
-
-@dataclass(frozen=True)
-class DayStatus:
-    table: str
-    date: str
-    rows: int
-    sealed: bool
-    committed_at: str
-    run_id: str
-    gate: str | None  # passed, warned, failed, or None when the gate never ran on the day
-    report: str | None  # the gate's report page for the table and day
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def status(
-    lake: str | None = None,
-    *,
-    days: int | None = 14,
-    store: StoreConfig | None = None,
-) -> list[DayStatus]:
-    """Per table and committed day (the newest `days` of each; all with None): rows, sealed or
-    not, committed when and by which run, and the gate's verdict with its report."""
-    uri = resolve_lake(lake)
-    fs = lakes.LakeFS(uri, store)
-    out = []
-    for name, spec in TABLES.items():
-        facts = lakes.committed(fs, spec.path, with_files=False)
-        dates = sorted(facts)
-        shown = dates if days is None else dates[-days:]
-        gate_table = {"bronze": "bronze_events", "silver": "silver_stop_executions"}[name]
-        for day in shown:
-            m = facts[day]
-            verdict_text = fs.read_text(
-                f"{uri}/{lakes.QUALITY}/summary/date={day.isoformat()}/verdict.json"
-            )
-            verdict = json.loads(verdict_text) if verdict_text else {}
-            gate = verdict.get("tables", {}).get(gate_table)
-            out.append(
-                DayStatus(
-                    name,
-                    day.isoformat(),
-                    m.rows,
-                    m.sealed,
-                    m.written_at,
-                    m.run_id,
-                    gate,
-                    f"{uri}/{lakes.QUALITY}/summary/date={day.isoformat()}/report.html"
-                    if gate
-                    else None,
-                )
-            )
-    return out

@@ -15,6 +15,7 @@ from deep_storage import lake as lakes
 from deep_storage import reader
 from deep_storage.core.dates import DayRange
 from deep_storage.core.errors import InputError
+from deep_storage.lake import delta_log
 from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from demo import synthetic
@@ -193,7 +194,7 @@ def test_a_pinned_version_reads_its_rows_after_a_newer_commit(spark, lake):
     assert pinned == lakes.LakeFS(lake).delta(lakes.SILVER_EXECUTIONS).version()
     # as_of resolves on the log files' times, which this store keeps in whole seconds: the next
     # commit lands in a later second, as commits an hour apart do.
-    committed = reader._commit_time(lakes.LakeFS(lake), lakes.SILVER_EXECUTIONS, pinned)
+    committed = delta_log.commit_time(lakes.LakeFS(lake), lakes.SILVER_EXECUTIONS, pinned)
     while dt.datetime.now(dt.UTC) < committed + dt.timedelta(seconds=1):
         time.sleep(0.05)
     write_silver_day(
@@ -218,7 +219,7 @@ def test_a_pinned_version_reads_its_rows_after_a_newer_commit(spark, lake):
     assert table.schema.field("client_id").type == pa.int64()
     # as_of: the version current at a time between the two commits.
     fs = lakes.LakeFS(lake)
-    between = reader._commit_time(fs, lakes.SILVER_EXECUTIONS, pinned + 1) - dt.timedelta(
+    between = delta_log.commit_time(fs, lakes.SILVER_EXECUTIONS, pinned + 1) - dt.timedelta(
         microseconds=1
     )
     then = deep_storage.read("silver", D1, lake=lake, as_of=between.isoformat())

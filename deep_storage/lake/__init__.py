@@ -28,6 +28,7 @@ and the lease is what keeps two runs from interleaving.
 The modules, each one concern (a lower one never imports a higher one):
     layout       the tables' folders, partition columns, Delta settings, commit-metadata keys
     storage      LakeFS: the lake's one I/O interface (object store or local files, Delta tables)
+    delta_log    a version's log entry: its commitInfo, the day facts it carried, its time
     days         the committed days' facts (`_days`, replayed from the tables' history), reads
     writer       Writer: land, count, commit; vacuum
     writer_lock  the writer lease
@@ -35,12 +36,11 @@ The modules, each one concern (a lower one never imports a higher one):
     migrate      a v0.2 lake becomes Delta tables, once
 
 This face re-exports what the steps use (`from deep_storage import lake; lake.Writer(...)`);
-writer_lock, retention and migrate are imported as modules.
+delta_log, writer_lock, retention and migrate are imported as modules.
 """
 
 from deep_storage.lake.days import (
     CommittedDay,
-    commit_info,
     committed,
     committed_day,
     current_version,
@@ -50,6 +50,7 @@ from deep_storage.lake.days import (
     read_files,
     snapshot_files,
 )
+from deep_storage.lake.delta_log import commit_info
 from deep_storage.lake.layout import (
     BRONZE_EVENTS,
     DAYS,

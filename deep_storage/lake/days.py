@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from deep_storage.lake.delta_log import commit_facts, commit_info
 from deep_storage.lake.layout import (
     DAYS,
-    FACTS_KEY,
     PARTITION_COLUMNS,
     TABLE_CONFIG,
     VERSIONS_KEY,
@@ -120,22 +120,11 @@ def _read_facts(fs: LakeFS) -> Facts:
     versions: dict[str, int] = {}
     newest = table.version()
     for version in range(newest, max(-1, newest - 20), -1):
-        info = commit_info(fs, DAYS, version)
+        info = commit_info(fs, DAYS, version) or {}
         if VERSIONS_KEY in info:
             versions = {k: int(v) for k, v in json.loads(info[VERSIONS_KEY]).items()}
             break
     return Facts(days, versions)
-
-
-def commit_info(fs: LakeFS, table: str, version: int) -> dict[str, Any]:
-    """The commitInfo of `version`, read from its own log entry (`_delta_log/N.json`): delta-rs's
-    `history()` numbers entries from the version it loaded, so a commit that lands meanwhile would
-    be misnamed. {} when the entry is gone (past the log's retention)."""
-    text = fs.read_text(f"{fs.lake}/{table}/_delta_log/{version:020d}.json")
-    for line in (text or "").splitlines():
-        if '"commitInfo"' in line and "commitInfo" in (action := json.loads(line)):
-            return action["commitInfo"]
-    return {}
 
 
 def _replay(fs: LakeFS, facts: Facts, table: str) -> None:
@@ -149,10 +138,9 @@ def _replay(fs: LakeFS, facts: Facts, table: str) -> None:
     if current <= known:
         return
     for version in range(known + 1, current + 1):
-        entry = commit_info(fs, table, version)
-        if FACTS_KEY not in entry:
+        commit = commit_facts(fs, table, version)
+        if commit is None:
             continue
-        commit = json.loads(entry[FACTS_KEY])
         for date in commit.get("removed", []):
             facts.days.pop((table, date), None)
         for day in commit.get("days", []):

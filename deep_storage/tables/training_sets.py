@@ -188,7 +188,7 @@ def _silver_version(fs: LakeFS, features_version: int) -> int | None:
     """The silver version the features' commit was built from: its metadata's FACTS_KEY JSON
     holds each built day's facts, whose details name the silver version read (gold.py). None
     when the commit does not say."""
-    found = commit_info(fs, GOLD_FEATURES, features_version).get(FACTS_KEY)
+    found = (commit_info(fs, GOLD_FEATURES, features_version) or {}).get(FACTS_KEY)
     try:
         facts = json.loads(found) if found else {}
         named = [d.get("details", {}).get("silver_version") for d in facts.get("days", [])]
