@@ -33,7 +33,7 @@ def build(
     image: str = "",
 ):
     """The pipeline; with `executors`, silver and the gate run Spark with that many executor
-    pods on Kubernetes (a backfill's variant: `deep-storage backfill --executors N`), whose
+    pods on Kubernetes (a backfill's variant: `deep-storage kfp backfill --executors N`), whose
     secrets are the named ones (the executors' env is fixed when this variant compiles); with
     `image`, every task runs in that image instead of its component's own."""
     profile = replace(platform.LOCAL if local else platform.CLUSTER, image=image)
