@@ -61,9 +61,10 @@ fi
 # Start dockerd with a storage driver; true once the engine answers, false if dockerd exited.
 start_engine() {
     local driver=$1
-    # Its own session and no inherited output: CI waits on nothing it leaves behind.
+    # Its own session and no inherited output or descriptor: CI waits on nothing it leaves
+    # behind, and a lock the caller holds (flock's descriptor) is not held on by the engine.
     setsid dockerd --storage-driver "$driver" --bridge none --iptables=false --ip6tables=false \
-        </dev/null >>"$log" 2>&1 &
+        </dev/null >>"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     echo $! >"$pidfile"
     for _ in $(seq 60); do
         if "$DOCKER" info >/dev/null 2>&1; then

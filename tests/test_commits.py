@@ -15,8 +15,8 @@ import pytest
 
 from deep_storage import lake as lakes
 from deep_storage import steps
+from deep_storage.core import defaults
 from deep_storage.core.dates import DayRange
-from deep_storage.io import source_db
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
@@ -328,7 +328,9 @@ def test_a_prepared_transaction_left_open_is_named_with_its_age(pg, db, spark, l
         insert(writer, [event(at(day, 6))])
         writer.execute(f"PREPARE TRANSACTION '{gid}'")
     try:
-        monkeypatch.setattr(source_db, "STUCK_AFTER", dt.timedelta(0))  # an hour is too long here
+        monkeypatch.setattr(
+            defaults, "STUCK_WRITER_AFTER", dt.timedelta(0)
+        )  # an hour is too long here
         result = bronze.run(DayRange(day, day), lake, spark=spark)
         (got,) = result.days
         assert got.sealed is False and got.rows == 1

@@ -37,6 +37,12 @@ FRESHNESS_SLA = {"bronze": dt.timedelta(hours=2), "silver": dt.timedelta(hours=2
 # how long a holder that stopped renewing keeps it (DEEP_STORAGE_LOCK_WAIT, _LOCK_TTL, seconds).
 LOCK_WAIT_S = 600.0
 LOCK_TTL_S = 120.0
+# A source transaction open longer than this keeps its day unsealed and is named in the day's
+# facts and the gate's report as a stuck writer.
+STUCK_WRITER_AFTER = dt.timedelta(hours=1)
+# How far ahead of this machine's clock retention's as_of may be (a scheduler's clock, a rounded
+# time); further ahead is refused, since it would remove days too early.
+AS_OF_AHEAD = dt.timedelta(minutes=10)
 BRONZE_RETENTION_DAYS = 90  # a bronze day D is removed once D < as_of's date - this many days
 SILVER_RETENTION_DAYS = 365  # the same for silver
 VACUUM_RETENTION_HOURS = 168  # superseded files stay readable (time travel) so long: 7 days

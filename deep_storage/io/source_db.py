@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from deep_storage.core import defaults
 from deep_storage.core.config import SourceConfig, redact
 from deep_storage.core.dates import window
 from deep_storage.core.errors import SourceError
@@ -157,9 +158,6 @@ def oldest_event_day(
     return row[0].astimezone(dt.UTC).date() if row and row[0] else None
 
 
-STUCK_AFTER = dt.timedelta(hours=1)
-
-
 def window_summary(
     conn: psycopg.Connection, source: SourceConfig, day: dt.date
 ) -> tuple[int, dt.datetime | None]:
@@ -243,7 +241,7 @@ class Writer:
     def stuck(self, now: dt.datetime) -> bool:
         """Open for over an hour: an orphaned prepared transaction or an idle session that
         keeps days unsealed until a person ends it."""
-        return self.xact_start is not None and now - self.xact_start > STUCK_AFTER
+        return self.xact_start is not None and now - self.xact_start > defaults.STUCK_WRITER_AFTER
 
 
 @dataclass(frozen=True)

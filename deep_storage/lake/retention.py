@@ -40,8 +40,6 @@ WINDOW_DAYS = {
     BRONZE_EVENTS: defaults.BRONZE_RETENTION_DAYS,
     SILVER_EXECUTIONS: defaults.SILVER_RETENTION_DAYS,
 }
-# How far ahead of this machine's clock an as_of may be (a scheduler's clock, a rounded time).
-_CLOCK_SKEW = dt.timedelta(minutes=10)
 
 
 def floor(table: str, as_of: dt.date) -> dt.date:
@@ -86,7 +84,7 @@ def run(
 def _run(lake_uri, as_of, dry_run, store_config, run_id) -> RetentionResult:
     now = dt.datetime.now(dt.UTC)
     when = now if as_of is None else _aware(as_of)
-    if not dry_run and when > now + _CLOCK_SKEW:
+    if not dry_run and when > now + defaults.AS_OF_AHEAD:
         raise InputError(
             f"retention as of {when.isoformat()} is in the future (now {now.isoformat()}): it "
             "would remove days still inside their window; give a time that has passed, or "

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-_VACUUM_SAFE_HOURS = 168  # delta.deletedFileRetentionDuration
+# The tables' delta.deletedFileRetentionDuration (layout.TABLE_CONFIG), below which delta-rs
+# refuses to vacuum: a table's setting, not the retention step's default (which tests shorten).
+_VACUUM_SAFE_HOURS = 168
 
 
 def _failpoint(table: str, point: str) -> None:
