@@ -25,9 +25,10 @@ jars:  ## fetch jars.lock's JARs and archives.lock's files (the metastore's sche
 	$(PY) spark_image/fetch_jars.py --manifest spark_image/archives.lock --dest .cache/archives
 	$(PY) spark_image/unpack_archives.py
 
-lint:  ## ruff lint and format check
+lint:  ## ruff lint and format check; the layer rules (import-linter's contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 format:  ## ruff fix and format
 	$(BIN)/ruff check --fix .

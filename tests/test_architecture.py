@@ -1,15 +1,25 @@
-"""The architecture, derived from the code itself (docs/architecture.md draws it).
+"""The architecture (docs/architecture.md draws it).
 
 deep_storage's subpackages are its layers, bottom to top; the modules directly in deep_storage/
-are the entry points on top, and components/ and pipelines/ (KFP) sit above them. An import may
-point down or stay inside its layer, never up, and no modules import each other in a cycle.
+are the entry points on top, and components/ and pipelines/ (KFP) sit above them. The import
+rules are import-linter contracts in pyproject.toml ([tool.importlinter]): no import up a layer,
+no cycles, the library never imports kfp or what is not shipped, components/ and pipelines/ use
+the library only through its entry points and core. `make lint` runs them and so does the first
+test here; the second proves they catch a violation. What import-linter cannot say stays here:
+function length, the lazy face (importing a layer loads nothing above it), the public names, the
+wheel's packages, and the docs' layout and picture.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,16 +28,8 @@ pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parent.parent
 LIBRARY = "deep_storage"
-# Bottom to top. "entry" is the modules directly in deep_storage/ (steps, cli, reader, the face).
-LAYERS = ("core", "io", "lake", "tables", "quality", "entry", "kfp")
-# What the library never imports: KFP, and everything that is not shipped with it.
-OUTSIDE = ("kfp", "kfp_kubernetes", "deep_storage_kfp", "components", "pipelines", "demo",
-           "tests", "benchmarks")  # fmt: skip
-# The wheel's names for the repository's KFP folders (pyproject's package-dir).
-INSTALLED_AS = {
-    "deep_storage_kfp.components": "components",
-    "deep_storage_kfp.pipelines": "pipelines",
-}
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+CONTRACTS = PYPROJECT["tool"]["importlinter"]["contracts"]
 MAX_FUNCTION_LINES = 60
 
 
@@ -49,201 +51,94 @@ def _module_name(path: str) -> str:
     return ".".join(parts)
 
 
-def _shipped_modules() -> dict[str, Path]:
-    """The library and the KFP folders, without their tests."""
-    paths = _tracked(f"{LIBRARY}/*.py", "components/*.py", "pipelines/*.py")
-    return {_module_name(p): REPO / p for p in paths if "/tests/" not in p}
+def library_layers() -> list[str]:
+    """The library's folders, top to bottom, as the layers contract lists them (its first
+    layer is the entry points, the modules directly in deep_storage/)."""
+    (contract,) = [c for c in CONTRACTS if c["type"] == "layers" and c.get("containers")]
+    assert contract["containers"] == [LIBRARY] and contract["exhaustive"]
+    return contract["layers"][1:]
 
 
-def _canonical(name: str) -> str:
-    for installed, folder in INSTALLED_AS.items():
-        if name == installed or name.startswith(installed + "."):
-            return folder + name[len(installed) :]
-    return name
+# Bottom to top: the library's folders, then "entry" (the modules directly in deep_storage/) and
+# "kfp" (components/, pipelines/). tests/test_repository.py reads it too.
+LAYERS = (*reversed(library_layers()), "entry", "kfp")
 
 
-def imports(path: Path, module: str, known: set[str]) -> set[str]:
-    """The modules of `known` that `module` imports anywhere in its file (at the top, inside a
-    function or under TYPE_CHECKING: each is a dependency). `from pkg import name` counts as an
-    import of pkg.name when that is a module, else of pkg."""
-    is_package = path.name == "__init__.py"
-    package = module if is_package else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                name = _canonical(alias.name)
-                while name and name not in known:
-                    name = name.rpartition(".")[0]
-                found.add(name)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                source = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                source = _canonical(node.module or "")
-            for alias in node.names:
-                sub = _canonical(f"{node.module}.{alias.name}") if not node.level else ""
-                sub = sub or f"{source}.{alias.name}"
-                found.add(sub if sub in known else source)
-    return {m for m in found if m in known and m != module}
+# --- the import rules: import-linter's contracts ----------------------------------------------
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = _shipped_modules()
-    return {name: imports(path, name, set(modules)) for name, path in modules.items()}
-
-
-def layer_of(module: str) -> str:
-    parts = module.split(".")
-    if parts[0] in ("components", "pipelines"):
-        return "kfp"
-    if parts[0] != LIBRARY:
-        raise ValueError(f"{module} is in no layer")
-    if len(parts) == 1 or (REPO / LIBRARY / f"{parts[1]}.py").is_file():
-        return "entry"
-    if parts[1] not in LAYERS:
-        raise ValueError(f"{module}: deep_storage/{parts[1]}/ is not a layer of {LAYERS}")
-    return parts[1]
-
-
-def upward(graph: dict[str, set[str]]) -> list[str]:
-    """Every import from a lower layer into a higher one."""
-    rank = {layer: i for i, layer in enumerate(LAYERS)}
-    return sorted(
-        f"{src} ({layer_of(src)}) imports {dst} ({layer_of(dst)})"
-        for src, deps in graph.items()
-        for dst in deps
-        if rank[layer_of(dst)] > rank[layer_of(src)]
+def lint_imports(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`lint-imports` from this venv on pyproject's contracts, with `cwd` first on the path."""
+    command = Path(sys.executable).parent / "lint-imports"
+    assert command.is_file(), f"{command} is missing: `make install` (dev extra: import-linter)"
+    return subprocess.run(
+        [str(command), "--no-cache", "--no-logo", str(REPO / "pyproject.toml")],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "300", **(env or {})},  # one line per contract
+        capture_output=True,
+        text=True,
     )
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected groups of two or more modules (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for dep in sorted(graph.get(node, ())):
-            if dep not in index:
-                visit(dep)
-                low[node] = min(low[node], low[dep])
-            elif dep in on_stack:
-                low[node] = min(low[node], index[dep])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return sorted(found)
+def verdicts(output: str) -> dict[str, str]:
+    """Each contract's name and its verdict (KEPT or BROKEN) from lint-imports' summary."""
+    found = {}
+    for contract in CONTRACTS:
+        line = re.search(rf"^{re.escape(contract['name'])} (KEPT|BROKEN)\b", output, re.M)
+        found[contract["name"]] = line.group(1) if line else "missing"
+    return found
 
 
-# --- the checks on a made-up graph: each one can fail --------------------------------------
+def test_the_import_contracts_are_kept():
+    done = lint_imports(REPO)
+    assert done.returncode == 0, f"lint-imports:\n{done.stdout}{done.stderr}"
+    assert set(verdicts(done.stdout).values()) == {"KEPT"}, done.stdout
 
 
-def test_the_checks_find_an_upward_import_and_a_cycle():
-    graph = {
-        "deep_storage.core.errors": {"deep_storage.lake.writer"},  # upward: core -> lake
-        "deep_storage.lake.writer": {"deep_storage.lake.days"},
-        "deep_storage.lake.days": {"deep_storage.lake.writer"},  # a cycle inside a layer
-        "deep_storage.steps": {"deep_storage.core.errors"},
-    }
-    assert upward(graph) == [
-        "deep_storage.core.errors (core) imports deep_storage.lake.writer (lake)"
-    ]
-    assert cycles(graph) == [["deep_storage.lake.days", "deep_storage.lake.writer"]]
+# One violation per contract, written into a copy of the code (files of its own, so the
+# real modules' names and imports may change without touching this test).
+VIOLATIONS = {
+    "deep_storage/core/upward.py": "from deep_storage.tables import bronze\n",
+    "deep_storage/lake/loop_a.py": "from deep_storage.lake import loop_b\n",
+    "deep_storage/lake/loop_b.py": "from deep_storage.lake import loop_a\n",
+    "deep_storage/io/face.py": "import deep_storage\n",
+    "deep_storage/io/kfp_leak.py": "import kfp\nfrom deep_storage_kfp.components import _image\n",
+    "deep_storage/unplaced/__init__.py": "",
+    "deep_storage_kfp/components/bronze_ingest/leak.py": (
+        "from deep_storage.lake import layout\n"
+        "from deep_storage_kfp.components.silver_transform import component\n"
+    ),
+}
 
 
-def test_imports_are_read_from_the_code_wherever_they_sit(tmp_path):
-    source = tmp_path / "mod.py"
-    source.write_text(
-        "from typing import TYPE_CHECKING\n"
-        "from deep_storage import lake\n"  # a subpackage: that module
-        "from deep_storage.core.errors import InputError\n"  # a name: its module
-        "if TYPE_CHECKING:\n    from deep_storage.tables.bronze import run\n"
-        "def f():\n    import deep_storage.quality.validate\n"
-        "    from deep_storage_kfp.pipelines import local\n"  # the installed name
-        "    from deep_storage_kfp import components\n"  # a package under its installed name
-    )
-    known = {
-        "deep_storage",
-        "deep_storage.lake",
-        "deep_storage.core.errors",
-        "deep_storage.tables.bronze",
-        "deep_storage.quality.validate",
-        "pipelines.local",
-        "components",
-        "deep_storage.io.metrics",
-    }
-    assert imports(source, "deep_storage.io.metrics", known) == known - {
-        "deep_storage",
-        "deep_storage.io.metrics",
-    }
+def test_the_import_contracts_catch_a_violation(tmp_path):
+    """A copy of the library and the KFP folders, as installed (deep_storage_kfp/...), with the
+    violations above: every contract must break, naming the offending import."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / LIBRARY, tmp_path / LIBRARY, ignore=skip)
+    for folder in ("components", "pipelines"):
+        shutil.copytree(REPO / folder, tmp_path / "deep_storage_kfp" / folder, ignore=skip)
+    for path, text in VIOLATIONS.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+
+    done = lint_imports(tmp_path, {"PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 1, f"lint-imports:\n{done.stdout}{done.stderr}"
+    assert set(verdicts(done.stdout).values()) == {"BROKEN"}, done.stdout
+    for reported in (
+        "deep_storage.core.upward -> deep_storage.tables.bronze",
+        "- deep_storage.unplaced",  # the exhaustive layers: a folder that is no layer
+        "deep_storage.io.face -> deep_storage (l.1)",
+        "deep_storage.io.kfp_leak -> kfp (l.1)",
+        "deep_storage.io.kfp_leak -> deep_storage_kfp.components._image",
+        "deep_storage_kfp.components.bronze_ingest.leak -> deep_storage.lake.layout",
+        "bronze_ingest.leak -> deep_storage_kfp.components.silver_transform.component",
+        ".loop_b -> .loop_a",
+    ):
+        assert reported in done.stdout, f"not reported: {reported}\n{done.stdout}"
 
 
-# --- the checks on the code ------------------------------------------------------------------
-
-
-def test_the_graph_is_the_real_one():
-    """Guards the checks below against an empty or misread graph."""
-    graph = import_graph()
-    assert "deep_storage.lake" in graph["deep_storage.tables.bronze"]
-    assert "deep_storage.lake.writer" in graph["deep_storage.lake"]
-    assert "deep_storage.core.errors" in graph["deep_storage.lake.writer"]
-    assert "deep_storage.steps" in graph["components.bronze_ingest.component"]
-    assert len(graph) > 40
-
-
-def test_no_import_points_up_a_layer():
-    assert upward(import_graph()) == []
-
-
-def test_no_modules_import_each_other_in_a_cycle():
-    assert cycles(import_graph()) == []
-
-
-def test_the_library_never_imports_kfp_or_what_is_not_shipped():
-    offending = []
-    for name, path in _shipped_modules().items():
-        if not name.startswith(LIBRARY):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            targets = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom) and not node.level
-                else []
-            )
-            offending += [f"{name}: {t}" for t in targets if t.split(".")[0] in OUTSIDE]
-    assert offending == []
-
-
-def test_components_and_pipelines_use_the_library_through_its_entry_points_and_core():
-    graph = import_graph()
-    offending = [
-        f"{src} imports {dst}"
-        for src, deps in graph.items()
-        if layer_of(src) == "kfp"
-        for dst in deps
-        if layer_of(dst) not in ("kfp", "entry", "core")
-    ]
-    assert offending == []
+# --- what import-linter cannot say --------------------------------------------------------------
 
 
 def layout_table() -> str:
@@ -252,12 +147,12 @@ def layout_table() -> str:
     return text[text.index("## Layout\n") :].split("\n## ", 1)[0]
 
 
-def test_every_folder_of_the_library_is_a_layer_and_the_layout_lists_it():
-    folders = {p.parent.name for p in (REPO / LIBRARY).glob("*/__init__.py")}
-    assert folders == set(LAYERS) - {"entry", "kfp"}
-    assert set(re.findall(rf"`{LIBRARY}/([a-z_]+)/`", layout_table())) == folders
+def test_the_layout_lists_every_layer_of_the_contract():
+    """The contract is exhaustive (every folder of the library is a layer); the docs list each."""
+    layers = set(library_layers())
+    assert set(re.findall(rf"`{LIBRARY}/([a-z_]+)/`", layout_table())) == layers
     architecture = (REPO / "docs" / "architecture.md").read_text()
-    assert all(f"{LIBRARY}/{folder}/" in architecture for folder in folders)
+    assert all(f"{LIBRARY}/{folder}/" in architecture for folder in layers)
 
 
 def long_functions(paths: list[str], root: Path = REPO) -> list[str]:
@@ -339,11 +234,7 @@ def test_the_architecture_picture_draws_each_module_in_its_layer():
 
 
 def test_the_wheel_ships_every_package_of_the_library():
-    import tomllib
-
-    shipped = set(
-        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    )
+    shipped = set(PYPROJECT["tool"]["setuptools"]["packages"])
     packages = {
         _module_name(str(p.relative_to(REPO))) for p in (REPO / LIBRARY).rglob("__init__.py")
     }
@@ -353,9 +244,6 @@ def test_the_wheel_ships_every_package_of_the_library():
 def test_importing_a_layer_loads_nothing_above_it():
     """Python runs every parent package's __init__ first: the library's face must not pull the
     whole library in behind a low layer (deep_storage/__init__ loads its reader lazily)."""
-    import json
-    import sys
-
     probe = (
         "import json, sys\n"
         "import deep_storage.core.errors, deep_storage.core.config\n"
@@ -365,5 +253,5 @@ def test_importing_a_layer_loads_nothing_above_it():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     loaded = json.loads(out.stdout)
-    assert [m for m in loaded if layer_of(m) not in ("core", "entry")] == []
-    assert [m for m in loaded if layer_of(m) == "entry"] == [LIBRARY]
+    assert LIBRARY in loaded
+    assert [m for m in loaded if m.split(".")[:2] not in ([LIBRARY], [LIBRARY, "core"])] == []
