@@ -98,11 +98,11 @@ DOCKER ?= docker
 
 .PHONY: wheels spark-image-base spark-image-build spark-image-push spark-image-build-push spark-image-smoke spark-image-ci hadolint lock
 
-wheels:  ## requirements.lock's wheels into .cache/wheels, for the image build (from the pip cache or PyPI)
+wheels:  ## requirements.lock's files into .cache/wheels, hash-checked, for the image build (an sdist where PyPI has no wheel)
 	@[ "$$(uname -sm)" = "Linux $(if $(filter linux/arm64,$(SPARK_IMAGE_PLATFORM)),aarch64,x86_64)" ] || \
 		{ echo "make wheels: this host is $$(uname -sm), the image is $(SPARK_IMAGE_PLATFORM): build where they match" >&2; exit 1; }
 	rm -rf .cache/wheels
-	$(BIN)/pip wheel --quiet --no-deps --requirement spark_image/requirements.lock --wheel-dir .cache/wheels
+	$(BIN)/pip download --quiet --no-deps --require-hashes --requirement spark_image/requirements.lock --dest .cache/wheels
 
 spark-image-base:  ## a base image from Debian's packages (mmdebstrap + docker import), no registry needed
 	DOCKER=$(DOCKER) bash spark_image/debian_base.sh $(SPARK_IMAGE_DEBIAN_BASE)
@@ -133,5 +133,12 @@ spark-image-ci:  ## CI's image part from nothing: Docker engine, Debian base, bu
 hadolint:  ## lint spark_image/Dockerfile (hadolint from PyPI, spark_image/.hadolint.yaml)
 	$(BIN)/hadolint --config spark_image/.hadolint.yaml spark_image/Dockerfile
 
-lock:  ## regenerate spark_image/requirements.lock from the venv (runtime closure, no dev tools)
-	$(BIN)/python spark_image/lock.py
+# The venv's versions are the constraints: the lock pins what the tests ran on, nothing newer.
+LOCK_PLATFORM := $(if $(filter linux/arm64,$(SPARK_IMAGE_PLATFORM)),aarch64,x86_64)-unknown-linux-gnu
+lock:  ## regenerate spark_image/requirements.lock with hashes (uv pip compile): pyproject's runtime dependencies at the venv's versions
+	@mkdir -p .cache
+	$(BIN)/pip freeze --exclude-editable >.cache/venv-constraints.txt
+	$(BIN)/uv pip compile --quiet pyproject.toml spark_image/build-tools.in \
+		--constraint .cache/venv-constraints.txt --generate-hashes \
+		--python-version 3.11 --python-platform $(LOCK_PLATFORM) \
+		--custom-compile-command "make lock" --output-file spark_image/requirements.lock

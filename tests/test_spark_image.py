@@ -155,18 +155,37 @@ def _pyspark_pin() -> str:
     return spec.version
 
 
-def _lock_pins() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for raw in (IMAGE_DIR / "requirements.lock").read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
+LOCK = IMAGE_DIR / "requirements.lock"
+# What pip needs in the image build to make pyspark's wheel from its sdist (not run time).
+BUILD_TOOLS = IMAGE_DIR / "build-tools.in"
+
+
+def _lock_entries() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as uv writes it: each `name==version` with its `--hash=sha256:` lines."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    text = re.sub(r"\\\n", " ", LOCK.read_text())  # continuation lines
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
             continue
-        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
-        assert match, f"requirements.lock: expected name==version, got {raw!r}"
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)((?:\s+\S+)*)", line)
+        assert match, f"requirements.lock: expected name==version --hash=..., got {raw!r}"
         name = canonicalize_name(match[1])
-        assert name not in pins, f"requirements.lock pins {name} twice"
-        pins[name] = match[2]
-    return pins
+        assert name not in entries, f"requirements.lock pins {name} twice"
+        options = match[3].split()
+        hashes = [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=")]
+        assert len(hashes) == len(options), f"{name}: options other than hashes: {options}"
+        entries[name] = (match[2], hashes)
+    return entries
+
+
+def _lock_pins() -> dict[str, str]:
+    return {name: version for name, (version, _) in _lock_entries().items()}
+
+
+def _build_tools() -> set[str]:
+    lines = [line.split("#", 1)[0].strip() for line in BUILD_TOOLS.read_text().splitlines()]
+    return {canonicalize_name(Requirement(line).name) for line in lines if line}
 
 
 # --- the pins --------------------------------------------------------------------------------
@@ -228,29 +247,72 @@ def test_spark_is_the_pyspark_wheel_at_pyprojects_pin():
 
 def test_project_and_dependencies_come_from_the_wheel_and_the_lock_without_resolving():
     runs = " ".join(i.args for i in BY_NAME["python"].all("RUN"))
-    assert "--no-index --find-links wheels --no-deps --requirement requirements.lock" in runs
+    install = "--no-index --find-links wheels --no-deps --require-hashes --use-pep517"
+    assert f"{install} --requirement requirements.lock" in runs  # every file hash-checked
     assert ".cache/wheels/ ./wheels/" in [c.args for c in BY_NAME["python"].all("COPY")]
     assert re.search(r"--no-deps \S*deep_storage-\$\{VERSION\}-py3-none-any\.whl", runs)
     assert "pip check" in runs
     assert any(f"--from=python {FINAL.env()['VIRTUAL_ENV']}" in c.args for c in FINAL.all("COPY"))
 
 
-def test_requirements_lock_is_the_runtime_closure_of_pyproject():
-    pins = _lock_pins()
+def test_requirements_lock_pins_every_runtime_dependency_with_hashes():
+    entries = _lock_entries()
+    for name, (version, hashes) in entries.items():
+        assert hashes, f"requirements.lock: {name}=={version} has no hash: run `make lock`"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), f"{name}: {hashes}"
     for text in PYPROJECT["project"]["dependencies"]:
         req = Requirement(text)
         name = canonicalize_name(req.name)
-        assert name in pins, f"requirements.lock lacks {req.name}: run `make lock`"
-        assert req.specifier.contains(pins[name], prereleases=True), (
-            f"{name}=={pins[name]} vs {req}"
+        assert name in entries, f"requirements.lock lacks {req.name}: run `make lock`"
+        assert req.specifier.contains(entries[name][0], prereleases=True), (
+            f"{name}=={entries[name][0]} vs {req}"
         )
         for extra in req.extras:  # psycopg[binary] -> psycopg-binary
-            assert canonicalize_name(f"{req.name}-{extra}") in pins
+            assert canonicalize_name(f"{req.name}-{extra}") in entries
+    assert _build_tools() <= set(entries), "build-tools.in's tools are locked too: `make lock`"
     dev = {
         canonicalize_name(Requirement(d).name)
         for d in PYPROJECT["project"]["optional-dependencies"]["dev"]
     }
-    assert not dev & set(pins), f"dev-only tools in requirements.lock: {sorted(dev & set(pins))}"
+    assert not dev & set(entries), (
+        f"dev-only tools in requirements.lock: {sorted(dev & set(entries))}"
+    )
+
+
+def test_requirements_lock_pins_the_versions_the_tests_run_on():
+    """The venv's versions, as `make lock` pins them (uv pip compile constrained by the venv's
+    pip freeze): the image ships what the tests ran on. The build tools are not in the venv."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    differ = {}
+    for name, pin in _lock_pins().items():
+        if name in _build_tools():
+            continue
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = "not installed"
+        if installed != pin:
+            differ[name] = f"lock {pin}, venv {installed}"
+    assert differ == {}, (
+        "requirements.lock and the venv differ: `make lock` after a dependency change, or give "
+        "the venv the lock's versions: "
+        "`.venv/bin/pip install --no-deps --require-hashes -r spark_image/requirements.lock`"
+    )
+
+
+def test_make_lock_compiles_with_uv_from_the_venvs_versions_with_hashes():
+    assert LOCK.read_text().startswith("# This file was autogenerated by uv via the following")
+    recipe = _make_dry_run("lock").split("\n")
+    freeze = next(line for line in recipe if " freeze " in line)
+    (compile_,) = [shlex.split(line) for line in recipe if "uv pip compile" in line]
+    assert freeze.split(">")[-1].strip() == compile_[compile_.index("--constraint") + 1]
+    assert "--generate-hashes" in compile_
+    assert compile_[compile_.index("--python-version") + 1] == "3.11"
+    assert compile_[compile_.index("--output-file") + 1] == "spark_image/requirements.lock"
+    assert {"pyproject.toml", "spark_image/build-tools.in"} <= set(compile_)
+    wheels = _make_dry_run("wheels")
+    assert "--require-hashes --requirement spark_image/requirements.lock" in wheels
 
 
 # --- the JARs --------------------------------------------------------------------------------
