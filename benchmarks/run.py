@@ -44,6 +44,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from benchmarks import duckdb_silver
 from deep_storage import lake as lakes
 from deep_storage.core import defaults, schemas
@@ -64,27 +66,20 @@ LIMITS_GIB = {
 
 
 def _tree_rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """Resident memory (KiB) of a process and all its descendants: the step's Python and its
+    JVM. A process that ends, or cannot be read, between the listing and the reading counts 0."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
+    total = 0
+    for proc in tree:
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/status") as fh:
-                kib = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
-        except (OSError, ValueError, IndexError):
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = kib
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        total += rss.get(p, 0)
-        stack.extend(children.get(p, []))
-    return total
+    return total // 1024
 
 
 VERBOSE = False
