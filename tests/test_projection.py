@@ -1,16 +1,23 @@
 """The StopExecution projection on tiny inline frames: source events -> executions -> expected.
 
-conftest.py runs the process in America/Sao_Paulo on purpose; the session is UTC, and every
-timestamp here is an aware UTC datetime, so a wrong time zone shows up as a wrong `date`.
+Each case runs on both of silver's engines (the `engine` fixture): in this process, as silver's
+in-process engine runs it (`project_arrow` on an Arrow table: DuckDB, no JVM; marked unit), and on
+Spark (`executions` on a DataFrame; marked integration, with tests/conftest.py's session).
+tests/conftest.py runs the process in America/Sao_Paulo on purpose; Spark's session and DuckDB's
+connection are UTC, and every timestamp here is an aware UTC datetime, so a wrong time zone shows
+up as a wrong `date`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import DateType, IntegerType, StringType, StructField, StructType
 
 try:
@@ -23,24 +30,17 @@ except ImportError:
     from pyspark.testing.utils import assertDataFrameEqual
 
 from deep_storage.core.schemas import BRONZE_EVENTS_SCHEMA, SILVER_EXECUTIONS_SCHEMA
-from deep_storage.tables.projection import execution_id, executions, with_execution_key
+from deep_storage.tables.projection import (
+    EVENT_COLUMNS,
+    execution_id,
+    executions,
+    project_arrow,
+    with_execution_key,
+)
 from tests.events import event, utc
-
-pytestmark = pytest.mark.unit
 
 TOKEN = "101:64000.12345678:1748822399000"
 T0 = "2025-06-01 10:00:00"
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """The project's one session factory; shadows conftest's `spark`, which needs the services.
-
-    Not stopped here: in a full run the same process-wide session serves the other modules.
-    """
-    from deep_storage.io import spark_session
-
-    return spark_session.build("unit")
 
 
 def at(seconds: float, base: str = T0) -> dt.datetime:
@@ -79,11 +79,52 @@ def schema(*names: str) -> StructType:
     return StructType([fields[n] for n in names])
 
 
-def project(spark, rows: list[dict], *names: str):
-    return bronze(spark, rows).transform(executions).select(*names)
+def bronze_arrow(rows: list[dict]) -> pa.Table:
+    """The events as silver's in-process engine reads them: the projection's columns, typed as
+    Spark's read types them, every column nullable (silver.bronze_events)."""
+    full = to_arrow_schema(BRONZE_EVENTS_SCHEMA)
+    columns = pa.schema([full.field(c).with_nullable(True) for c in EVENT_COLUMNS])
+    return pa.Table.from_pylist(rows, schema=columns)
 
 
-def test_every_status_path_and_the_first_time_of_each_type(spark):
+class InProcess:
+    """Silver's in-process engine: `project_arrow` over the whole Arrow table (DuckDB)."""
+
+    def assert_projects(self, rows: list[dict], names, expected: list[tuple], struct=None):
+        """`rows` project to `expected` in any order, with the columns `names` typed as `struct`
+        (default: their contract types), as assertDataFrameEqual checks on Spark."""
+        actual = project_arrow(bronze_arrow(rows)).select(list(names))
+        wanted = to_arrow_schema(struct or schema(*names))
+        assert [(f.name, f.type) for f in actual.schema] == [(f.name, f.type) for f in wanted]
+        assert Counter(tuple(r.values()) for r in actual.to_pylist()) == Counter(expected)
+
+
+class OnSpark:
+    """Silver's Spark engine: `executions` on a DataFrame (a shuffle by client_id, then the same
+    projection in each task)."""
+
+    def __init__(self, spark):
+        self.spark = spark
+
+    def assert_projects(self, rows: list[dict], names, expected: list[tuple], struct=None):
+        actual = bronze(self.spark, rows).transform(executions).select(*names)
+        wanted = self.spark.createDataFrame(expected, struct or schema(*names))
+        assertDataFrameEqual(actual, wanted)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("in_process", marks=pytest.mark.unit),
+        pytest.param("spark", marks=pytest.mark.integration),
+    ]
+)
+def engine(request):
+    if request.param == "spark":
+        return OnSpark(request.getfixturevalue("spark"))
+    return InProcess()
+
+
+def test_every_status_path_and_the_first_time_of_each_type(engine):
     def path(token, *steps):
         return [ev(i, t, token=token) for i, t in enumerate(steps)]
 
@@ -124,12 +165,10 @@ def test_every_status_path_and_the_first_time_of_each_type(spark):
         ("executed-unknown", "EXECUTED", at(0), n, at(1), n, n, 3),
         ("retriggered", "PENDING", at(0), at(1), n, n, n, 3),
     ]
-    assertDataFrameEqual(
-        project(spark, source, *names), spark.createDataFrame(expected, schema(*names))
-    )
+    engine.assert_projects(source, names, expected)
 
 
-def test_ties_on_occurred_at_are_broken_by_rank_then_event_id(spark):
+def test_ties_on_occurred_at_are_broken_by_rank_then_event_id(engine):
     def tie(token, *events):
         """Same-instant events (type, event_id number[, stop_price]), in order and reversed."""
         fields = {"EXECUTED": {"fill_price": Decimal("3")}, "FAILED": {"error_message": "timeout"}}
@@ -168,12 +207,10 @@ def test_ties_on_occurred_at_are_broken_by_rank_then_event_id(spark):
         ("stop-of-first-id-reversed", "PENDING", Decimal("1"), "SELL", None, None),
         ("unknown-tie", "PENDING", stop, "SELL", None, None),
     ]
-    assertDataFrameEqual(
-        project(spark, source, *names), spark.createDataFrame(expected, schema(*names))
-    )
+    engine.assert_projects(source, names, expected)
 
 
-def test_clock_skew_the_latest_terminal_event_in_order_decides(spark):
+def test_clock_skew_the_latest_terminal_event_in_order_decides(engine):
     """The contract orders by occurred_at, not by commit: a FAILED stamped before an EXECUTED
     leaves the execution EXECUTED, and one stamped after it leaves it FAILED; either way the
     EXECUTED event's fill and the FAILED event's error are kept."""
@@ -193,12 +230,10 @@ def test_clock_skew_the_latest_terminal_event_in_order_decides(spark):
         ("failed-then-executed", "EXECUTED", at(6), at(5), "X-1", Decimal("63990.5"), one, timeout),
         ("executed-then-failed", "FAILED", at(5), at(6), "X-1", Decimal("63990.5"), one, timeout),
     ]
-    assertDataFrameEqual(
-        project(spark, source, *names), spark.createDataFrame(expected, schema(*names))
-    )
+    engine.assert_projects(source, names, expected)
 
 
-def test_values_come_from_the_right_event_and_decimals_stay_exact(spark):
+def test_values_come_from_the_right_event_and_decimals_stay_exact(engine):
     nulls = {"stop_price": None, "trigger_price": None, "quantity": None, "side": None}
     source = [
         # First non-NULL in order for stop/trigger/side/symbol/source; quantity and the fill from
@@ -335,11 +370,10 @@ def test_values_come_from_the_right_event_and_decimals_stay_exact(spark):
             0,
         ),
     ]
-    actual = project(spark, source, *names)
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, schema(*names)))
+    engine.assert_projects(source, names, expected)
 
 
-def test_null_tokens_group_by_operation_and_clients_stay_apart(spark):
+def test_null_tokens_group_by_operation_and_clients_stay_apart(engine):
     token = "101:64000:1748822399000"
     source = [
         # client 7, operation 101, NULL token: one execution of two events.
@@ -362,12 +396,10 @@ def test_null_tokens_group_by_operation_and_clients_stay_apart(spark):
         (execution_id(8, 101, None), 8, 101, None, "EXECUTED", 1),
         (execution_id(8, 101, token), 8, 101, token, "PENDING", 1),
     ]
-    assertDataFrameEqual(
-        project(spark, source, *names), spark.createDataFrame(expected, schema(*names))
-    )
+    engine.assert_projects(source, names, expected)
 
 
-def test_an_execution_spanning_midnight_is_one_row_on_its_first_day(spark):
+def test_an_execution_spanning_midnight_is_one_row_on_its_first_day(engine):
     source = [
         ev(utc("2025-06-01 23:59:59.999999"), "STOP_TRIGGERED", "midnight"),
         ev(utc("2025-06-02 00:00:00.000001"), "EXECUTION_SUBMITTED", "midnight"),
@@ -413,22 +445,35 @@ def test_an_execution_spanning_midnight_is_one_row_on_its_first_day(spark):
             StructField("_events", IntegerType()),
         ]
     )
-    assertDataFrameEqual(project(spark, source, *names), spark.createDataFrame(expected, extras))
+    engine.assert_projects(source, names, expected, extras)
 
 
-def test_execution_id_is_uuid5_and_equals_the_python_function(spark):
-    cases = [
-        (7, 101, None),
-        (7, 101, "101:64000.12345678:1748822399000"),
-        (8, 101, "101:64000.12345678:1748822399000"),
-        (9_223_372_036_854_775_807, 1, "ação:ü:€"),  # max bigint, non-ASCII token
-        (7, 102, ""),  # an empty token is a token, not NULL
-    ]
-    source = [
+CASES = [
+    (7, 101, None),
+    (7, 101, "101:64000.12345678:1748822399000"),
+    (8, 101, "101:64000.12345678:1748822399000"),
+    (9_223_372_036_854_775_807, 1, "ação:ü:€"),  # max bigint, non-ASCII token
+    (7, 102, ""),  # an empty token is a token, not NULL
+]
+
+
+def key_events() -> list[dict]:
+    """One event per case of CASES: five executions."""
+    return [
         ev(i, "STOP_TRIGGERED", tok, client_id=c, operation_id=o)
-        for i, (c, o, tok) in enumerate(cases)
+        for i, (c, o, tok) in enumerate(CASES)
     ]
-    actual = bronze(spark, source).transform(with_execution_key)
+
+
+def test_execution_id_is_uuid5_and_equals_the_python_function(engine):
+    names = ("client_id", "operation_id", "execution_token", "execution_id")
+    expected = [(c, o, tok, execution_id(c, o, tok)) for c, o, tok in CASES]
+    engine.assert_projects(key_events(), names, expected)
+
+
+@pytest.mark.integration
+def test_the_spark_key_column_and_its_uuid5_equal_the_python_functions(spark):
+    actual = bronze(spark, key_events()).transform(with_execution_key)
     actual = actual.select("client_id", "operation_id", "_execution_key", "execution_id")
     keys = [
         "op:7:101",
@@ -438,7 +483,7 @@ def test_execution_id_is_uuid5_and_equals_the_python_function(spark):
         "token:7:",
     ]
     expected = [
-        (c, o, key, execution_id(c, o, tok)) for (c, o, tok), key in zip(cases, keys, strict=True)
+        (c, o, key, execution_id(c, o, tok)) for (c, o, tok), key in zip(CASES, keys, strict=True)
     ]
     expected_schema = StructType(
         [
@@ -451,6 +496,7 @@ def test_execution_id_is_uuid5_and_equals_the_python_function(spark):
     assertDataFrameEqual(actual, spark.createDataFrame(expected, expected_schema))
 
 
+@pytest.mark.unit
 def test_execution_id_is_pinned_across_releases():
     """Changing the namespace or the key format would re-key the whole lake: pinned values."""
     namespace = uuid.UUID("297dd833-e786-5eb0-a340-ebb788350e3a")
@@ -463,17 +509,28 @@ def test_execution_id_is_pinned_across_releases():
     assert (parsed.version, parsed.variant) == (5, uuid.RFC_4122)
 
 
-def test_output_columns_are_silver_executions_then_date_and_extras(spark):
+def output_columns() -> list[tuple]:
+    """SILVER_EXECUTIONS_SCHEMA's columns, then date and the extras (Spark types)."""
+    at = SILVER_EXECUTIONS_SCHEMA["failed_at"].dataType
+    expected = [(f.name, f.dataType) for f in SILVER_EXECUTIONS_SCHEMA]
+    expected += [("date", DateType()), ("_first_event_at", at), ("_last_event_at", at)]
+    return [*expected, ("_events", IntegerType())]
+
+
+@pytest.mark.unit
+def test_output_columns_are_silver_executions_then_date_and_extras():
     # Extra bronze columns (the date partition, underscore metadata) do not leak into the output.
+    events = bronze_arrow([ev(0, "STOP_TRIGGERED")])
+    events = events.append_column("_ingested_at", pa.array([at(5)], pa.timestamp("us", "UTC")))
+    events = events.append_column("date", pa.array([dt.date(2025, 6, 1)], pa.date32()))
+    actual = [(f.name, f.type) for f in project_arrow(events).schema]
+    wanted = to_arrow_schema(StructType([StructField(n, t) for n, t in output_columns()]))
+    assert actual == [(f.name, f.type) for f in wanted]
+
+
+@pytest.mark.integration
+def test_output_columns_on_spark_are_silver_executions_then_date_and_extras(spark):
     events = bronze(spark, [ev(0, "STOP_TRIGGERED")]).selectExpr(
         "*", "current_timestamp() AS _ingested_at", "to_date(occurred_at) AS date"
     )
-    actual = [(f.name, f.dataType) for f in executions(events).schema]
-    expected = [(f.name, f.dataType) for f in SILVER_EXECUTIONS_SCHEMA]
-    expected += [
-        ("date", DateType()),
-        ("_first_event_at", SILVER_EXECUTIONS_SCHEMA["failed_at"].dataType),
-    ]
-    expected += [("_last_event_at", SILVER_EXECUTIONS_SCHEMA["failed_at"].dataType)]
-    expected += [("_events", IntegerType())]
-    assert actual == expected
+    assert [(f.name, f.dataType) for f in executions(events).schema] == output_columns()
