@@ -1,5 +1,6 @@
 """Training sets on a file:// lake in a tmp folder: a hand-made gold features table (written with
-delta-rs) -> build -> judge -> release -> read back.
+delta-rs) -> build -> judge -> release -> read back. Releases across processes (killed, or two
+at once): test_training_sets_across_processes.py.
 
 Every expected value is worked out by hand in the test. The features table, 2025-06-01..06-10
 (10 days, so the test split starts 06-09 by default):
@@ -24,12 +25,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import uuid
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,7 +47,6 @@ from deep_storage.training import release_training_set, training_set
 pytestmark = pytest.mark.unit
 
 D1, D2 = dt.date(2025, 6, 1), dt.date(2025, 6, 10)
-REPO = Path(__file__).resolve().parent.parent
 TS = pa.timestamp("us", tz="UTC")
 FEATURES = [
     "stop_distance_pct",
@@ -524,57 +521,27 @@ def test_the_record_is_read_from_the_commit_when_its_file_is_gone(lake):
     assert train.attrs["record"]["rows_sha256"] == candidate.record["rows_sha256"]
 
 
-_KILLED_RELEASE = """
-import datetime as dt, sys
-from deep_storage.training import release_training_set
-release_training_set("stop_outcome", "2.0.0", dt.date(2025, 6, 1), dt.date(2025, 6, 10),
-                     lake=sys.argv[1], run_id="killed")
-"""
-
-
-def test_a_release_killed_before_its_commit_is_invisible(lake):
-    fs = LakeFS(lake)
-    release(lake, training_sets.build(fs, training_sets.spec("stop_outcome"), D1, D2,
-                                      version="1.0.0"))  # fmt: skip
-    write_features(lake, [row("e12", day(6), "FAILED", False, None)], mode="append")
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLED_RELEASE, lake],
-        cwd=REPO,
-        env={**os.environ, "DEEP_STORAGE_KILL_AT": "gold:written"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    root = Path(fs.delta_uri("gold/training_sets/stop_outcome"))
-    landed = sorted(p.name for p in (root / "version=2.0.0").rglob("*.parquet"))
-    assert len(landed) == 2, "the killed run left no files: the test proves nothing"
-    assert fs.read_text(releases.record_uri(fs, "stop_outcome", "2.0.0")) is not None
-    # Written, not committed: no reader sees them.
-    assert releases.versions(fs, "stop_outcome") == ["1.0.0"]
-    everything = fs.scan("gold/training_sets/stop_outcome", DeltaTable(str(root)))
-    assert set(everything["version"].to_pylist()) == {"1.0.0"}
-    with pytest.raises(LakeStateError, match=r"released: 1\.0\.0"):
-        training_set("stop_outcome", "2.0.0", lake=lake)
-    # The next run releases the version; the leftovers stay unnamed (vacuum's full mode).
-    done = release_training_set("stop_outcome", "2.0.0", D1, D2, lake=lake, run_id=uuid.uuid4().hex)
-    assert done.outcome == "released" and done.record["rows"] == {"train": 6, "test": 3}
-    train, _ = training_set("stop_outcome", "2.0.0", lake=lake)
-    assert len(train) == 6
-
-
 # --- the command --------------------------------------------------------------------------
 
 
-def test_the_command_releases_then_refuses_in_one_line_each(lake, tmp_path):
-    from tests.fixtures import run_cli
+def run_cli(capsys, *args: str) -> SimpleNamespace:
+    """`deep-storage ARGS` in this process, through the CLI's main (its exit codes and one-line
+    errors); as a subprocess of the real entry point: test_training_sets_across_processes.py."""
+    from deep_storage.cli import main
 
+    capsys.readouterr()  # what came before
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_the_command_releases_then_refuses_in_one_line_each(lake, capsys):
     # No --version: the set's first release is 1.0.0; the same rows again change nothing.
     args = ["training-set", "--from", str(D1), "--to", str(D2), "--lake", lake]
-    first = run_cli(*args, "--json")
+    first = run_cli(capsys, *args, "--json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["outcome"] == "released"
-    again = run_cli(*args, "--json")
+    again = run_cli(capsys, *args, "--json")
     assert (json.loads(again.stdout)["outcome"], json.loads(again.stdout)["version"]) == (
         "unchanged", "1.0.0"
     )  # fmt: skip
@@ -583,33 +550,14 @@ def test_the_command_releases_then_refuses_in_one_line_each(lake, tmp_path):
         (line,) = [x for x in done.stderr.splitlines() if x.startswith("deep-storage: error")]
         return line
 
-    bad_name = run_cli("training-set", "--name", "churn", *args[1:])
+    bad_name = run_cli(capsys, "training-set", "--name", "churn", *args[1:])
     assert bad_name.returncode == 2
     assert "churn" in error(bad_name) and "stop_outcome" in error(bad_name)
-    bad_version = run_cli(*args, "--version", "1.0")
+    bad_version = run_cli(capsys, *args, "--version", "1.0")
     assert bad_version.returncode == 2 and "1.0" in error(bad_version)
-    one_side = run_cli("training-set", "--from", str(D1), "--lake", lake)
+    one_side = run_cli(capsys, "training-set", "--from", str(D1), "--lake", lake)
     assert one_side.returncode == 2 and "--from and --to" in error(one_side)
     # Other rows under a released version: refused, naming the fix; nothing changes.
-    other = run_cli(*args, "--version", "1.0.0", "--test-from", str(day(5)))
+    other = run_cli(capsys, *args, "--version", "1.0.0", "--test-from", str(day(5)))
     assert other.returncode == 5
     assert "release a new version, e.g. --version 1.0.1" in error(other)
-
-
-def test_two_releases_of_one_version_at_once_commit_it_once(lake):
-    import subprocess
-
-    from tests.fixtures import CLI
-
-    args = [CLI, "training-set", "--version", "1.0.0", "--from", str(D1), "--to", str(D2)]
-    procs = [
-        subprocess.Popen([*args, "--lake", lake, "--json"], stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outcomes = sorted(json.loads(p.communicate(timeout=300)[0])["outcome"] for p in procs)
-    assert [p.returncode for p in procs] == [0, 0]
-    # The lease orders them: one releases, the other finds the same rows released.
-    assert outcomes == ["released", "unchanged"]
-    assert [
-        h["version"] for h in LakeFS(lake).delta("gold/training_sets/stop_outcome").history()
-    ] == [0]
