@@ -1,10 +1,13 @@
 """train_baseline through its Python function: real artifacts, the library's train faked."""
 
+from pathlib import Path
+
 import joblib
 import pytest
 from kfp.dsl import ClassificationMetrics, Metrics, Model
 
 from deep_storage import baseline
+from deep_storage.core.errors import InputError
 from deep_storage_kfp.components import train_baseline
 
 pytestmark = pytest.mark.unit
@@ -94,3 +97,21 @@ def test_a_lake_uri_is_passed_on(monkeypatch, tmp_path):
         lake_uri="s3a://rbs",
     )
     assert calls == [("stop_outcome", "3.1.0", "s3a://rbs")]
+
+
+def test_a_set_the_baseline_cannot_fit_fails_the_task_and_saves_no_model(monkeypatch, tmp_path):
+    def one_class(name, version, lake=None):
+        raise InputError(f"training set {name} {version}: the test split holds one class only")
+
+    monkeypatch.setattr(baseline, "train", one_class)
+    metrics = Metrics(name="metrics", uri=str(tmp_path / "metrics"))
+    model = Model(name="model", uri=str(tmp_path / "model"))
+    with pytest.raises(InputError, match=r"^training set stop_outcome 3\.1\.0: the test split"):
+        train_baseline.python_func(
+            metrics=metrics,
+            classification=ClassificationMetrics(name="classification", uri=str(tmp_path / "cls")),
+            model=model,
+            name="stop_outcome",
+            version="3.1.0",
+        )
+    assert metrics.metadata == {} and model.metadata == {} and not Path(model.path).exists()
