@@ -37,7 +37,7 @@ format:  ## ruff fix and format
 test:  ## every test: unit, then integration on real PostgreSQL, S3 (SeaweedFS) and Spark; the 15 slowest named
 	$(BIN)/pytest -m "unit or not unit" -q --durations=15
 
-test-unit:  ## fast tests only (no services)
+test-unit:  ## the unit tests, in under a minute: no JVM, no service (tests/conftest.py checks it)
 	$(BIN)/pytest -m unit -q
 
 test-integration:  ## tests that start the services

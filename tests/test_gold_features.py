@@ -1,7 +1,7 @@
 """The gold features on tiny inline silver tables: silver rows -> features_arrow -> expected.
 
 Every expected value is worked out by hand in the test. T is Sunday 2025-06-08 12:00 UTC; the
-process runs in America/Sao_Paulo (tests/fixtures.py), so a local-time slip shows as a wrong hour.
+process runs in America/Sao_Paulo (tests/conftest.py), so a local-time slip shows as a wrong hour.
 """
 
 from __future__ import annotations
