@@ -13,7 +13,7 @@ from decimal import Decimal
 from deep_storage.core.dates import DayRange
 from deep_storage.tables import bronze, gold, silver
 from tests.events import event, insert
-from tests.fixtures import APP_DB, APP_PASSWORD, APP_USER, CLI
+from tests.services import APP_DB, APP_PASSWORD, APP_USER, CLI
 
 D = dt.date(2025, 6, 2)
 D1 = dt.date(2025, 6, 3)

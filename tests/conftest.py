@@ -30,7 +30,7 @@ import pytest  # noqa: E402
 from deep_storage.core import schemas  # noqa: E402
 from deep_storage.core.config import SourceConfig, StoreConfig  # noqa: E402
 from demo.local_services import PostgresServer, SeaweedS3Server  # noqa: E402
-from tests.fixtures import APP_DB, APP_PASSWORD, APP_USER, BUCKET  # noqa: E402
+from tests.services import APP_DB, APP_PASSWORD, APP_USER, BUCKET  # noqa: E402
 
 
 @pytest.fixture(scope="session")

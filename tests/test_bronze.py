@@ -22,8 +22,8 @@ from deep_storage.io import source_copy
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
 from deep_storage.tables import bronze
 from tests.events import event, insert, utc
-from tests.fixtures import APP_PASSWORD, BUCKET, CLI, run_cli
 from tests.lake_fixtures import bronze_rows, delta_rs_keys, leftovers_after_vacuum
+from tests.services import APP_PASSWORD, BUCKET, CLI, run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from deep_storage import reader
 from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
 from demo import synthetic
 from demo.local_services import SparkStandalone
-from tests.fixtures import BUCKET, run_cli
+from tests.services import BUCKET, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -21,13 +21,13 @@ from deep_storage.lake import BRONZE_EVENTS, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from tests.events import event, insert, utc
-from tests.fixtures import APP_DB, APP_PASSWORD, APP_USER, BUCKET, CLI, run_cli
 from tests.lake_fixtures import (
     bronze_rows,
     delta_rs_keys,
     leftovers_after_vacuum,
     silver_snapshot,
 )
+from tests.services import APP_DB, APP_PASSWORD, APP_USER, BUCKET, CLI, run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import yaml
 
 from deep_storage import __version__
 from deep_storage_kfp.pipelines import compile as compiling
-from tests.fixtures import APP_PASSWORD
+from tests.services import APP_PASSWORD
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ from deep_storage.core.errors import StoreError
 from deep_storage.io import object_store
 from deep_storage.lake import writer_lock
 from demo.header_stripping_proxy import HeaderStrippingProxy
-from tests.fixtures import BUCKET, run_cli
+from tests.services import BUCKET, run_cli
 
 integration = pytest.mark.integration
 

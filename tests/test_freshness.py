@@ -15,8 +15,8 @@ from deep_storage.lake import LakeFS
 from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from tests.events import event, insert
-from tests.fixtures import run_cli
 from tests.lake_fixtures import bronze_rows
+from tests.services import run_cli
 
 pytestmark = pytest.mark.integration
 

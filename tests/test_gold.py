@@ -16,7 +16,7 @@ from deep_storage.core.dates import DayRange
 from deep_storage.lake import GOLD_FEATURES, LakeFS
 from deep_storage.tables import bronze, gold, silver
 from tests.events import event, insert
-from tests.fixtures import CLI
+from tests.services import CLI
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 from deep_storage_kfp.pipelines import cli as kfp_cli
 from deep_storage_kfp.pipelines.cli import main
 from tests.fake_kfp import FakeKfpServer
-from tests.fixtures import run_cli
+from tests.services import run_cli
 
 pytestmark = pytest.mark.unit
 

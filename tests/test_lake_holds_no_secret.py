@@ -13,7 +13,7 @@ from psycopg import sql
 
 from deep_storage.lake import writer_lock
 from tests.events import event, insert
-from tests.fixtures import APP_DB, BUCKET, CLI
+from tests.services import APP_DB, BUCKET, CLI
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 
 from deep_storage_kfp.pipelines import local
 from deep_storage_kfp.pipelines.deep_storage_pipeline import build
-from tests.fixtures import run_cli
+from tests.services import run_cli
 
 pytestmark = pytest.mark.unit
 

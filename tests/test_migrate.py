@@ -21,8 +21,8 @@ from deep_storage.io.source_copy import arrow_schema
 from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS, migrate
 from deep_storage.tables import silver
 from tests.events import event
-from tests.fixtures import run_cli
 from tests.lake_fixtures import delta_rs_keys, silver_row, write_bronze_day
+from tests.services import run_cli
 
 pytestmark = pytest.mark.integration
 

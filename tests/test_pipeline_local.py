@@ -12,7 +12,7 @@ import pytest
 from deep_storage import lake as lakes
 from deep_storage.lake import BRONZE_EVENTS, LakeFS
 from demo import synthetic
-from tests.fixtures import run_cli
+from tests.services import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,9 +23,9 @@ import pytest
 
 from deep_storage.lake import LakeFS
 from demo import synthetic
-from tests.fixtures import run_cli
 from tests.image_fixtures import container_network, image
 from tests.lake_fixtures import lake_rows
+from tests.services import run_cli
 
 # The fixtures, imported into this module for pytest to find them.
 __all__ = ["container_network", "image"]

@@ -16,7 +16,7 @@ from deep_storage.core.errors import InputError
 from deep_storage_kfp.components._image import IMAGE
 from deep_storage_kfp.pipelines import platform
 from deep_storage_kfp.pipelines.deep_storage_pipeline import build
-from tests.fixtures import APP_PASSWORD
+from tests.services import APP_PASSWORD
 
 pytestmark = pytest.mark.unit
 

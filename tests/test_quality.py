@@ -16,8 +16,8 @@ from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from demo import synthetic
 from tests.events import event, insert
-from tests.fixtures import run_cli
 from tests.lake_fixtures import bronze_rows, silver_row, write_bronze_day, write_silver_day
+from tests.services import run_cli
 
 BRONZE_COLUMNS = BRONZE_EVENTS_SCHEMA.fieldNames()
 
@@ -410,7 +410,7 @@ def test_a_committed_file_gone_from_the_store_fails_in_one_line_naming_the_lake(
     """The gate reads exactly the files the log names: one that the store lost is an object
     storage error (exit 4) naming the lake and the file, not a traceback or a silent pass."""
     from deep_storage import lake as lakes
-    from tests.fixtures import BUCKET
+    from tests.services import BUCKET
 
     write_bronze_day(spark, lake, D, [event("2025-06-01 10:00:00")])
     (committed,) = lakes.committed(LakeFS(lake), lakes.BRONZE_EVENTS, [D]).values()

@@ -20,8 +20,8 @@ from deep_storage.quality import validate
 from deep_storage.tables import bronze, silver
 from demo import synthetic
 from tests.events import event
-from tests.fixtures import run_cli
 from tests.lake_fixtures import recommit, silver_row, write_bronze_day, write_silver_day
+from tests.services import run_cli
 
 pytestmark = pytest.mark.integration
 

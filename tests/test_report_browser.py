@@ -73,7 +73,7 @@ def page(spark, pg, tmp_path_factory) -> Path:
     import uuid
 
     from tests.events import event, insert
-    from tests.fixtures import APP_DB, APP_PASSWORD, APP_USER, BUCKET
+    from tests.services import APP_DB, APP_PASSWORD, APP_USER, BUCKET
 
     with pg.connect(APP_DB, APP_USER, APP_PASSWORD) as conn:
         conn.execute("TRUNCATE stop_events")

@@ -15,8 +15,8 @@ from deep_storage.core.errors import InputError, LakeBusyError
 from deep_storage.lake import BRONZE_EVENTS, DAYS, SILVER_EXECUTIONS, LakeFS, retention, writer_lock
 from deep_storage.tables import bronze
 from tests.events import event, insert
-from tests.fixtures import BUCKET, run_cli
 from tests.lake_fixtures import silver_row, write_bronze_day, write_silver_day
+from tests.services import BUCKET, run_cli
 from tests.test_freshness import _series, _value
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from deep_storage.core.errors import LakeStateError
 from deep_storage.lake import SILVER_EXECUTIONS, LakeFS
 from deep_storage.tables import bronze, silver
 from tests.events import event, insert, utc
-from tests.fixtures import BUCKET, run_cli
 from tests.lake_fixtures import silver_snapshot
+from tests.services import BUCKET, run_cli
 
 pytestmark = pytest.mark.integration
 

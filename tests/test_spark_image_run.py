@@ -31,9 +31,9 @@ from demo.catalog_services import HiveMetastore
 from demo.local_services import free_port
 from tests.catalog_lake import registered
 from tests.events import event, insert
-from tests.fixtures import run_cli
 from tests.image_fixtures import DOCKER, VERSION, container_network, docker_cli, image
 from tests.lake_fixtures import lake_rows, write_bronze_day
+from tests.services import run_cli
 
 # The fixtures, imported into this module for pytest to find them.
 __all__ = ["container_network", "image"]

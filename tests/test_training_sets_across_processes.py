@@ -19,7 +19,7 @@ from deep_storage.core.errors import LakeStateError
 from deep_storage.lake import LakeFS, releases
 from deep_storage.tables import training_sets
 from deep_storage.training import release_training_set, training_set
-from tests.fixtures import CLI
+from tests.services import CLI
 from tests.test_training_sets import D1, D2, ROWS, day, release, row, write_features
 
 pytestmark = pytest.mark.slow
