@@ -260,12 +260,6 @@ def committed_day(fs: LakeFS, table: str, day: dt.date) -> CommittedDay | None:
     return committed(fs, table, [day]).get(day)
 
 
-def current_version(fs: LakeFS, table: str) -> dict[str, str]:
-    """date (ISO) -> the Delta version that committed it, for every committed day: what silver
-    records as the bronze inputs it was built from."""
-    return {m.date: f"v{m.version}" for m in committed(fs, table, with_files=False).values()}
-
-
 def newest_event(fs: LakeFS, table: str) -> dt.datetime | None:
     """The newest event time a committed day of `table` records (details.newest_event_at),
     looking from the newest day back."""
