@@ -31,7 +31,7 @@ from deep_storage.lake import (
 from deep_storage.quality import file_types, gx_runner, rule_columns, rules
 from deep_storage.quality.day_plan import BRONZE_TABLE, SILVER_TABLE, Plan
 from deep_storage.quality.rule_columns import evidence_column
-from deep_storage.quality.verdict import TableReport, table_report
+from deep_storage.quality.verdict import TableReport, row_rule_broke, table_report
 
 if TYPE_CHECKING:
     import duckdb
@@ -238,8 +238,7 @@ def report(fs, day, committed, plan: Plan, run_id, phases) -> TableReport:
                 plan.fact_rules, plan.facts, types, expected, timings, engine="pandas",
             )  # fmt: skip
         log.info("%s %s: Great Expectations (%s)", plan.table, day, _timed(timings))
-        row_rule_names = {r.name for r in row_rules}
-        broken = any(not r.success for r in results if r.name in row_rule_names)
+        broken = row_rule_broke(results, row_rules)
         folder = f"{QUARANTINE}/{plan.table}/date={day.isoformat()}"
         with phases(f"{plan.table}: quarantine"):
             fs.delete_tree(f"{fs.lake}/{folder}")

@@ -22,7 +22,7 @@ from deep_storage.io import metrics
 from deep_storage.lake import BRONZE_EVENTS, QUARANTINE, SILVER_EXECUTIONS, LakeFS
 from deep_storage.quality import file_types, gx_runner, rule_columns, rules
 from deep_storage.quality.day_plan import BRONZE_TABLE, SILVER_TABLE, Plan
-from deep_storage.quality.verdict import TableReport, table_report
+from deep_storage.quality.verdict import TableReport, row_rule_broke, table_report
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -105,8 +105,7 @@ def judge(
         time.monotonic() - started,
         ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
     )
-    row_rule_names = {r.name for r in row_rules}
-    broken = any(not r.success for r in results if r.name in row_rule_names)
+    broken = row_rule_broke(results, row_rules)
     with phases(f"{table}: quarantine"):
         quarantined = quarantine(fs, flags, table, day, run_id, broken)
     flags.unpersist()
@@ -142,49 +141,36 @@ def flagged(frame: DataFrame, table: str, extras, row_rules):
     return augmented, extras, flags
 
 
-def bronze_report(spark, fs, day, committed, plan: Plan, run_id, phases) -> TableReport:
-    files = lake.file_uris(fs, [committed[day]])
-    frame = (
-        spark.read.schema(schemas.BRONZE_EVENTS_SCHEMA).parquet(*files)
-        if files
-        else spark.createDataFrame([], schemas.BRONZE_EVENTS_SCHEMA)
-    )
-    with phases(f"{BRONZE_TABLE}: read and helpers"):
-        frame = frame.transform(rule_columns.bronze_helpers)
-    return judge(
-        frame,
-        plan,
-        day,
+# What the Spark engine reads and adds for each table the gate judges.
+_TABLES = {
+    BRONZE_TABLE: (
+        BRONZE_EVENTS,
         schemas.BRONZE_EVENTS_SCHEMA,
+        rule_columns.bronze_helpers,
         rule_columns.BRONZE_HELPERS,
         rules.BRONZE_ROW_RULES,
-        fs,
-        run_id,
-        phases,
-        (BRONZE_EVENTS, list(committed[day].files)),
-    )
-
-
-def silver_report(spark, fs, day, plan: Plan, run_id, phases) -> TableReport:
-    committed = lake.committed(fs, SILVER_EXECUTIONS, [day])
-    frame = lake.read_files(
-        spark,
-        fs,
+    ),
+    SILVER_TABLE: (
         SILVER_EXECUTIONS,
         schemas.SILVER_EXECUTIONS_SCHEMA,
-        lake.file_uris(fs, committed.values()),
-    ).drop("date")
-    with phases(f"{SILVER_TABLE}: read and helpers"):
-        frame = frame.transform(rule_columns.silver_helpers)
-    return judge(
-        frame,
-        plan,
-        day,
-        schemas.SILVER_EXECUTIONS_SCHEMA,
+        rule_columns.silver_helpers,
         rule_columns.SILVER_HELPERS,
         rules.SILVER_ROW_RULES,
-        fs,
-        run_id,
-        phases,
-        (SILVER_EXECUTIONS, [f for m in committed.values() for f in m.files]),
+    ),
+}
+
+
+def report(spark, fs, day, committed, plan: Plan, run_id, phases) -> TableReport:
+    """`plan` judged on Spark: the day's files, as the window's commit facts the gate read
+    once (`committed`: lake table -> day -> CommittedDay) list them, read with the contract's
+    schema (the folder's date is the day itself, so it is not a column here)."""
+    lake_table, schema, add_helpers, helpers, row_rules = _TABLES[plan.table]
+    commit = committed[lake_table].get(day)
+    files = list(commit.files) if commit else []
+    uris = [f"{fs.lake}/{lake_table}/{f}" for f in files]
+    frame = lake.read_files(spark, fs, lake_table, schema, uris).drop("date")
+    with phases(f"{plan.table}: read and helpers"):
+        frame = frame.transform(add_helpers)
+    return judge(
+        frame, plan, day, schema, helpers, row_rules, fs, run_id, phases, (lake_table, files)
     )

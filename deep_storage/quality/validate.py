@@ -188,14 +188,8 @@ def _judge_all(spark, fs, day, committed, as_of, volume_k, source, tables, run_i
         log.info("%s %s: %d rows judged on %s", plan.table, day, plan.rows, engines[plan.table])
         if engines[plan.table] == "duckdb":
             out.append(duckdb_rules.report(fs, day, committed, plan, run_id, phases))
-        elif plan.table == BRONZE_TABLE:
-            out.append(
-                spark_rules.bronze_report(
-                    spark, fs, day, committed[BRONZE_EVENTS], plan, run_id, phases
-                )
-            )
         else:
-            out.append(spark_rules.silver_report(spark, fs, day, plan, run_id, phases))
+            out.append(spark_rules.report(spark, fs, day, committed, plan, run_id, phases))
     return out
 
 

@@ -56,6 +56,12 @@ def outcome_of(results: list[RuleResult]) -> str:
     return FAILED if FAILED in outcomes else WARNED if WARNED in outcomes else PASSED
 
 
+def row_rule_broke(results: list[RuleResult], row_rules) -> bool:
+    """Whether any row rule broke, at either level: the day's offending rows go to quarantine."""
+    names = {r.name for r in row_rules}
+    return any(not r.success for r in results if r.name in names)
+
+
 def rules_table(results: list[RuleResult], observed_when_passed: bool = False) -> list[str]:
     """The rules as a Markdown table, failed first, then warned, then passed."""
     lines = ["| rule | level | result | observed |", "| --- | --- | --- | --- |"]
